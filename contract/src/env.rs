@@ -1,0 +1,50 @@
+//! Every `SPARKWING_*` environment variable, in one place.
+//!
+//! The supervisor (`sparkwing run`) sets the `CHILD_*`-documented ones for the pipeline binary;
+//! the others are read by whichever process documents them.
+
+/// `local` or `ci-embedded`; set by the supervisor for the child.
+pub const MODE: &str = "SPARKWING_MODE";
+/// Worker cap (integer ≥ 1); set by the supervisor for the child.
+pub const WORKERS: &str = "SPARKWING_WORKERS";
+/// Run id allocated by the supervisor (`run-YYYYMMDD-HHMMSS-<8 hex>`).
+pub const RUN_ID: &str = "SPARKWING_RUN_ID";
+/// Root of local state: `state.db`, `runs/`, `cache/`. Defaults to `~/.sparkwing`.
+pub const HOME: &str = "SPARKWING_HOME";
+/// Name of the resolved profile, for the child's records.
+pub const PROFILE: &str = "SPARKWING_PROFILE";
+/// JSON of the resolved storage surfaces (`{"state":…,"logs":…,"cache":…}` spec strings) the
+/// supervisor hands to the child so that both agree on where a run is written.
+pub const BACKENDS: &str = "SPARKWING_BACKENDS";
+/// Repository root (the directory holding `.sparkwing/`); the child's working directory.
+pub const WORK_DIR: &str = "SPARKWING_WORK_DIR";
+/// Path of the `sparkwing` CLI that spawned the child.
+pub const CLI_BIN: &str = "SPARKWING_CLI_BIN";
+/// Where the pipeline binary came from: `cached`, `remote-cache` or `compiled`.
+pub const BINARY_SOURCE: &str = "SPARKWING_BINARY_SOURCE";
+/// Console format for the child: `pretty` (default on a TTY), `plain` or `json`.
+pub const LOG_FORMAT: &str = "SPARKWING_LOG_FORMAT";
+/// Custom S3 endpoint (forces path-style addressing).
+pub const S3_ENDPOINT: &str = "SPARKWING_S3_ENDPOINT";
+/// `1`: trust the committed sparks overlay and never resolve.
+pub const NO_SPARKS_RESOLVE: &str = "SPARKWING_NO_SPARKS_RESOLVE";
+/// Local pipeline cache ceiling in bytes (`512MB`, `4GiB`, `0` = unlimited). Default 2 GiB.
+pub const CACHE_MAX_BYTES: &str = "SPARKWING_CACHE_MAX_BYTES";
+/// Local pipeline cache ceiling in entries (`0` = unlimited). Default 20.
+pub const CACHE_MAX_ENTRIES: &str = "SPARKWING_CACHE_MAX_ENTRIES";
+/// Seconds to wait for another process's build of the same key before giving up. Default 1800.
+pub const CACHE_LOCK_TIMEOUT: &str = "SPARKWING_CACHE_LOCK_TIMEOUT";
+/// Cargo target directory used for pipeline builds (shared by every pipeline on this machine).
+/// Defaults to `$SPARKWING_HOME/cache/target`.
+pub const CARGO_TARGET_DIR: &str = "SPARKWING_CARGO_TARGET_DIR";
+/// Path of the `cargo` executable to build pipelines with. Defaults to `cargo` on `PATH`.
+pub const CARGO: &str = "SPARKWING_CARGO";
+/// Grace period in milliseconds between SIGTERM and SIGKILL for a node's process group.
+pub const KILL_GRACE_MS: &str = "SPARKWING_KILL_GRACE_MS";
+/// Comma-separated names of environment variables whose values are secrets to mask.
+pub const SECRET_ENV: &str = "SPARKWING_SECRET_ENV";
+/// `1`: never publish to the remote binary cache (untrusted jobs).
+pub const NO_CACHE_WRITE: &str = "SPARKWING_NO_CACHE_WRITE";
+/// Profiles file override (else `$XDG_CONFIG_HOME/sparkwing/profiles.yaml`, else
+/// `~/.config/sparkwing/profiles.yaml`).
+pub const PROFILES: &str = "SPARKWING_PROFILES";

@@ -1,0 +1,19 @@
+//! The contract shared by the `sparkwing` supervisor, the pipeline runtime (the child) and the
+//! dashboard: environment variable names, exit codes, identifiers and the on-disk / on-bucket
+//! record formats. It is deliberately small so that a reader of records does not have to link the
+//! runtime's stack just to know a name.
+
+pub mod env;
+pub mod exit;
+pub mod id;
+pub mod record;
+pub mod timefmt;
+
+pub use id::{IdError, RunId};
+pub use record::{
+    Envelope, Invocation, LogRecord, NodeRecord, NodeStatus, Outcome, RunRecord, RunStatus,
+};
+
+/// The version of the SDK (pipeline-runtime and its companion crates) this build belongs to.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use record::StateDump;

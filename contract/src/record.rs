@@ -1,0 +1,399 @@
+//! Run, node and log records (DESIGN §6). Field names follow the Go original so that either
+//! dashboard can read either tool's bucket.
+//!
+//! `state.ndjson` is one [`Envelope`] per line: `{"kind": K, "data": {...}}` with K in `run`,
+//! `node`, `event`; readers ignore unknown kinds and the last record per id wins.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Version of the state.ndjson / log part formats written by this build. Carried in every
+/// `run` record as `format_version`; readers accept missing (Go original) and ≤ this value.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Run lifecycle status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Success,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The wire / database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "pending" => RunStatus::Pending,
+            "running" => RunStatus::Running,
+            "success" => RunStatus::Success,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// True once the run has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Success | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Node lifecycle status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Pending,
+    Running,
+    Done,
+}
+
+impl NodeStatus {
+    /// The wire / database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
+            NodeStatus::Done => "done",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<NodeStatus> {
+        Some(match s {
+            "pending" => NodeStatus::Pending,
+            "running" => NodeStatus::Running,
+            "done" => NodeStatus::Done,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a node ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failed,
+    Cancelled,
+    Skipped,
+    Cached,
+}
+
+impl Outcome {
+    /// The wire / database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Skipped => "skipped",
+            Outcome::Cached => "cached",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Some(match s {
+            "success" => Outcome::Success,
+            "failed" => Outcome::Failed,
+            "cancelled" => Outcome::Cancelled,
+            "skipped" => Outcome::Skipped,
+            "cached" => Outcome::Cached,
+            _ => return None,
+        })
+    }
+
+    /// Outcomes that let dependents run.
+    pub fn satisfies_dependents(self) -> bool {
+        matches!(self, Outcome::Success | Outcome::Skipped | Outcome::Cached)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the run was invoked: recorded on the run as `invocation`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// `local` or `ci-embedded`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    /// Worker cap in force.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub workers: u32,
+    /// Resolved profile name (empty: built-in defaults).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub profile: String,
+    /// Surface spec strings: `state`, `logs`, `cache`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backends: BTreeMap<String, String>,
+    /// CI vendor (`github-actions`, `buildkite`, `gitlab-ci`, `circleci`), empty when not in CI.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ci_vendor: String,
+    /// Link to the CI job, when the vendor tells it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ci_job_url: String,
+    /// Where the pipeline binary came from (`cached`, `remote-cache`, `compiled`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub binary_source: String,
+    /// Working directory of the run.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cwd: String,
+    /// Anything else worth keeping (forward compatible).
+    #[serde(default, flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The `run` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub pipeline: String,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub git_branch: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub git_sha: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub repo_url: String,
+    /// Pipeline arguments, secret values masked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    #[serde(default)]
+    pub invocation: Invocation,
+    /// Format version of the writer; absent in records written by the Go original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_version: Option<u32>,
+}
+
+/// The `node` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    pub id: String,
+    pub status: NodeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Ids this node `needs`. Always present (may be empty).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub deps: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// `timeout`, `upstream-failed`, `signal`, `oom_killed`, …
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub failure_reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Number of attempts made (1 unless retried).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// JSON outputs the node published (`key → value`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, serde_json::Value>,
+    /// Artifact keys this node saved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One line of `state.ndjson`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "lowercase")]
+pub enum Envelope {
+    Run(RunRecord),
+    Node(NodeRecord),
+    Event(serde_json::Value),
+}
+
+/// One log line inside a log part: `{ts, level, node, step, event, msg, attrs}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub ts: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub level: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub step: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub msg: String,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attrs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Result of parsing a state.ndjson blob: the last run record, nodes in first-seen order (last
+/// record per id wins), events, and the lines that could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct StateDump {
+    pub run: Option<RunRecord>,
+    pub nodes: Vec<NodeRecord>,
+    pub events: Vec<serde_json::Value>,
+    /// `(line number, reason)` for every skipped line.
+    pub bad_lines: Vec<(usize, String)>,
+}
+
+impl StateDump {
+    /// Parses a state.ndjson blob, skipping (and reporting) unreadable lines and unknown kinds.
+    pub fn parse(text: &str) -> StateDump {
+        let mut dump = StateDump::default();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = match serde_json::from_str(line) {
+                Ok(v) => v,
+                Err(e) => {
+                    dump.bad_lines.push((i + 1, format!("not JSON: {e}")));
+                    continue;
+                }
+            };
+            let kind = value
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or("")
+                .to_string();
+            if !matches!(kind.as_str(), "run" | "node" | "event") {
+                continue; // unknown kinds are ignored by contract
+            }
+            match serde_json::from_value::<Envelope>(value) {
+                Ok(Envelope::Run(r)) => dump.run = Some(r),
+                Ok(Envelope::Node(n)) => match index.get(&n.id) {
+                    Some(&pos) => dump.nodes[pos] = n,
+                    None => {
+                        index.insert(n.id.clone(), dump.nodes.len());
+                        dump.nodes.push(n);
+                    }
+                },
+                Ok(Envelope::Event(e)) => dump.events.push(e),
+                Err(e) => dump
+                    .bad_lines
+                    .push((i + 1, format!("bad `{kind}` record: {e}"))),
+            }
+        }
+        dump
+    }
+
+    /// Serializes a run and its nodes as state.ndjson (one run line, then one line per node).
+    pub fn render(run: &RunRecord, nodes: &[NodeRecord]) -> String {
+        let mut out = String::new();
+        let mut push = |e: Envelope| {
+            // Serialization of these plain structs cannot fail.
+            if let Ok(s) = serde_json::to_string(&e) {
+                out.push_str(&s);
+                out.push('\n');
+            }
+        };
+        push(Envelope::Run(run.clone()));
+        for n in nodes {
+            push(Envelope::Node(n.clone()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run() -> RunRecord {
+        RunRecord {
+            id: "run-20260420-093112-a7f2c3d4".into(),
+            pipeline: "ci".into(),
+            status: RunStatus::Running,
+            error: String::new(),
+            started_at: "2026-04-20T09:31:12Z".into(),
+            finished_at: None,
+            git_branch: "main".into(),
+            git_sha: String::new(),
+            repo_url: String::new(),
+            args: BTreeMap::new(),
+            invocation: Invocation::default(),
+            format_version: Some(FORMAT_VERSION),
+        }
+    }
+
+    #[test]
+    fn envelope_shape_matches_the_go_original() {
+        let line = serde_json::to_string(&Envelope::Run(run())).unwrap();
+        assert!(
+            line.starts_with(r#"{"kind":"run","data":{"id":"run-20260420"#),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn parse_skips_bad_lines_and_keeps_last_node_record() {
+        let node = |status: &str| {
+            format!(
+                r#"{{"kind":"node","data":{{"run_id":"r","id":"build","status":"{status}","deps":null}}}}"#
+            )
+        };
+        let text = format!(
+            "{}\n{}\nnot json\n{{\"kind\":\"metric_sample\",\"data\":{{}}}}\n{}\n",
+            serde_json::to_string(&Envelope::Run(run())).unwrap(),
+            node("running"),
+            node("done")
+        );
+        let dump = StateDump::parse(&text);
+        assert_eq!(dump.run.unwrap().pipeline, "ci");
+        assert_eq!(dump.nodes.len(), 1);
+        assert_eq!(dump.nodes[0].status, NodeStatus::Done);
+        assert!(dump.nodes[0].deps.is_empty());
+        assert_eq!(dump.bad_lines.len(), 1);
+        assert_eq!(dump.bad_lines[0].0, 3);
+    }
+}

@@ -1,0 +1,58 @@
+//! Errors every store returns.
+
+use sparkwing_contract::IdError;
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key does not exist.
+    #[error("`{0}` not found")]
+    NotFound(String),
+    /// A conditional write lost: the object exists (create-only) or changed (compare-and-swap).
+    #[error("precondition failed for `{0}`: the object exists or changed")]
+    PreconditionFailed(String),
+    /// The store cannot do this (e.g. conditional writes on a server that ignores them).
+    #[error("not supported by {store}: {what}")]
+    NotSupported { store: String, what: String },
+    /// A key or identifier was refused before any I/O.
+    #[error("unsafe identifier: {0}")]
+    BadId(#[from] IdError),
+    /// Local I/O.
+    #[error("{op} `{path}`: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A remote call failed after its retries.
+    #[error("{op} `{key}` at {store}: {message}")]
+    Remote {
+        op: &'static str,
+        key: String,
+        store: String,
+        message: String,
+    },
+    /// Bad configuration (URL, credentials, region).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// True for a missing object.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound(_))
+    }
+
+    /// Helper to build an `Io` error.
+    pub fn io(op: &'static str, path: impl std::fmt::Display, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

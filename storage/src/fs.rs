@@ -1,0 +1,389 @@
+//! Filesystem stores: the same keys as S3, mirrored under a root directory.
+//!
+//! Writes go to a temporary file in the target directory and are renamed into place, so a reader
+//! never sees half an object.
+
+use crate::artifact::ArtifactStore;
+use crate::error::{Result, StoreError};
+use crate::logs::{LogStore, ReadOpts, next_part_name};
+use async_trait::async_trait;
+use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// Artifacts under `<root>/<key>`.
+#[derive(Debug)]
+pub struct FsArtifactStore {
+    root: PathBuf,
+    /// Serializes conditional writes within this process; cross-process create-only uses
+    /// `O_EXCL` via a hard link, which the filesystem makes atomic.
+    cas: Mutex<()>,
+}
+
+impl FsArtifactStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsArtifactStore {
+            root: root.into(),
+            cas: Mutex::new(()),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+fn etag_of(data: &[u8]) -> String {
+    format!("\"{}\"", blake3::hash(data).to_hex())
+}
+
+/// Writes `data` to a temp file beside `path`; returns the temp path (caller renames or links).
+async fn write_temp(path: &Path, data: &[u8]) -> Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| StoreError::io("create directory", dir.display(), e))?;
+    let tmp = temp_path(path);
+    tokio::fs::write(&tmp, data)
+        .await
+        .map_err(|e| StoreError::io("write", tmp.display(), e))?;
+    Ok(tmp)
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("object");
+    path.with_file_name(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn is_temp(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
+async fn rename(from: &Path, to: &Path) -> Result<()> {
+    tokio::fs::rename(from, to)
+        .await
+        .map_err(|e| StoreError::io("rename", to.display(), e))
+}
+
+#[async_trait]
+impl ArtifactStore for FsArtifactStore {
+    fn describe(&self) -> String {
+        format!("filesystem:{}", self.root.display())
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let p = self.path(key)?;
+        match tokio::fs::read(&p).await {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(key.into()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+                Err(StoreError::NotFound(key.into()))
+            }
+            Err(e) => Err(StoreError::io("read", p.display(), e)),
+        }
+    }
+
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
+        let p = self.path(key)?;
+        let tmp = write_temp(&p, &data).await?;
+        rename(&tmp, &p).await
+    }
+
+    async fn has(&self, key: &str) -> Result<bool> {
+        let p = self.path(key)?;
+        Ok(tokio::fs::metadata(&p)
+            .await
+            .map(|m| m.is_file())
+            .unwrap_or(false))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let p = self.path(key)?;
+        match tokio::fs::remove_file(&p).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", p.display(), e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            walk(&root, &root, &mut out)?;
+            out.retain(|k| k.starts_with(&prefix));
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
+    }
+
+    async fn get_to_writer(
+        &self,
+        key: &str,
+        w: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<u64> {
+        let p = self.path(key)?;
+        let mut f = match tokio::fs::File::open(&p).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(key.into()));
+            }
+            Err(e) => return Err(StoreError::io("open", p.display(), e)),
+        };
+        let n = tokio::io::copy(&mut f, w)
+            .await
+            .map_err(|e| StoreError::io("copy from", p.display(), e))?;
+        w.flush()
+            .await
+            .map_err(|e| StoreError::io("flush", key, e))?;
+        Ok(n)
+    }
+
+    async fn put_from_reader(
+        &self,
+        key: &str,
+        r: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<u64> {
+        let p = self.path(key)?;
+        let dir = p.parent().unwrap_or(Path::new(".")).to_path_buf();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| StoreError::io("create directory", dir.display(), e))?;
+        let tmp = temp_path(&p);
+        let mut f = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| StoreError::io("create", tmp.display(), e))?;
+        let n = match tokio::io::copy(r, &mut f).await {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(StoreError::io("write", tmp.display(), e));
+            }
+        };
+        f.flush()
+            .await
+            .map_err(|e| StoreError::io("flush", tmp.display(), e))?;
+        drop(f);
+        rename(&tmp, &p).await?;
+        Ok(n)
+    }
+
+    async fn supports_conditional(&self) -> Result<bool> {
+        Ok(true)
+    }
+
+    async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<String> {
+        let p = self.path(key)?;
+        let etag = etag_of(&data);
+        let tmp = write_temp(&p, &data).await?;
+        // hard_link fails with EEXIST if the target exists: atomic create-only across processes.
+        let res = tokio::fs::hard_link(&tmp, &p).await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        match res {
+            Ok(()) => Ok(etag),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StoreError::PreconditionFailed(key.into()))
+            }
+            Err(e) => Err(StoreError::io("link", p.display(), e)),
+        }
+    }
+
+    async fn get_with_etag(&self, key: &str) -> Result<(Vec<u8>, String)> {
+        let data = self.get(key).await?;
+        let etag = etag_of(&data);
+        Ok((data, etag))
+    }
+
+    async fn put_if_match(&self, key: &str, data: Vec<u8>, etag: &str) -> Result<String> {
+        let p = self.path(key)?;
+        let tmp = write_temp(&p, &data).await?;
+        let new = etag_of(&data);
+        let _guard = self.cas.lock().unwrap_or_else(|e| e.into_inner());
+        let current = std::fs::read(&p).ok().map(|b| etag_of(&b));
+        if current.as_deref() != Some(etag) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StoreError::PreconditionFailed(key.into()));
+        }
+        std::fs::rename(&tmp, &p).map_err(|e| StoreError::io("rename", p.display(), e))?;
+        Ok(new)
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("read directory", dir.display(), e)),
+    };
+    for entry in rd {
+        let entry = entry.map_err(|e| StoreError::io("read directory", dir.display(), e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_temp(name) {
+            continue;
+        }
+        let path = entry.path();
+        let ft = entry
+            .file_type()
+            .map_err(|e| StoreError::io("stat", path.display(), e))?;
+        if ft.is_dir() {
+            walk(root, &path, out)?;
+        } else if ft.is_file() {
+            if let Ok(rel) = path.strip_prefix(root) {
+                let key: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
+                out.push(key.join("/"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Log parts under `<root>/<runID>/<nodeID>/<part>.ndjson`.
+#[derive(Debug)]
+pub struct FsLogStore {
+    root: PathBuf,
+}
+
+impl FsLogStore {
+    /// A log store rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsLogStore { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn node_dir(&self, run: &str, node: &str) -> Result<PathBuf> {
+        validate_segment(run)?;
+        validate_hierarchical(node)?;
+        Ok(self.root.join(run).join(node))
+    }
+}
+
+/// Part files directly inside `dir`, sorted by name.
+fn parts_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("read directory", dir.display(), e)),
+    };
+    let mut parts: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".ndjson") && !is_temp(n))
+        })
+        .collect();
+    parts.sort();
+    Ok(parts)
+}
+
+#[async_trait]
+impl LogStore for FsLogStore {
+    fn describe(&self) -> String {
+        format!("filesystem:{}", self.root.display())
+    }
+
+    async fn append_part(&self, run: &str, node: &str, mut data: Vec<u8>) -> Result<String> {
+        let dir = self.node_dir(run, node)?;
+        if !data.is_empty() && data.last() != Some(&b'\n') {
+            data.push(b'\n');
+        }
+        let name = next_part_name();
+        let path = dir.join(&name);
+        let tmp = write_temp(&path, &data).await?;
+        rename(&tmp, &path).await?;
+        Ok(name)
+    }
+
+    async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>> {
+        let dir = self.node_dir(run, node)?;
+        let opts = opts.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            for p in parts_in(&dir)? {
+                let mut b =
+                    std::fs::read(&p).map_err(|e| StoreError::io("read", p.display(), e))?;
+                if !b.is_empty() && b.last() != Some(&b'\n') {
+                    b.push(b'\n');
+                }
+                all.extend_from_slice(&b);
+            }
+            Ok(opts.apply(&all))
+        })
+        .await
+        .map_err(|e| StoreError::Config(format!("read task failed: {e}")))?
+    }
+
+    async fn list_nodes(&self, run: &str) -> Result<Vec<String>> {
+        validate_segment(run)?;
+        let run_dir = self.root.join(run);
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            collect_nodes(&run_dir, &run_dir, &mut out)?;
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
+    }
+
+    async fn delete_run(&self, run: &str) -> Result<()> {
+        validate_segment(run)?;
+        let dir = self.root.join(run);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", dir.display(), e)),
+        }
+    }
+}
+
+/// A directory holding at least one part file is a node; nested directories are child nodes.
+fn collect_nodes(run_dir: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("read directory", dir.display(), e)),
+    };
+    for entry in rd.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            if !parts_in(&path)?.is_empty() {
+                if let Ok(rel) = path.strip_prefix(run_dir) {
+                    let id: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
+                    out.push(id.join("/"));
+                }
+            }
+            collect_nodes(run_dir, &path, out)?;
+        }
+    }
+    Ok(())
+}
