@@ -1,1 +1,87 @@
-fn main() {}
+//! Embeds the pipeline SDK (the crates a `.sparkwing/` package builds against) into the CLI, so
+//! that `sparkwing run` works on a machine that has only this binary and a Rust toolchain: the
+//! CLI writes its own copy of the SDK out and points cargo at it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Crates of the SDK, by folder, relative to the workspace root.
+const SDK_CRATES: &[&str] = &["contract", "storage", "records", "pipeline-runtime"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let root = manifest_dir.parent().expect("sparkwing/ lives in the workspace").to_path_buf();
+
+    let mut files = Vec::new();
+    for krate in SDK_CRATES {
+        let dir = root.join(krate);
+        println!("cargo:rerun-if-changed={}", dir.display());
+        collect(&root, &dir, &mut files);
+    }
+    files.sort();
+
+    // The lockfile the SDK was tested with seeds a new pipeline package's lockfile.
+    let lock = root.join("Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+
+    let mut hasher = blake3::Hasher::new();
+    let mut code = String::from("/// SDK source files: (path relative to the SDK root, contents).\n");
+    code.push_str("pub static SDK_FILES: &[(&str, &[u8])] = &[\n");
+    for rel in &files {
+        let abs = root.join(rel);
+        let bytes = std::fs::read(&abs).expect("read SDK file");
+        hasher.update(rel.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+        let _ = writeln!(code, "    ({rel:?}, include_bytes!({:?})),", abs.display().to_string());
+    }
+    code.push_str("];\n");
+    let hash = hasher.finalize().to_hex();
+    let _ = writeln!(
+        code,
+        "/// Content hash of the embedded SDK (first 12 hex of blake3).\npub const SDK_CONTENT_HASH: &str = {:?};",
+        &hash[..12]
+    );
+    let _ = writeln!(
+        code,
+        "/// The workspace lockfile the SDK was tested with.\npub static SEED_LOCKFILE: &[u8] = include_bytes!({:?});",
+        lock.display().to_string()
+    );
+
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("sdk_files.rs");
+    std::fs::write(&out, code).expect("write sdk_files.rs");
+
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_else(|| "stable".into());
+    println!("cargo:rustc-env=SPARKWING_BUILD_RUSTC={version}");
+    println!(
+        "cargo:rustc-env=SPARKWING_BUILD_TARGET={}",
+        std::env::var("TARGET").expect("cargo sets it")
+    );
+}
+
+/// Every file under `dir` except build outputs, as paths relative to `root` with `/`.
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name == "target" || name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect(root, &path, out);
+        } else if path.is_file() {
+            let rel = path.strip_prefix(root).expect("under root");
+            let rel: Vec<String> = rel.iter().map(|s| s.to_string_lossy().to_string()).collect();
+            out.push(rel.join("/"));
+        }
+    }
+}

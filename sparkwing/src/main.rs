@@ -1,1 +1,17 @@
-fn main() {}
+//! `sparkwing`: runs pipelines written in Rust, locally or inside an existing CI job.
+
+mod app;
+mod cli;
+mod commands;
+mod error;
+mod home;
+mod output;
+mod project;
+mod run;
+mod source;
+mod sdk;
+
+fn main() {
+    let code = app::main_impl();
+    std::process::exit(code);
+}

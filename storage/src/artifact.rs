@@ -32,7 +32,9 @@ pub trait ArtifactStore: Send + Sync + std::fmt::Debug {
         key: &str,
         r: &mut (dyn AsyncRead + Send + Unpin),
     ) -> Result<u64>;
-    /// Whether create-only and compare-and-swap writes are enforced by this store (probed once).
+    /// Whether create-only and compare-and-swap writes are enforced by this store (probed once,
+    /// then memoized). When `false`, the conditional methods return `StoreError::NotSupported`
+    /// and callers fall back to plain writes (last write wins).
     async fn supports_conditional(&self) -> Result<bool>;
     /// Create-only write; an existing object → `StoreError::PreconditionFailed`. Returns the ETag.
     async fn put_if_absent(&self, key: &str, data: Vec<u8>) -> Result<String>;
@@ -40,4 +42,11 @@ pub trait ArtifactStore: Send + Sync + std::fmt::Debug {
     async fn get_with_etag(&self, key: &str) -> Result<(Vec<u8>, String)>;
     /// Compare-and-swap: write only if the current ETag is `etag` (absent → precondition failed).
     async fn put_if_match(&self, key: &str, data: Vec<u8>, etag: &str) -> Result<String>;
+    /// Create-only streamed write with bounded memory (large binaries); an existing object →
+    /// `StoreError::PreconditionFailed`. Returns the byte count and the ETag.
+    async fn put_from_reader_if_absent(
+        &self,
+        key: &str,
+        r: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(u64, String)>;
 }

@@ -33,7 +33,10 @@ pub enum StoreError {
         store: String,
         message: String,
     },
-    /// Bad configuration (URL, credentials, region).
+    /// A store URL that does not parse.
+    #[error(transparent)]
+    BadUrl(#[from] crate::url::UrlError),
+    /// Bad configuration (credentials, region, endpoint).
     #[error("{0}")]
     Config(String),
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Artifacts under `<root>/<key>`.
 #[derive(Debug)]
@@ -228,6 +228,56 @@ impl ArtifactStore for FsArtifactStore {
         }
         std::fs::rename(&tmp, &p).map_err(|e| StoreError::io("rename", p.display(), e))?;
         Ok(new)
+    }
+
+    async fn put_from_reader_if_absent(
+        &self,
+        key: &str,
+        r: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<(u64, String)> {
+        let p = self.path(key)?;
+        let dir = p.parent().unwrap_or(Path::new(".")).to_path_buf();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| StoreError::io("create directory", dir.display(), e))?;
+        let tmp = temp_path(&p);
+        let res = async {
+            let mut f = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| StoreError::io("create", tmp.display(), e))?;
+            // Hash while copying so the ETag costs no second pass over a large file.
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut n = 0u64;
+            loop {
+                let got = r
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| StoreError::io("read source for", key, e))?;
+                if got == 0 {
+                    break;
+                }
+                hasher.update(&buf[..got]);
+                f.write_all(&buf[..got])
+                    .await
+                    .map_err(|e| StoreError::io("write", tmp.display(), e))?;
+                n += got as u64;
+            }
+            f.flush()
+                .await
+                .map_err(|e| StoreError::io("flush", tmp.display(), e))?;
+            drop(f);
+            match tokio::fs::hard_link(&tmp, &p).await {
+                Ok(()) => Ok((n, format!("\"{}\"", hasher.finalize().to_hex()))),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(StoreError::PreconditionFailed(key.into()))
+                }
+                Err(e) => Err(StoreError::io("link", p.display(), e)),
+            }
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        res
     }
 }
 

@@ -1,1 +1,9 @@
-//! e2e
+//! End-to-end tests: the real `sparkwing` CLI on the fixtures, with real processes and signals.
+//! Every fixture's expected outcome is written down in `fixtures/README.md`.
+
+mod bad_input;
+mod cache;
+mod local_run;
+mod scaffold;
+mod signals;
+mod support;

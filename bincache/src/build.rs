@@ -1,0 +1,342 @@
+//! Building the pipeline package with cargo.
+//!
+//! The SDK is not a path in the user's manifest: the package depends on the registry name, and
+//! each cargo call points that name at the CLI's materialized copy with
+//! `--config 'patch.crates-io.<name>.path="…"'`. The path reaches neither `Cargo.toml` nor
+//! `Cargo.lock`, so nothing the user commits holds a machine path.
+
+use crate::key::BuildProfile;
+use crate::lock::{self, Mode};
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Inputs of a pipeline build.
+pub struct BuildRequest<'a> {
+    /// The `.sparkwing/` package; cargo runs there so its `rust-toolchain.toml` applies.
+    pub sparkwing_dir: &'a Path,
+    /// `(package, path)` pairs patched over crates.io, e.g. the SDK's materialized copy.
+    pub sdk_patch: &'a [(String, PathBuf)],
+    /// Cargo target directory shared by every pipeline build on the machine.
+    pub target_dir: &'a Path,
+    /// Cargo profile.
+    pub profile: BuildProfile,
+    /// The cargo executable (`SPARKWING_CARGO`, else `cargo`).
+    pub cargo: &'a OsStr,
+}
+
+/// What a successful build reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildReport {
+    /// The bin target that was built.
+    pub binary_name: String,
+    /// Cargo rewrote `Cargo.lock` during the build (a dependency changed), so the key computed
+    /// before the build is not the key of the package as it is now.
+    pub lockfile_changed: bool,
+    /// Wall time of the build, lock wait included.
+    pub elapsed: Duration,
+}
+
+/// A build step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Cargo is not installed.
+    #[error(
+        "run `{cargo}`: not found\nhint: building the pipeline needs a Rust toolchain (https://rustup.rs, or point `SPARKWING_CARGO` at cargo); a remote cache hit avoids the build entirely — use a profile whose `cache` surface holds this pipeline's binary"
+    )]
+    CargoNotFound { cargo: String },
+    /// Cargo could not be started for another reason.
+    #[error("run `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Cargo ran and failed; its diagnostics were already shown on stderr.
+    #[error("build the pipeline: `{command}` exited with {status} (cargo's output is above)")]
+    Failed { command: String, status: ExitStatus },
+    /// Cargo failed while resolving the lockfile.
+    #[error("create `{lockfile}` with `{command}`: exited with {status}\n{stderr}")]
+    Lockfile {
+        lockfile: PathBuf,
+        command: String,
+        status: ExitStatus,
+        stderr: String,
+    },
+    /// The manifest is unreadable or names no binary.
+    #[error("read `{path}`: {message}")]
+    Manifest { path: PathBuf, message: String },
+    /// Cargo succeeded but did not report the executable.
+    #[error(
+        "find the built binary `{bin}` in cargo's output\nhint: check that `[[bin]]` in `{manifest}` names `{bin}`"
+    )]
+    NoArtifact { bin: String, manifest: PathBuf },
+    /// File-system trouble.
+    #[error("{op} `{path}`: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
+    move |source| BuildError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The TOML value of a `--config` override for one patch entry.
+fn patch_config(name: &str, path: &Path) -> OsString {
+    let p = path
+        .to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    OsString::from(format!("patch.crates-io.{name}.path=\"{p}\""))
+}
+
+fn shown(cargo: &OsStr, args: &[OsString]) -> String {
+    let mut s = cargo.to_string_lossy().into_owned();
+    for a in args {
+        s.push(' ');
+        let a = a.to_string_lossy();
+        if a.contains([' ', '"']) {
+            s.push('\'');
+            s.push_str(&a);
+            s.push('\'');
+        } else {
+            s.push_str(&a);
+        }
+    }
+    s
+}
+
+fn spawn_err(cargo: &OsStr, command: String) -> impl FnOnce(std::io::Error) -> BuildError {
+    let cargo = cargo.to_string_lossy().into_owned();
+    move |source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            BuildError::CargoNotFound { cargo }
+        } else {
+            BuildError::Spawn { command, source }
+        }
+    }
+}
+
+/// Builds the pipeline's bin target with cargo in `.sparkwing/` and copies the executable to
+/// `out`. Cargo's progress and diagnostics stream to stderr as they happen.
+///
+/// An exclusive lock on `<target_dir>/.sparkwing-build.lock` is held from the start of the
+/// build until the copy is done: pipelines of different projects share the target directory and
+/// may have the same bin name, so the executable must not change between build and copy.
+pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, BuildError> {
+    let start = Instant::now();
+    let bin = binary_name(req.sparkwing_dir)?;
+    std::fs::create_dir_all(req.target_dir).map_err(io("create directory", req.target_dir))?;
+    let lock_path = req.target_dir.join(".sparkwing-build.lock");
+    let mut held = match lock::try_lock(&lock_path, Mode::Exclusive)
+        .map_err(io("lock", &lock_path))?
+    {
+        Some(h) => h,
+        None => {
+            eprintln!(
+                "sparkwing: waiting for {} to finish its pipeline build in `{}`",
+                lock::read_holder(&lock_path),
+                req.target_dir.display()
+            );
+            lock::lock(&lock_path, Mode::Exclusive).map_err(io("lock", &lock_path))?
+        }
+    };
+    held.write_holder(&lock::holder_text());
+
+    let lockfile = req.sparkwing_dir.join("Cargo.lock");
+    let lock_before = std::fs::read(&lockfile).ok();
+
+    let mut args: Vec<OsString> = vec!["build".into()];
+    if req.profile == BuildProfile::Release {
+        args.push("--release".into());
+    }
+    args.extend(["--bin".into(), OsString::from(&bin)]);
+    args.push("--target-dir".into());
+    args.push(req.target_dir.as_os_str().to_owned());
+    // JSON on stdout tells where the executable landed (a `build.target` setting moves it);
+    // diagnostics are still rendered for humans on stderr.
+    args.push("--message-format=json-render-diagnostics".into());
+    for (name, path) in req.sdk_patch {
+        args.push("--config".into());
+        args.push(patch_config(name, path));
+    }
+    let command = shown(req.cargo, &args);
+    let mut child = Command::new(req.cargo)
+        .args(&args)
+        .current_dir(req.sparkwing_dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(spawn_err(req.cargo, command.clone()))?;
+
+    let mut executable: Option<PathBuf> = None;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            // Not a cargo message (a build script printing to the console): keep it visible.
+            eprintln!("{line}");
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"] == bin.as_str()
+            && msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|v| v == "bin"))
+            && let Some(exe) = msg["executable"].as_str()
+        {
+            executable = Some(PathBuf::from(exe));
+        }
+    }
+    let status = child.wait().map_err(|source| BuildError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(BuildError::Failed { command, status });
+    }
+    let exe = executable.ok_or_else(|| BuildError::NoArtifact {
+        bin: bin.clone(),
+        manifest: req.sparkwing_dir.join("Cargo.toml"),
+    })?;
+    std::fs::copy(&exe, out).map_err(io("copy the built binary to", out))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755))
+            .map_err(io("set permissions on", out))?;
+    }
+    drop(held);
+    Ok(BuildReport {
+        binary_name: bin,
+        lockfile_changed: std::fs::read(&lockfile).ok() != lock_before,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// The bin target the pipeline runs: `package.default-run`, else the only binary, else the one
+/// named like the package.
+pub fn binary_name(sparkwing_dir: &Path) -> Result<String, BuildError> {
+    let path = sparkwing_dir.join("Cargo.toml");
+    let bad = |message: String| BuildError::Manifest {
+        path: path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    let t: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string().trim().into()))?;
+    let package = t
+        .get("package")
+        .and_then(|p| p.as_table())
+        .ok_or_else(|| bad("no `[package]` table; the pipeline must be a package".into()))?;
+    let pkg_name = package
+        .get("name")
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| bad("`[package]` has no `name`".into()))?;
+    if let Some(d) = package.get("default-run").and_then(|d| d.as_str()) {
+        return Ok(d.to_string());
+    }
+    let mut bins: Vec<String> = t
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b.get("name").and_then(|n| n.as_str()).map(str::to_string))
+        .collect();
+    let autobins = package
+        .get("autobins")
+        .and_then(|a| a.as_bool())
+        .unwrap_or(true);
+    if autobins {
+        if sparkwing_dir.join("src/main.rs").is_file() {
+            bins.push(pkg_name.to_string());
+        }
+        if let Ok(rd) = std::fs::read_dir(sparkwing_dir.join("src/bin")) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "rs") {
+                    if let Some(stem) = p.file_stem() {
+                        bins.push(stem.to_string_lossy().into_owned());
+                    }
+                } else if p.join("main.rs").is_file() {
+                    bins.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    bins.sort();
+    bins.dedup();
+    match bins.as_slice() {
+        [] => Err(bad(
+            "no binary target: add `src/main.rs` or a `[[bin]]` section".into(),
+        )),
+        [one] => Ok(one.clone()),
+        many if many.iter().any(|b| b == pkg_name) => Ok(pkg_name.to_string()),
+        many => Err(bad(format!(
+            "several binary targets ({}); set `package.default-run` to the pipeline's",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// Creates `.sparkwing/Cargo.lock` when it is missing: writes `seed` (the lockfile the SDK was
+/// tested with; may be empty) and lets `cargo metadata` trim or extend it with the same patch
+/// configuration as the build, so the key can include the lockfile before the first build and
+/// the build leaves it unchanged. Returns whether it created the file. An existing lockfile is
+/// never touched; on failure the new file is removed again.
+pub fn ensure_lockfile(req: &BuildRequest<'_>, seed: &[u8]) -> Result<bool, BuildError> {
+    let lockfile = req.sparkwing_dir.join("Cargo.lock");
+    if lockfile.exists() {
+        return Ok(false);
+    }
+    if !seed.is_empty() {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lockfile)
+            .map_err(io("create", &lockfile))?;
+        f.write_all(seed).map_err(io("write", &lockfile))?;
+    }
+    let mut args: Vec<OsString> = vec!["metadata".into(), "--format-version".into(), "1".into()];
+    for (name, path) in req.sdk_patch {
+        args.push("--config".into());
+        args.push(patch_config(name, path));
+    }
+    let command = shown(req.cargo, &args);
+    let result = Command::new(req.cargo)
+        .args(&args)
+        .current_dir(req.sparkwing_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = std::fs::remove_file(&lockfile);
+            return Err(spawn_err(req.cargo, command)(e));
+        }
+    };
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&lockfile);
+        return Err(BuildError::Lockfile {
+            lockfile,
+            command,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(true)
+}

@@ -1,0 +1,391 @@
+//! The dispatcher: one owner of run state, a single `select!` over node completions, signals and
+//! timers. Nodes run as tokio tasks and report back through their join handles.
+
+mod node;
+
+pub(crate) use node::RunEnv;
+
+use crate::ctx::Upstream;
+use crate::exec::Stop;
+use crate::log::{Level, LogHub, Mark};
+use crate::plan::ValidPlan;
+use crate::plan::Job;
+use node::{NodeResult, run_node};
+use sparkwing_contract::record::{NodeRecord, NodeStatus, Outcome};
+use sparkwing_contract::timefmt::now_rfc3339;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How long past the kill grace the dispatcher waits for stopped nodes before aborting them.
+const FORCE_SLACK: Duration = Duration::from_millis(1500);
+
+/// Receives node records as they change (the SQLite writer, later the state stream).
+pub(crate) trait RecordSink: Send + Sync {
+    fn node(&self, rec: &NodeRecord);
+}
+
+/// The end state of a dispatch.
+pub(crate) struct Dispatched {
+    pub nodes: Vec<NodeRecord>,
+    /// The name of the first signal that cancelled the run.
+    pub cancelled_by: Option<&'static str>,
+}
+
+struct Running {
+    stop: watch::Sender<Stop>,
+    started: Instant,
+}
+
+struct State<'a> {
+    jobs: Vec<Arc<Job>>,
+    deps: Vec<Vec<usize>>,
+    dependents: Vec<Vec<usize>>,
+    recs: Vec<NodeRecord>,
+    remaining: Vec<usize>,
+    outputs: Vec<Arc<std::collections::BTreeMap<String, serde_json::Value>>>,
+    ready: VecDeque<usize>,
+    running: HashMap<usize, Running>,
+    task_ids: HashMap<tokio::task::Id, usize>,
+    tasks: JoinSet<NodeResult>,
+    hub: &'a Arc<LogHub>,
+    sink: &'a dyn RecordSink,
+    env: Arc<RunEnv>,
+    cancelled_by: Option<&'static str>,
+}
+
+/// The initial (pending) record of every node, in plan order.
+pub(crate) fn pending_records(plan: &ValidPlan, run_id: &str) -> Vec<NodeRecord> {
+    plan.jobs
+        .iter()
+        .zip(&plan.deps)
+        .map(|(job, deps)| NodeRecord {
+            run_id: run_id.to_string(),
+            id: job.id.clone(),
+            status: NodeStatus::Pending,
+            outcome: None,
+            deps: deps.iter().map(|&d| plan.jobs[d].id.clone()).collect(),
+            error: String::new(),
+            exit_code: None,
+            failure_reason: String::new(),
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            outputs: Default::default(),
+            artifacts: Vec::new(),
+        })
+        .collect()
+}
+
+async fn recv_opt(s: &mut Option<Signal>) {
+    match s {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the plan to the end under `workers` concurrent nodes.
+pub(crate) async fn dispatch(
+    plan: ValidPlan,
+    recs: Vec<NodeRecord>,
+    workers: usize,
+    hub: &Arc<LogHub>,
+    sink: &dyn RecordSink,
+    env: Arc<RunEnv>,
+) -> Dispatched {
+    let n = plan.jobs.len();
+    let remaining: Vec<usize> = plan.deps.iter().map(Vec::len).collect();
+    let ready = (0..n).filter(|&i| remaining[i] == 0).collect();
+    let mut st = State {
+        jobs: plan.jobs.into_iter().map(Arc::new).collect(),
+        deps: plan.deps,
+        dependents: plan.dependents,
+        recs,
+        remaining,
+        outputs: vec![Arc::default(); n],
+        ready,
+        running: HashMap::new(),
+        task_ids: HashMap::new(),
+        tasks: JoinSet::new(),
+        hub,
+        sink,
+        env,
+        cancelled_by: None,
+    };
+    // Installing handlers replaces the default "die on SIGINT/SIGTERM": from here on a signal
+    // means "stop the nodes and write the records", which is what the dispatcher does.
+    let mut sigint = signal(SignalKind::interrupt()).ok();
+    let mut sigterm = signal(SignalKind::terminate()).ok();
+    let grace = st.env.grace;
+    let mut signals = 0u32;
+    let mut force_at: Option<Instant> = None;
+
+    loop {
+        if signals == 0 {
+            while st.running.len() < workers {
+                let Some(i) = st.ready.pop_front() else { break };
+                st.start(i);
+            }
+        }
+        if st.running.is_empty() && (signals > 0 || st.ready.is_empty()) {
+            break;
+        }
+        tokio::select! {
+            Some(joined) = st.tasks.join_next_with_id() => st.joined(joined, signals > 0),
+            _ = recv_opt(&mut sigint) => {
+                signals += 1;
+                force_at = st.on_signal("SIGINT", signals, grace, force_at);
+            }
+            _ = recv_opt(&mut sigterm) => {
+                signals += 1;
+                force_at = st.on_signal("SIGTERM", signals, grace, force_at);
+            }
+            _ = sleep_until_opt(force_at), if force_at.is_some() => {
+                force_at = None;
+                st.tasks.abort_all();
+            }
+        }
+    }
+
+    // Whatever never started: the run was cancelled before it could.
+    for i in 0..n {
+        if st.recs[i].status != NodeStatus::Done {
+            st.finish_unstarted(i, Outcome::Cancelled, "cancelled", "the run was cancelled before this job started");
+        }
+    }
+    Dispatched {
+        nodes: st.recs,
+        cancelled_by: st.cancelled_by,
+    }
+}
+
+impl State<'_> {
+    fn log(&self, i: usize) -> crate::log::NodeLog {
+        self.hub.node(&self.jobs[i].id)
+    }
+
+    fn start(&mut self, i: usize) {
+        let upstream = Upstream::new(
+            self.deps[i]
+                .iter()
+                .map(|&d| (self.jobs[d].id.clone(), self.outputs[d].clone()))
+                .collect(),
+        );
+        let log = self.log(i);
+        if let Some(skip) = &self.jobs[i].skip
+            && (skip.when)(&upstream)
+        {
+            let reason = skip.reason.clone();
+            log.event(Level::Info, "node_skipped", &reason);
+            log.lifecycle(Mark::Skipped, &format!("skipped: {reason}"));
+            let now = now_rfc3339();
+            let rec = &mut self.recs[i];
+            rec.status = NodeStatus::Done;
+            rec.outcome = Some(Outcome::Skipped);
+            rec.started_at = Some(now.clone());
+            rec.finished_at = Some(now);
+            self.sink.node(rec);
+            self.release_dependents(i);
+            return;
+        }
+        log.lifecycle(Mark::Start, "");
+        let rec = &mut self.recs[i];
+        rec.status = NodeStatus::Running;
+        rec.started_at = Some(now_rfc3339());
+        self.sink.node(rec);
+        let (stop, cancel) = watch::channel(Stop::Run);
+        let handle = self.tasks.spawn(run_node(
+            self.jobs[i].clone(),
+            self.env.clone(),
+            log,
+            upstream,
+            cancel,
+        ));
+        self.task_ids.insert(handle.id(), i);
+        self.running.insert(
+            i,
+            Running {
+                stop,
+                started: Instant::now(),
+            },
+        );
+    }
+
+    fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, NodeResult), tokio::task::JoinError>,
+        cancelling: bool,
+    ) {
+        let (id, result) = match joined {
+            Ok((id, r)) => (id, r),
+            Err(e) => {
+                let (outcome, reason, error) = if e.is_panic() {
+                    (Outcome::Failed, "error", "the job panicked".to_string())
+                } else {
+                    (
+                        Outcome::Cancelled,
+                        "cancelled",
+                        "the job did not stop within the grace period and was abandoned".to_string(),
+                    )
+                };
+                (
+                    e.id(),
+                    NodeResult {
+                        outcome,
+                        exit_code: None,
+                        failure_reason: reason.into(),
+                        error,
+                        attempts: 1,
+                        outputs: Default::default(),
+                        artifacts: Vec::new(),
+                    },
+                )
+            }
+        };
+        let Some(i) = self.task_ids.remove(&id) else { return };
+        let started = self
+            .running
+            .remove(&i)
+            .map(|r| r.started)
+            .unwrap_or_else(Instant::now);
+        let took = crate::run::human(started.elapsed());
+        let log = self.log(i);
+        let error = log.masker().mask(&result.error).into_owned();
+        match result.outcome {
+            Outcome::Success | Outcome::Cached | Outcome::Skipped => {
+                log.lifecycle(Mark::Success, &took);
+            }
+            Outcome::Failed => {
+                let why = match (result.failure_reason.as_str(), result.exit_code) {
+                    ("exit-code", Some(code)) => format!("exit {code}"),
+                    ("signal", Some(code)) => format!("killed by signal {}", code - 128),
+                    ("timeout", _) => error.clone(),
+                    _ => format!("error: {error}"),
+                };
+                log.event(Level::Error, "node_failed", &error);
+                log.lifecycle(Mark::Failed, &format!("{why} ({took})"));
+            }
+            Outcome::Cancelled => {
+                log.event(Level::Warn, "node_cancelled", &error);
+                log.lifecycle(Mark::Cancelled, &format!("cancelled ({took})"));
+            }
+        }
+        let rec = &mut self.recs[i];
+        rec.status = NodeStatus::Done;
+        rec.outcome = Some(result.outcome);
+        rec.exit_code = result.exit_code;
+        rec.failure_reason = result.failure_reason;
+        rec.error = error;
+        rec.attempts = result.attempts;
+        rec.outputs = result.outputs.clone();
+        rec.artifacts = result.artifacts;
+        rec.finished_at = Some(now_rfc3339());
+        self.sink.node(rec);
+        self.outputs[i] = Arc::new(result.outputs);
+        if result.outcome.satisfies_dependents() {
+            self.release_dependents(i);
+        } else {
+            self.cancel_dependents(i, cancelling);
+        }
+        // Logs of a finished node are complete in the store before anyone reads its record as
+        // done; the flush is asynchronous so the dispatcher does not wait for it.
+        if self.hub.sink.is_some() {
+            let log = self.log(i);
+            tokio::spawn(async move { log.flush().await });
+        }
+    }
+
+    fn release_dependents(&mut self, i: usize) {
+        for k in 0..self.dependents[i].len() {
+            let d = self.dependents[i][k];
+            self.remaining[d] -= 1;
+            if self.remaining[d] == 0 && self.recs[d].status == NodeStatus::Pending {
+                self.ready.push_back(d);
+            }
+        }
+    }
+
+    /// Every job downstream of a failed or cancelled one is cancelled without running.
+    fn cancel_dependents(&mut self, failed: usize, cancelling: bool) {
+        let mut stack = vec![failed];
+        while let Some(j) = stack.pop() {
+            for k in 0..self.dependents[j].len() {
+                let d = self.dependents[j][k];
+                if self.recs[d].status != NodeStatus::Pending {
+                    continue;
+                }
+                let (reason, error) = if cancelling {
+                    ("cancelled", "the run was cancelled before this job started".to_string())
+                } else {
+                    (
+                        "upstream-failed",
+                        format!("needs `{}`, which did not succeed", self.jobs[j].id),
+                    )
+                };
+                self.finish_unstarted(d, Outcome::Cancelled, reason, &error);
+                stack.push(d);
+            }
+        }
+    }
+
+    fn finish_unstarted(&mut self, i: usize, outcome: Outcome, reason: &str, error: &str) {
+        let log = self.log(i);
+        log.lifecycle(Mark::Cancelled, &format!("cancelled: {reason}"));
+        let rec = &mut self.recs[i];
+        rec.status = NodeStatus::Done;
+        rec.outcome = Some(outcome);
+        rec.failure_reason = reason.into();
+        rec.error = error.into();
+        rec.finished_at = Some(now_rfc3339());
+        self.sink.node(rec);
+    }
+
+    /// First signal: stop dispatching and SIGTERM every running node (SIGKILL after the grace).
+    /// Second: SIGKILL now. Third: abandon the nodes.
+    fn on_signal(
+        &mut self,
+        name: &'static str,
+        count: u32,
+        grace: Duration,
+        force_at: Option<Instant>,
+    ) -> Option<Instant> {
+        self.cancelled_by.get_or_insert(name);
+        let (level, at) = match count {
+            1 => {
+                eprintln!(
+                    "sparkwing: received {name}: stopping {} running job(s) (SIGTERM, SIGKILL after {}); send it again to kill now",
+                    self.running.len(),
+                    crate::run::human(grace)
+                );
+                (Stop::Term, Instant::now() + grace + FORCE_SLACK)
+            }
+            2 => {
+                eprintln!("sparkwing: received {name} again: killing running jobs");
+                (Stop::Kill, Instant::now() + FORCE_SLACK)
+            }
+            _ => {
+                self.tasks.abort_all();
+                return None;
+            }
+        };
+        for r in self.running.values() {
+            r.stop.send_replace(level);
+        }
+        Some(force_at.map_or(at, |f| f.min(at)))
+    }
+}

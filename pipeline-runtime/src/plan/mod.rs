@@ -1,0 +1,11 @@
+//! Plans: jobs, their steps and `needs` edges, validated into a DAG before anything runs.
+
+mod cmd;
+mod graph;
+mod job;
+
+pub use cmd::Cmd;
+pub use graph::{Plan, PlanError, PlanErrors};
+pub(crate) use graph::ValidPlan;
+pub use job::{IntoStep, Job, StepBody};
+pub(crate) use job::StepKind;

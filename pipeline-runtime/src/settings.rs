@@ -1,0 +1,252 @@
+//! What the supervisor tells the child through the environment, parsed and validated before the
+//! run touches disk.
+
+use sparkwing_contract::{RunId, env};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the console shows a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Coloured per-node view (the default on a terminal).
+    Pretty,
+    /// The same view without colour (the default when stdout is not a terminal).
+    Plain,
+    /// One `LogRecord` JSON object per line.
+    Json,
+}
+
+/// A setting that could not be read. A usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsError {
+    #[error("read `{name}`: `{value}` is not an integer ≥ 1\n  hint: set it to the number of jobs that may run at once, e.g. `2`")]
+    Workers { name: &'static str, value: String },
+    #[error("read `{name}`: `{value}` is not one of `pretty`, `plain`, `json`")]
+    LogFormat { name: &'static str, value: String },
+    #[error("read `{name}`: `{value}` is not a number of milliseconds")]
+    Grace { name: &'static str, value: String },
+    #[error("read `{name}`: {reason}")]
+    Backends { name: &'static str, reason: String },
+    #[error("read `{name}`: {source}")]
+    RunId {
+        name: &'static str,
+        #[source]
+        source: sparkwing_contract::IdError,
+    },
+    #[error("find the sparkwing home: neither `{name}` nor `HOME` is set")]
+    NoHome { name: &'static str },
+    #[error("read the working directory: {0}")]
+    Cwd(std::io::Error),
+}
+
+/// The storage surfaces (`SPARKWING_BACKENDS`), each a spec string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Backends {
+    pub state: String,
+    pub logs: String,
+    pub cache: String,
+    /// Every key the supervisor sent, for the run record.
+    pub all: BTreeMap<String, String>,
+}
+
+/// The child's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub mode: String,
+    pub workers: usize,
+    pub run_id: RunId,
+    pub home: PathBuf,
+    pub profile: String,
+    pub backends: Backends,
+    pub work_dir: PathBuf,
+    pub binary_source: String,
+    pub log_format: LogFormat,
+    pub kill_grace: Duration,
+    /// Values of the variables named in `SPARKWING_SECRET_ENV`.
+    pub secrets: Vec<String>,
+}
+
+/// Default grace between SIGTERM and SIGKILL for a node's process group.
+const DEFAULT_GRACE: Duration = Duration::from_millis(2000);
+
+impl Settings {
+    /// Reads the settings through `get` (the process environment in production).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let nonempty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let workers = match nonempty(env::WORKERS) {
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(SettingsError::Workers {
+                        name: env::WORKERS,
+                        value: v,
+                    });
+                }
+            },
+        };
+        let run_id = match nonempty(env::RUN_ID) {
+            None => RunId::generate(),
+            Some(v) => RunId::parse(v.trim()).map_err(|source| SettingsError::RunId {
+                name: env::RUN_ID,
+                source,
+            })?,
+        };
+        let home = match nonempty(env::HOME) {
+            Some(h) => PathBuf::from(h),
+            None => match nonempty("HOME") {
+                Some(h) => PathBuf::from(h).join(".sparkwing"),
+                None => return Err(SettingsError::NoHome { name: env::HOME }),
+            },
+        };
+        let work_dir = match nonempty(env::WORK_DIR) {
+            Some(d) => PathBuf::from(d),
+            None => std::env::current_dir().map_err(SettingsError::Cwd)?,
+        };
+        let log_format = match nonempty(env::LOG_FORMAT).as_deref().map(str::trim) {
+            None => {
+                use std::io::IsTerminal;
+                if std::io::stdout().is_terminal() {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Plain
+                }
+            }
+            Some("pretty") => LogFormat::Pretty,
+            Some("plain") => LogFormat::Plain,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(SettingsError::LogFormat {
+                    name: env::LOG_FORMAT,
+                    value: other.into(),
+                });
+            }
+        };
+        let kill_grace = match nonempty(env::KILL_GRACE_MS) {
+            None => DEFAULT_GRACE,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| SettingsError::Grace {
+                    name: env::KILL_GRACE_MS,
+                    value: v,
+                })?,
+        };
+        let secrets = nonempty(env::SECRET_ENV)
+            .map(|names| {
+                names
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .filter_map(&get)
+                    .filter(|v| !v.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let backends = parse_backends(nonempty(env::BACKENDS).as_deref(), &home)?;
+        Ok(Settings {
+            mode: nonempty(env::MODE).unwrap_or_else(|| "local".into()),
+            workers,
+            run_id,
+            home,
+            profile: get(env::PROFILE).unwrap_or_default(),
+            backends,
+            work_dir,
+            binary_source: get(env::BINARY_SOURCE).unwrap_or_default(),
+            log_format,
+            kill_grace,
+            secrets,
+        })
+    }
+}
+
+fn parse_backends(json: Option<&str>, home: &std::path::Path) -> Result<Backends, SettingsError> {
+    let mut all: BTreeMap<String, String> = match json {
+        None => BTreeMap::new(),
+        Some(text) => serde_json::from_str(text).map_err(|e| SettingsError::Backends {
+            name: env::BACKENDS,
+            reason: format!("expected a JSON object of spec strings: {e}"),
+        })?,
+    };
+    let default = |k: &str, v: String| -> (String, String) { (k.to_string(), v) };
+    for (k, v) in [
+        default("state", "sqlite".into()),
+        default("logs", format!("filesystem:{}", home.join("runs").display())),
+        default(
+            "cache",
+            format!("filesystem:{}", home.join("artifacts").display()),
+        ),
+    ] {
+        all.entry(k).or_insert(v);
+    }
+    Ok(Backends {
+        state: all["state"].clone(),
+        logs: all["logs"].clone(),
+        cache: all["cache"].clone(),
+        all,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_env(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_fill_in_what_the_supervisor_did_not_send() {
+        let s = settings(&[("HOME", "/home/u"), (env::WORK_DIR, "/repo")]).unwrap();
+        assert_eq!(s.home, PathBuf::from("/home/u/.sparkwing"));
+        assert!(s.workers >= 1);
+        assert_eq!(s.mode, "local");
+        assert_eq!(s.backends.logs, "filesystem:/home/u/.sparkwing/runs");
+        assert_eq!(s.backends.cache, "filesystem:/home/u/.sparkwing/artifacts");
+        assert_eq!(s.kill_grace, DEFAULT_GRACE);
+        assert!(RunId::parse(s.run_id.as_str()).is_ok());
+    }
+
+    #[test]
+    fn workers_must_be_a_positive_integer() {
+        for bad in ["0", "-1", "two", "1.5"] {
+            let e = settings(&[(env::HOME, "/h"), (env::WORKERS, bad)]).unwrap_err();
+            assert!(e.to_string().contains("integer ≥ 1"), "{e}");
+        }
+        let s = settings(&[(env::HOME, "/h"), (env::WORKERS, "3")]).unwrap();
+        assert_eq!(s.workers, 3);
+    }
+
+    #[test]
+    fn secrets_come_from_the_named_variables() {
+        let s = settings(&[
+            (env::HOME, "/h"),
+            (env::SECRET_ENV, "TOKEN, EMPTY,MISSING"),
+            ("TOKEN", "abcdef"),
+            ("EMPTY", ""),
+        ])
+        .unwrap();
+        assert_eq!(s.secrets, ["abcdef"]);
+    }
+
+    #[test]
+    fn backends_json_overrides_defaults() {
+        let s = settings(&[
+            (env::HOME, "/h"),
+            (env::BACKENDS, r#"{"logs":"filesystem:/l","state":"sqlite"}"#),
+        ])
+        .unwrap();
+        assert_eq!(s.backends.logs, "filesystem:/l");
+        assert_eq!(s.backends.cache, "filesystem:/h/artifacts");
+        assert!(settings(&[(env::HOME, "/h"), (env::BACKENDS, "[1]")]).is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! Schema migrations: an append-only list applied on `PRAGMA user_version`.
+//!
+//! Entry `i` moves the database from version `i` to `i + 1`. Never edit or reorder an entry that
+//! has shipped; add a new one.
+
+use rusqlite::Connection;
+
+/// Migrations in order. The database's `user_version` is the number applied so far.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: runs and nodes.
+    "CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        started_at TEXT NOT NULL,
+        started_ns INTEGER NOT NULL DEFAULT 0,
+        finished_at TEXT,
+        git_branch TEXT NOT NULL DEFAULT '',
+        git_sha TEXT NOT NULL DEFAULT '',
+        repo_url TEXT NOT NULL DEFAULT '',
+        args TEXT NOT NULL DEFAULT '{}',
+        invocation TEXT NOT NULL DEFAULT '{}',
+        format_version INTEGER
+    );
+    CREATE INDEX runs_by_start ON runs (started_ns DESC, id DESC);
+    CREATE TABLE nodes (
+        run_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        outcome TEXT,
+        deps TEXT NOT NULL DEFAULT '[]',
+        error TEXT NOT NULL DEFAULT '',
+        exit_code INTEGER,
+        failure_reason TEXT NOT NULL DEFAULT '',
+        started_at TEXT,
+        finished_at TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        outputs TEXT NOT NULL DEFAULT '{}',
+        artifacts TEXT NOT NULL DEFAULT '[]',
+        UNIQUE (run_id, id)
+    );",
+];
+
+/// The schema version this build writes and reads.
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// The database's `user_version`.
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Applies every migration the database has not seen, each in its own transaction. Returns the
+/// version reached. A database newer than this build is left untouched and reported by the caller.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
+    let mut current = version(conn)?;
+    while current < LATEST {
+        let tx = conn.transaction()?;
+        tx.execute_batch(MIGRATIONS[current as usize])?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", current + 1))?;
+        tx.commit()?;
+        current += 1;
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_a_fresh_database_to_latest_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(version(&conn).unwrap(), 0);
+        assert_eq!(migrate(&mut conn).unwrap(), LATEST);
+        assert_eq!(version(&conn).unwrap(), LATEST);
+        assert_eq!(migrate(&mut conn).unwrap(), LATEST);
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(tables, ["nodes", "runs"]);
+    }
+
+    #[test]
+    fn only_missing_migrations_are_applied() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        // Re-running migration 1 would fail on `CREATE TABLE runs`; starting at 1 must not.
+        assert_eq!(migrate(&mut conn).unwrap(), LATEST);
+    }
+}

@@ -1,0 +1,260 @@
+//! The single writer: one thread owns the connection and applies batched transactions.
+
+use crate::row::{upsert_node, upsert_run};
+use crate::{RecordsError, Result, schema};
+use rusqlite::{Connection, OpenFlags};
+use sparkwing_contract::record::{NodeRecord, RunRecord};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Most operations applied in one transaction; bounds how long a reader can be starved of a
+/// fresh snapshot when the queue is deep.
+const MAX_BATCH: usize = 8192;
+
+enum Op {
+    Run(Box<RunRecord>),
+    Node(Box<NodeRecord>),
+    Sync(mpsc::Sender<()>),
+}
+
+/// Counters of what the writer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Records written (runs and nodes).
+    pub records: u64,
+    /// Transactions committed.
+    pub transactions: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    records: AtomicU64,
+    transactions: AtomicU64,
+    /// First failure since the last [`Writer::sync`]; later ones are usually the same cause.
+    error: Mutex<Option<RecordsError>>,
+}
+
+/// Owner of the database connection for one process. Sending never blocks: records queue up and
+/// the writer thread commits whatever has accumulated in one transaction.
+///
+/// ```no_run
+/// # use sparkwing_records::Writer;
+/// # fn run() -> sparkwing_records::Result<()> {
+/// # let run: sparkwing_contract::RunRecord = todo!();
+/// let writer = Writer::open("/tmp/home/state.db".as_ref())?;
+/// writer.put_run(run);
+/// writer.sync()?; // the run row is now visible to readers
+/// let stats = writer.close()?;
+/// # Ok(()) }
+/// ```
+pub struct Writer {
+    path: PathBuf,
+    tx: Option<mpsc::Sender<Op>>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("path", &self.path).finish()
+    }
+}
+
+/// Opens (creating if needed) a read-write connection in WAL mode and brings the schema up to date.
+pub(crate) fn open_rw(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| RecordsError::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| RecordsError::sqlite("open run records", path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| RecordsError::sqlite("configure run records", path, e))?;
+    // WAL lets readers proceed while we write; NORMAL sync is durable across process crashes,
+    // which is the failure this record must survive (a power cut may lose the last commit).
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .map_err(|e| RecordsError::sqlite("configure run records", path, e))?;
+    let found = schema::version(&conn)
+        .map_err(|e| RecordsError::sqlite("read schema version of", path, e))?;
+    if found > schema::LATEST {
+        return Err(RecordsError::NewerSchema {
+            path: path.display().to_string(),
+            found,
+            known: schema::LATEST,
+        });
+    }
+    schema::migrate(&mut conn).map_err(|e| RecordsError::sqlite("migrate run records", path, e))?;
+    Ok(conn)
+}
+
+impl Writer {
+    /// Opens `path` (creating the file and its directory), migrates it, and starts the writer
+    /// thread.
+    pub fn open(path: &Path) -> Result<Writer> {
+        let conn = open_rw(path)?;
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let thread = {
+            let shared = shared.clone();
+            let owned = path.to_path_buf();
+            std::thread::Builder::new()
+                .name("sparkwing-records".into())
+                .spawn(move || writer_loop(conn, rx, &shared, &owned))
+                .map_err(|e| RecordsError::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                })?
+        };
+        Ok(Writer {
+            path: path.to_path_buf(),
+            tx: Some(tx),
+            thread: Some(thread),
+            shared,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send(&self, op: Op) {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(op).is_ok());
+        if !sent {
+            self.record_error(RecordsError::WriterGone {
+                path: self.path.display().to_string(),
+            });
+        }
+    }
+
+    fn record_error(&self, e: RecordsError) {
+        let mut slot = self.shared.error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+    }
+
+    /// Queues an insert-or-replace of the run row.
+    pub fn put_run(&self, run: RunRecord) {
+        self.send(Op::Run(Box::new(run)));
+    }
+
+    /// Queues an insert-or-replace of a node row. Nodes list in the order first written.
+    pub fn put_node(&self, node: NodeRecord) {
+        self.send(Op::Node(Box::new(node)));
+    }
+
+    /// Waits until everything queued so far is committed; returns the first failure since the
+    /// previous call. Blocks the calling thread.
+    pub fn sync(&self) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Op::Sync(tx));
+        if rx.recv().is_err() {
+            self.record_error(RecordsError::WriterGone {
+                path: self.path.display().to_string(),
+            });
+        }
+        let mut slot = self.shared.error.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// What has been committed so far.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            records: self.shared.records.load(Ordering::Relaxed),
+            transactions: self.shared.transactions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commits everything queued, stops the thread, and returns the totals.
+    pub fn close(mut self) -> Result<WriterStats> {
+        self.shutdown();
+        let mut slot = self.shared.error.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some(e) => Err(e),
+            None => Ok(self.stats()),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            self.record_error(RecordsError::WriterGone {
+                path: self.path.display().to_string(),
+            });
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, path: &Path) {
+    let mut batch: Vec<Op> = Vec::with_capacity(256);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let mut waiters = Vec::new();
+        let mut records = Vec::with_capacity(batch.len());
+        for op in batch.drain(..) {
+            match op {
+                Op::Sync(w) => waiters.push(w),
+                other => records.push(other),
+            }
+        }
+        let written = records.len() as u64;
+        let result = (|| -> rusqlite::Result<()> {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let tx = conn.transaction()?;
+            for op in &records {
+                match op {
+                    Op::Run(r) => upsert_run(&tx, r)?,
+                    Op::Node(n) => upsert_node(&tx, n)?,
+                    Op::Sync(_) => {}
+                }
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                if written > 0 {
+                    shared.records.fetch_add(written, Ordering::Relaxed);
+                    shared.transactions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                let mut slot = shared.error.lock().unwrap_or_else(|p| p.into_inner());
+                slot.get_or_insert(RecordsError::sqlite("write run records", path, e));
+            }
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
+    // Leave no -wal behind once this process is done writing.
+    let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+}

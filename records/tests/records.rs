@@ -1,0 +1,251 @@
+//! The run record end to end: writer thread, read-only readers, finalization, state dump.
+
+use sparkwing_contract::record::{
+    Invocation, NodeRecord, NodeStatus, Outcome, RunRecord, RunStatus, StateDump,
+};
+use sparkwing_records::{Reader, RecordsError, RunFilter, Writer, finalize_abandoned};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn run(id: &str, pipeline: &str, status: RunStatus, started_at: &str) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        pipeline: pipeline.into(),
+        status,
+        error: String::new(),
+        started_at: started_at.into(),
+        finished_at: None,
+        git_branch: "main".into(),
+        git_sha: "abc123".into(),
+        repo_url: String::new(),
+        args: BTreeMap::from([("count".to_string(), "3".to_string())]),
+        invocation: Invocation {
+            mode: "local".into(),
+            workers: 2,
+            ..Default::default()
+        },
+        format_version: Some(1),
+    }
+}
+
+fn node(run_id: &str, id: &str, status: NodeStatus, outcome: Option<Outcome>) -> NodeRecord {
+    NodeRecord {
+        run_id: run_id.into(),
+        id: id.into(),
+        status,
+        outcome,
+        deps: vec![],
+        error: String::new(),
+        exit_code: None,
+        failure_reason: String::new(),
+        started_at: None,
+        finished_at: None,
+        attempts: 0,
+        outputs: BTreeMap::new(),
+        artifacts: vec![],
+    }
+}
+
+const R1: &str = "run-20261127-141500-00000001";
+const R2: &str = "run-20261127-141501-00000002";
+const R3: &str = "run-20261127-141502-00000003";
+
+fn db(dir: &Path) -> std::path::PathBuf {
+    sparkwing_records::db_path(dir)
+}
+
+#[test]
+fn rows_round_trip_and_update_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Writer::open(&db(dir.path())).unwrap();
+    let mut r = run(R1, "hello", RunStatus::Running, "2026-11-27T14:15:00Z");
+    w.put_run(r.clone());
+    let mut build = node(R1, "build", NodeStatus::Pending, None);
+    build.deps = vec![];
+    let mut test = node(R1, "test", NodeStatus::Pending, None);
+    test.deps = vec!["build".into()];
+    w.put_node(build.clone());
+    w.put_node(test.clone());
+    w.sync().unwrap();
+
+    // A reader opened while the writer is alive sees committed rows.
+    let reader = Reader::open(&db(dir.path())).unwrap();
+    assert_eq!(reader.get_run(R1).unwrap().unwrap(), r);
+    assert_eq!(reader.list_nodes(R1).unwrap(), vec![build.clone(), test.clone()]);
+
+    build.status = NodeStatus::Done;
+    build.outcome = Some(Outcome::Success);
+    build.attempts = 1;
+    build.outputs.insert("version".into(), serde_json::json!("1.2.3"));
+    build.artifacts.push("dist/app.tar".into());
+    r.status = RunStatus::Success;
+    r.finished_at = Some("2026-11-27T14:15:02Z".into());
+    w.put_node(build.clone());
+    w.put_run(r.clone());
+    let stats = w.close().unwrap();
+    assert_eq!(stats.records, 5);
+
+    let reader = Reader::open(&db(dir.path())).unwrap();
+    assert_eq!(reader.get_run(R1).unwrap().unwrap(), r);
+    // Plan order is kept even though `build` was rewritten after `test`.
+    assert_eq!(reader.list_nodes(R1).unwrap(), vec![build, test]);
+    assert!(reader.get_run(R2).unwrap().is_none());
+}
+
+#[test]
+fn list_runs_filters_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Writer::open(&db(dir.path())).unwrap();
+    // Sub-second precision must order correctly even with differing fraction lengths.
+    w.put_run(run(R1, "hello", RunStatus::Success, "2026-11-27T14:15:00.5Z"));
+    w.put_run(run(R2, "hello", RunStatus::Failed, "2026-11-27T14:15:00.45Z"));
+    w.put_run(run(R3, "fanout", RunStatus::Success, "2026-11-27T14:15:01Z"));
+    w.close().unwrap();
+
+    let reader = Reader::open(&db(dir.path())).unwrap();
+    let ids = |f: RunFilter| -> Vec<String> {
+        reader.list_runs(&f).unwrap().into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(ids(RunFilter::default()), [R3, R1, R2]);
+    assert_eq!(
+        ids(RunFilter {
+            pipeline: Some("hello".into()),
+            ..Default::default()
+        }),
+        [R1, R2]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            status: Some(RunStatus::Success),
+            ..Default::default()
+        }),
+        [R3, R1]
+    );
+    assert_eq!(
+        ids(RunFilter {
+            limit: Some(1),
+            ..Default::default()
+        }),
+        [R3]
+    );
+}
+
+#[test]
+fn the_writer_batches_records_into_few_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Writer::open(&db(dir.path())).unwrap();
+    w.put_run(run(R1, "noop", RunStatus::Running, "2026-11-27T14:15:00Z"));
+    for i in 0..10_000 {
+        w.put_node(node(R1, &format!("job-{i}"), NodeStatus::Pending, None));
+    }
+    for i in 0..10_000 {
+        w.put_node(node(
+            R1,
+            &format!("job-{i}"),
+            NodeStatus::Done,
+            Some(Outcome::Success),
+        ));
+    }
+    let stats = w.close().unwrap();
+    assert_eq!(stats.records, 20_001);
+    assert!(
+        stats.transactions < 200,
+        "20,001 records took {} transactions",
+        stats.transactions
+    );
+    let reader = Reader::open(&db(dir.path())).unwrap();
+    let nodes = reader.list_nodes(R1).unwrap();
+    assert_eq!(nodes.len(), 10_000);
+    assert_eq!(nodes[0].id, "job-0");
+    assert!(nodes.iter().all(|n| n.outcome == Some(Outcome::Success)));
+}
+
+#[test]
+fn finalize_abandoned_closes_a_running_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    let w = Writer::open(&path).unwrap();
+    w.put_run(run(R1, "die", RunStatus::Running, "2026-11-27T14:15:00Z"));
+    let mut done = node(R1, "a", NodeStatus::Done, Some(Outcome::Success));
+    done.attempts = 1;
+    w.put_node(done.clone());
+    w.put_node(node(R1, "b", NodeStatus::Running, None));
+    w.put_node(node(R1, "c", NodeStatus::Pending, None));
+    w.close().unwrap();
+
+    assert!(finalize_abandoned(&path, R1, "pipeline process killed by SIGKILL").unwrap());
+    let reader = Reader::open(&path).unwrap();
+    let r = reader.get_run(R1).unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Failed);
+    assert_eq!(r.error, "pipeline process killed by SIGKILL");
+    assert!(r.finished_at.is_some());
+    let nodes = reader.list_nodes(R1).unwrap();
+    assert_eq!(nodes[0], done, "finished nodes are left alone");
+    for n in &nodes[1..] {
+        assert_eq!(n.status, NodeStatus::Done);
+        assert_eq!(n.outcome, Some(Outcome::Cancelled));
+        assert_eq!(n.failure_reason, "cancelled");
+        assert!(n.error.contains("SIGKILL"), "{}", n.error);
+    }
+    assert!(!finalize_abandoned(&path, R1, "again").unwrap());
+    assert!(!finalize_abandoned(&path, R2, "never recorded").unwrap());
+    let missing = dir.path().join("nowhere/state.db");
+    assert!(!finalize_abandoned(&missing, R1, "no db").unwrap());
+    assert!(!missing.exists(), "finalizing must not create a database");
+}
+
+#[test]
+fn dump_state_renders_parseable_ndjson() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Writer::open(&db(dir.path())).unwrap();
+    w.put_run(run(R1, "hello", RunStatus::Success, "2026-11-27T14:15:00Z"));
+    w.put_node(node(R1, "build", NodeStatus::Done, Some(Outcome::Success)));
+    w.put_node(node(R1, "test", NodeStatus::Done, Some(Outcome::Failed)));
+    w.close().unwrap();
+    let reader = Reader::open(&db(dir.path())).unwrap();
+    let text = reader.dump_state(R1).unwrap().unwrap();
+    assert_eq!(text.lines().count(), 3);
+    let dump = StateDump::parse(&text);
+    assert!(dump.bad_lines.is_empty());
+    assert_eq!(dump.run.unwrap().id, R1);
+    assert_eq!(dump.nodes[1].outcome, Some(Outcome::Failed));
+    assert!(reader.dump_state(R2).unwrap().is_none());
+}
+
+#[test]
+fn a_missing_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Reader::open(&db(dir.path())).unwrap_err();
+    assert!(matches!(err, RecordsError::Missing { .. }));
+    assert!(err.to_string().contains("state.db"), "{err}");
+}
+
+#[test]
+fn a_newer_schema_is_refused_by_readers_and_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    Writer::open(&path).unwrap().close().unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    }
+    assert!(matches!(
+        Reader::open(&path).unwrap_err(),
+        RecordsError::NewerSchema { found: 99, .. }
+    ));
+    assert!(matches!(
+        Writer::open(&path).unwrap_err(),
+        RecordsError::NewerSchema { found: 99, .. }
+    ));
+}
+
+#[test]
+fn readers_work_on_a_database_whose_writer_has_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    let w = Writer::open(&path).unwrap();
+    w.put_run(run(R1, "hello", RunStatus::Success, "2026-11-27T14:15:00Z"));
+    w.close().unwrap();
+    let reader = Reader::open(&path).unwrap();
+    assert_eq!(reader.list_runs(&RunFilter::default()).unwrap().len(), 1);
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every check and test. Installs and starts what the tests need (a local S3 server), stops it
+# afterwards, and fails on the first problem.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> local S3 server"
+scripts/s3-server.sh start
+trap 'scripts/s3-server.sh stop' EXIT
+eval "$(scripts/s3-server.sh env)"
+
+echo "==> cargo test"
+cargo test --workspace --no-fail-fast

@@ -1,0 +1,149 @@
+//! Command-line definitions. `run` is parsed by hand (see `run::args`) because unknown flags pass
+//! through to the pipeline.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Pipelines as real Rust code: run them on a laptop or inside any CI job.
+#[derive(Debug, Parser)]
+#[command(name = "sparkwing", version, about, long_about = None, disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format for reader commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline: `sparkwing run <PIPELINE> [--sw-mode=local|ci-embedded] [--sw-workers=N] [--profile NAME] [ARGS…]`
+    #[command(disable_help_flag = true)]
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// Create and list pipelines
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+    /// Read run records and logs
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Inspect and prune the pipeline binary cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Show which storage profile resolves, and why
+    Profile(ProfileArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Create a pipeline (and the `.sparkwing/` package if there is none)
+    New {
+        /// Pipeline name: lowercase letters, digits and single dashes, starting with a letter
+        #[arg(long)]
+        name: String,
+        /// One-line description shown by `pipeline list`
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List the pipelines of this repository
+    List {
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Format,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Read records from this profile's stores instead of the local ones
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first
+    List {
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// running, success, failed or cancelled
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show one run and its nodes
+    Show {
+        /// Run id (`run-…`; the prefix may be omitted), or `latest`
+        run: String,
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a run's logs
+    Logs {
+        /// Run id (`run-…`; the prefix may be omitted), or `latest`
+        run: String,
+        /// Only this node
+        #[arg(long)]
+        node: Option<String>,
+        /// Keep printing new lines until the run ends
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines
+        #[arg(long, conflicts_with = "head")]
+        tail: Option<usize>,
+        /// Only the first N lines
+        #[arg(long)]
+        head: Option<usize>,
+        /// Only lines containing this text
+        #[arg(long)]
+        grep: Option<String>,
+        /// Only lines A to B (1-based, inclusive), as `A:B`
+        #[arg(long)]
+        lines: Option<String>,
+        /// `pretty` prints messages; `json` prints the log records
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Format,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Where the cache is, its entries and limits
+    Info {
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Every input of this project's pipeline cache key, with its own digest
+    Explain {
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: Format,
+    },
+    /// Remove cache entries (least recently used first) down to the limits, or all
+    Prune {
+        /// Remove every entry that is not in use
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    #[arg(long)]
+    pub profile: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}

@@ -1,0 +1,6 @@
+//! Subcommands other than `run`.
+
+pub mod cache;
+pub mod pipeline;
+pub mod profile;
+pub mod runs;

@@ -1,0 +1,305 @@
+//! `sparkwing runs list | show | logs`: read run records and logs.
+
+use crate::cli::{Format, RunsCommand, StoreArgs};
+use crate::error::{CliError, CliResult};
+use crate::output::{human_duration, print_json};
+use crate::source::{self, ListFilter, Sources};
+use sparkwing_contract::{LogRecord, NodeRecord, RunRecord, RunStatus, timefmt};
+use sparkwing_storage::ReadOpts;
+use std::io::Write;
+
+pub fn execute(cmd: RunsCommand) -> CliResult {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("start the runtime: {e}")))?;
+    rt.block_on(async move {
+        match cmd {
+            RunsCommand::List { pipeline, status, limit, output, store } => {
+                let status = match status.as_deref() {
+                    None => None,
+                    Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+                        CliError::usage(format!("invalid status `{}`", s.escape_debug()))
+                            .with_hint("one of: running, success, failed, cancelled")
+                    })?),
+                };
+                let sources = open_sources(&store)?;
+                list(&sources, ListFilter { pipeline, status, limit: Some(limit) }, output).await
+            }
+            RunsCommand::Show { run, output, store } => {
+                let sources = open_sources(&store)?;
+                show(&sources, &run, output).await
+            }
+            RunsCommand::Logs { run, node, follow, tail, head, grep, lines, output, store } => {
+                let opts = ReadOpts {
+                    tail: tail.unwrap_or(0),
+                    head: head.unwrap_or(0),
+                    lines: lines.as_deref().map(parse_lines).transpose()?,
+                    grep,
+                };
+                let sources = open_sources(&store)?;
+                logs(&sources, &run, node.as_deref(), follow, &opts, output).await
+            }
+        }
+    })
+}
+
+fn open_sources(store: &StoreArgs) -> Result<Sources, CliError> {
+    let home = crate::home::sparkwing_home()?;
+    let cwd = std::env::current_dir().map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
+    let project = match crate::project::find(&cwd) {
+        Ok(p) => sparkwing_config::ProjectConfig::load_optional(&p.config_path(), &crate::commands::profile::env_lookup)
+            .map_err(crate::commands::profile::config_error)?,
+        Err(_) => None,
+    };
+    let profile = crate::commands::profile::resolve(store.profile.as_deref(), project.as_ref(), &home)?;
+    source::open(&profile, store.profile.is_some(), &home)
+}
+
+fn parse_lines(s: &str) -> Result<(usize, usize), CliError> {
+    let bad = || {
+        CliError::usage(format!("invalid `--lines` value `{}`", s.escape_debug()))
+            .with_hint("use `A:B` with 1 <= A <= B, e.g. `--lines 10:20`")
+    };
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    let a: usize = a.trim().parse().map_err(|_| bad())?;
+    let b: usize = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || b < a {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+fn duration_ms(started: &str, finished: Option<&str>) -> Option<i64> {
+    let s = timefmt::parse_rfc3339_nanos(started)?;
+    let f = match finished {
+        Some(f) => timefmt::parse_rfc3339_nanos(f)?,
+        None => timefmt::now_unix_nanos(),
+    };
+    Some((f - s) / 1_000_000)
+}
+
+async fn list(sources: &Sources, filter: ListFilter, output: Format) -> CliResult {
+    let runs = sources.runs.list(&filter).await?;
+    match output {
+        Format::Json => print_json(&serde_json::json!({ "runs": runs }))?,
+        Format::Pretty => {
+            if runs.is_empty() {
+                println!("no runs recorded in {}", sources.runs.describe());
+                return Ok(0);
+            }
+            let pw = runs.iter().map(|r| r.pipeline.len()).max().unwrap_or(8).max(8);
+            println!("{:<30} {:<pw$} {:<9} {:<20} {:>8}  {}", "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION", "GIT");
+            for r in &runs {
+                let dur = duration_ms(&r.started_at, r.finished_at.as_deref()).map(human_duration).unwrap_or_default();
+                let started: String = r.started_at.chars().take(19).collect::<String>().replace('T', " ");
+                let git = match (r.git_branch.as_str(), r.git_sha.as_str()) {
+                    ("", "") => String::new(),
+                    (b, s) => format!("{b}@{}", &s[..s.len().min(8)]),
+                };
+                println!("{:<30} {:<pw$} {:<9} {:<20} {:>8}  {}", r.id, r.pipeline, r.status, started, dur, git);
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn show(sources: &Sources, run: &str, output: Format) -> CliResult {
+    let id = sources.runs.resolve_id(run).await?;
+    let Some((run, nodes)) = sources.runs.get(&id).await? else {
+        return Err(not_found(&id, sources));
+    };
+    match output {
+        Format::Json => print_json(&serde_json::json!({ "run": run, "nodes": nodes }))?,
+        Format::Pretty => print_run(&run, &nodes),
+    }
+    Ok(0)
+}
+
+fn not_found(id: &str, sources: &Sources) -> CliError {
+    CliError::usage(format!("run `{id}` not found in {}", sources.runs.describe()))
+        .with_hint("`sparkwing runs list` shows recorded runs; pass `--profile NAME` to read a bucket")
+}
+
+fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
+    let dur = duration_ms(&run.started_at, run.finished_at.as_deref()).map(human_duration).unwrap_or_default();
+    println!("{}  {}  {}  {}", run.id, run.pipeline, run.status, dur);
+    if !run.error.is_empty() {
+        println!("  error: {}", run.error);
+    }
+    println!("  started: {}", run.started_at);
+    if let Some(f) = &run.finished_at {
+        println!("  finished: {f}");
+    }
+    let inv = &run.invocation;
+    println!(
+        "  mode: {}  workers: {}  profile: {}  binary: {}",
+        or_dash(&inv.mode),
+        inv.workers,
+        or_dash(&inv.profile),
+        or_dash(&inv.binary_source)
+    );
+    if !run.git_branch.is_empty() || !run.git_sha.is_empty() {
+        println!("  git: {} {}", run.git_branch, run.git_sha);
+    }
+    if !inv.ci_vendor.is_empty() {
+        println!("  ci: {} {}", inv.ci_vendor, inv.ci_job_url);
+    }
+    let iw = nodes.iter().map(|n| n.id.len()).max().unwrap_or(4).max(4);
+    println!();
+    println!("  {:<iw$} {:<8} {:<10} {:>8}  {:<10} {}", "NODE", "STATUS", "OUTCOME", "DURATION", "NEEDS", "ERROR");
+    for n in nodes {
+        let dur = n
+            .started_at
+            .as_deref()
+            .and_then(|s| duration_ms(s, n.finished_at.as_deref()))
+            .map(human_duration)
+            .unwrap_or_else(|| "-".into());
+        let outcome = n.outcome.map(|o| o.to_string()).unwrap_or_else(|| "-".into());
+        let mut err = n.error.clone();
+        if !n.failure_reason.is_empty() && !err.contains(&n.failure_reason) {
+            err = format!("[{}] {err}", n.failure_reason);
+        }
+        println!(
+            "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} {}",
+            n.id,
+            n.status,
+            outcome,
+            dur,
+            if n.deps.is_empty() { "-".to_string() } else { n.deps.join(",") },
+            err
+        );
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
+/// Renders stored log records: `json` passes them through, `pretty` prints each message, prefixed
+/// with the node id when several nodes are printed.
+fn render_logs(bytes: &[u8], node_prefix: Option<&str>, output: Format, out: &mut impl Write) {
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        match output {
+            Format::Json => {
+                let _ = out.write_all(line);
+                let _ = out.write_all(b"\n");
+            }
+            Format::Pretty => {
+                let text = match serde_json::from_slice::<LogRecord>(line) {
+                    Ok(rec) => {
+                        if rec.msg.is_empty() && !rec.event.is_empty() {
+                            format!("· {}", rec.event)
+                        } else {
+                            rec.msg
+                        }
+                    }
+                    // Lines that are not records are shown as they are.
+                    Err(_) => String::from_utf8_lossy(line).into_owned(),
+                };
+                let _ = match node_prefix {
+                    Some(n) => writeln!(out, "[{n}] {text}"),
+                    None => writeln!(out, "{text}"),
+                };
+            }
+        }
+    }
+}
+
+async fn logs(
+    sources: &Sources,
+    run: &str,
+    node: Option<&str>,
+    follow: bool,
+    opts: &ReadOpts,
+    output: Format,
+) -> CliResult {
+    let id = sources.runs.resolve_id(run).await?;
+    if let Some(n) = node {
+        sparkwing_contract::id::validate_hierarchical(n)
+            .map_err(|e| CliError::usage(format!("invalid `--node`: {e}")))?;
+    }
+    let known = sources.runs.get(&id).await?;
+    let logs_exist = !sources.logs.list_nodes(&id).await.map_err(|e| CliError::failure(format!("list logs of `{id}`: {e}")))?.is_empty();
+    if known.is_none() && !logs_exist {
+        return Err(not_found(&id, sources));
+    }
+    let mut printed: std::collections::HashMap<String, usize> = Default::default();
+    let stdout = std::io::stdout();
+    loop {
+        let nodes = match node {
+            Some(n) => vec![n.to_string()],
+            None => {
+                let mut ns = sources
+                    .logs
+                    .list_nodes(&id)
+                    .await
+                    .map_err(|e| CliError::failure(format!("list logs of `{id}`: {e}")))?;
+                // Record order (plan order) reads better than alphabetical order.
+                if let Some((_, records)) = &known {
+                    let order: Vec<&str> = records.iter().map(|n| n.id.as_str()).collect();
+                    ns.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
+                }
+                ns
+            }
+        };
+        for n in &nodes {
+            let read_opts = if follow { ReadOpts::default() } else { opts.clone() };
+            let bytes = sources
+                .logs
+                .read(&id, n, &read_opts)
+                .await
+                .map_err(|e| CliError::failure(format!("read the log of `{n}` in `{id}`: {e}")))?;
+            let already = printed.entry(n.clone()).or_insert(0);
+            let fresh = skip_lines(&bytes, *already);
+            *already += fresh.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+            let prefix = if node.is_some() { None } else { Some(n.as_str()) };
+            render_logs(fresh, prefix, output, &mut stdout.lock());
+        }
+        if !follow {
+            break;
+        }
+        let done = match sources.runs.get(&id).await? {
+            Some((r, _)) => r.status.is_terminal(),
+            None => false,
+        };
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Ok(0)
+}
+
+fn skip_lines(bytes: &[u8], n: usize) -> &[u8] {
+    let mut rest = bytes;
+    for _ in 0..n {
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => rest = &rest[i + 1..],
+            None => return &[],
+        }
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_flag() {
+        assert_eq!(parse_lines("2:5").unwrap(), (2, 5));
+        assert!(parse_lines("5:2").is_err());
+        assert!(parse_lines("0:2").is_err());
+        assert!(parse_lines("x").is_err());
+    }
+
+    #[test]
+    fn pretty_logs_show_messages() {
+        let rec = r#"{"ts":"2026-01-01T00:00:00Z","node":"b","msg":"hello"}"#;
+        let mut out = Vec::new();
+        render_logs(format!("{rec}\nnot json\n").as_bytes(), Some("b"), Format::Pretty, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "[b] hello\n[b] not json\n");
+        assert_eq!(skip_lines(b"a\nb\nc\n", 2), b"c\n");
+    }
+}

@@ -1,0 +1,109 @@
+//! `sparkwing run`: find the project, resolve the profile, get the pipeline binary (local cache,
+//! else build), spawn it as the child and pass its exit code through.
+
+pub mod args;
+pub mod binary;
+pub mod supervise;
+
+use crate::error::{CliError, CliResult};
+use crate::project::{self, Project};
+use args::RunArgs;
+use sparkwing_contract::{RunId, env};
+use std::path::PathBuf;
+
+/// Everything decided before anything is built or spawned.
+#[derive(Debug)]
+pub struct RunPlan {
+    pub args: RunArgs,
+    pub project: Project,
+    pub home: PathBuf,
+    pub workers: u32,
+    pub profile: crate::commands::profile::Effective,
+    /// The name the pipeline binary registers for `args.pipeline`.
+    pub entrypoint: String,
+}
+
+/// `sparkwing run …`
+pub fn execute(raw: &[String]) -> CliResult {
+    let Some(args) = args::parse(raw)? else {
+        print!("{}", args::RUN_HELP);
+        return Ok(sparkwing_contract::exit::SUCCESS);
+    };
+    let plan = plan(args)?;
+    act(plan)
+}
+
+/// Validates everything that can be checked without building: project, pipeline name, profile.
+fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
+    let start = match &args.dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()
+            .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?,
+    };
+    let project = project::find(&start)?;
+    let config = crate::commands::pipeline::load_project_config(&project)?;
+    crate::commands::pipeline::check_pipeline_known(&project, &config, &args.pipeline)?;
+    let entrypoint = crate::commands::pipeline::entrypoint(&config, &args.pipeline).to_string();
+    let home = crate::home::sparkwing_home()?;
+    let profile = crate::commands::profile::resolve(args.profile.as_deref(), Some(&config), &home)?;
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let workers = args.workers.unwrap_or(cpus);
+    if workers > cpus {
+        eprintln!(
+            "warning: --sw-workers={workers} is more than the {cpus} CPUs of this machine; jobs will compete for them"
+        );
+    }
+    Ok(RunPlan { args, project, home, workers, profile, entrypoint })
+}
+
+fn act(plan: RunPlan) -> CliResult {
+    let binary = binary::obtain(&plan)?;
+    let run_id = RunId::generate();
+    let mut cmd = tokio::process::Command::new(binary.path());
+    cmd.arg(&plan.entrypoint)
+        .args(&plan.args.passthrough)
+        .current_dir(&plan.project.root)
+        .env(env::MODE, plan.args.mode.as_str())
+        .env(env::WORKERS, plan.workers.to_string())
+        .env(env::RUN_ID, run_id.as_str())
+        .env(env::HOME, &plan.home)
+        .env(env::PROFILE, &plan.profile.name)
+        .env(env::BACKENDS, plan.profile.backends_json().to_string())
+        .env(env::WORK_DIR, &plan.project.root)
+        .env(env::BINARY_SOURCE, binary.source());
+    if let Ok(me) = std::env::current_exe() {
+        cmd.env(env::CLI_BIN, me);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("start the runtime: {e}")))?;
+    let end = rt
+        .block_on(supervise::run_to_completion(cmd))
+        .map_err(|e| {
+            CliError::failure(format!("start the pipeline binary `{}`: {e}", binary.path().display()))
+        })?;
+    drop(binary); // releases the cache lease only after the child is gone
+    if !end.is_orderly() {
+        finalize_abandoned(&plan, &run_id, end);
+    }
+    Ok(end.exit_code())
+}
+
+/// The child died without finishing its records (SIGKILL, OOM, panic): close the run in SQLite so
+/// no reader shows it running forever.
+fn finalize_abandoned(plan: &RunPlan, run_id: &RunId, end: supervise::ChildEnd) {
+    let reason = match end {
+        supervise::ChildEnd::Signal(s) => {
+            let name = nix::sys::signal::Signal::try_from(s).map(|s| s.as_str()).unwrap_or("unknown");
+            format!("pipeline process killed by {name} (signal {s})")
+        }
+        supervise::ChildEnd::Code(c) => format!("pipeline process exited with unexpected code {c}"),
+    };
+    let db = crate::source::state_db_path(&plan.profile, &plan.home);
+    match sparkwing_records::finalize_abandoned(&db, run_id.as_str(), &reason) {
+        Ok(true) => eprintln!("sparkwing: run {run_id} marked failed: {reason}"),
+        Ok(false) => {}
+        Err(e) => eprintln!("warning: could not finalize run {run_id} in `{}`: {e}", db.display()),
+    }
+}

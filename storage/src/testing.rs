@@ -1,0 +1,137 @@
+//! The one way tests reach the S3 test server (started by `scripts/s3-server.sh`, which
+//! `make s3-start` runs). A test that needs S3 fails, never skips, when the server is missing.
+//!
+//! Environment (printed by `scripts/s3-server.sh env`): `SPARKWING_TEST_S3_ENDPOINT`,
+//! `SPARKWING_TEST_S3_BUCKET`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use sparkwing_storage::ArtifactStore;
+//! let s3 = sparkwing_storage::testing::TestS3::from_env();
+//! let store = s3.artifact_store("my-test");
+//! store.put("k", b"v".to_vec()).await.unwrap();
+//! # }
+//! ```
+
+use crate::s3::{S3ArtifactStore, S3Config, S3LogStore, S3Options};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Endpoint of the S3 test server.
+pub const ENDPOINT_VAR: &str = "SPARKWING_TEST_S3_ENDPOINT";
+/// Bucket of the S3 test server.
+pub const BUCKET_VAR: &str = "SPARKWING_TEST_S3_BUCKET";
+
+const HOW_TO_START: &str = "S3 test server not running: run `make s3-start` (or `scripts/s3-server.sh start`) and export its settings with `eval \"$(scripts/s3-server.sh env)\"`";
+
+/// Connection settings of the S3 test server.
+#[derive(Debug, Clone)]
+pub struct TestS3 {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    /// A bucket that exists.
+    pub bucket: String,
+    config: S3Config,
+}
+
+impl TestS3 {
+    /// Reads the settings and checks that the server accepts connections.
+    ///
+    /// # Panics
+    /// With "S3 test server not running: run `make s3-start`…" when a variable is missing or
+    /// nothing listens at the endpoint.
+    pub fn from_env() -> TestS3 {
+        match TestS3::try_from_env() {
+            Ok(s) => s,
+            Err(why) => panic!("{HOW_TO_START}\n({why})"),
+        }
+    }
+
+    /// [`TestS3::from_env`] without the panic.
+    pub fn try_from_env() -> Result<TestS3, String> {
+        let var = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("`{k}` is not set"))
+        };
+        let endpoint = var(ENDPOINT_VAR)?;
+        let bucket = var(BUCKET_VAR)?;
+        let ak = var("AWS_ACCESS_KEY_ID")?;
+        let sk = var("AWS_SECRET_ACCESS_KEY")?;
+        let region = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty());
+        let hostport = endpoint
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string();
+        let addr = hostport
+            .to_socket_addrs()
+            .map_err(|e| format!("resolve `{hostport}`: {e}"))?
+            .next()
+            .ok_or_else(|| format!("resolve `{hostport}`: no address"))?;
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .map_err(|e| format!("connect to `{endpoint}`: {e}"))?;
+        let config = S3Config::with_static_credentials(
+            Some(&endpoint),
+            region.as_deref(),
+            &ak,
+            &sk,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(TestS3 {
+            endpoint,
+            bucket,
+            config,
+        })
+    }
+
+    /// The client configuration for the server.
+    pub fn config(&self) -> &S3Config {
+        &self.config
+    }
+
+    /// A prefix no other test uses: `test/<label>/<unique>`.
+    pub fn unique_prefix(&self, label: &str) -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!(
+            "test/{label}/{nanos:x}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// An empty artifact store under a fresh prefix.
+    pub fn artifact_store(&self, label: &str) -> S3ArtifactStore {
+        self.artifact_store_with(label, S3Options::default())
+    }
+
+    /// [`TestS3::artifact_store`] with explicit options.
+    pub fn artifact_store_with(&self, label: &str, opts: S3Options) -> S3ArtifactStore {
+        S3ArtifactStore::new(&self.config, &self.bucket, &self.unique_prefix(label), opts)
+            .expect("open the S3 test artifact store")
+    }
+
+    /// An empty log store under a fresh prefix.
+    pub fn log_store(&self, label: &str) -> S3LogStore {
+        S3LogStore::new(
+            &self.config,
+            &self.bucket,
+            &self.unique_prefix(label),
+            S3Options::default(),
+        )
+        .expect("open the S3 test log store")
+    }
+
+    /// A `s3://bucket/prefix` URL under a fresh prefix, for code that opens stores from URLs
+    /// (those read `SPARKWING_S3_ENDPOINT`, which the caller sets to [`TestS3::endpoint`]).
+    pub fn url(&self, label: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.unique_prefix(label))
+    }
+}

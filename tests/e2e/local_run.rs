@@ -1,0 +1,118 @@
+//! `sparkwing run` in local mode: DAGs under a worker cap, failures, retries, timeouts, records.
+
+use crate::support::{World, nanos, node};
+
+#[test]
+fn hello_runs_and_is_recorded() {
+    let w = World::sample();
+    let r = w.run(&["run", "hello"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let id = r.run_id();
+    // The console says where the logs and records are.
+    assert!(r.stdout.contains(&format!("{}/runs/{id}", w.home.display())), "{}", r.all());
+    assert!(r.stdout.contains("state.db"), "{}", r.all());
+
+    let show = w.show(&id);
+    assert_eq!(show["run"]["status"], "success");
+    assert_eq!(show["run"]["pipeline"], "hello");
+    assert_eq!(show["run"]["git_branch"], "main");
+    assert_eq!(show["run"]["invocation"]["mode"], "local");
+    for n in show["nodes"].as_array().unwrap() {
+        assert_eq!(n["status"], "done", "{n}");
+        assert_eq!(n["outcome"], "success", "{n}");
+    }
+    // Logs are readable back, per node, from the records' log store.
+    let logs = w.run(&["runs", "logs", &id]);
+    assert_eq!(logs.code, 0, "{}", logs.all());
+    assert!(logs.stdout.contains("[build]"), "{}", logs.all());
+
+    let list = w.run(&["runs", "list", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(list["runs"][0]["id"], id.as_str());
+}
+
+#[test]
+fn fanout_respects_the_worker_cap() {
+    let w = World::sample();
+    let r = w.run(&["run", "fanout", "--sw-workers=2"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let show = w.show(&r.run_id());
+    assert_eq!(show["run"]["invocation"]["workers"], 2);
+    let mut events = Vec::new();
+    for n in show["nodes"].as_array().unwrap() {
+        assert_eq!(n["outcome"], "success", "{n}");
+        events.push((nanos(&n["started_at"]), 1));
+        events.push((nanos(&n["finished_at"]), -1));
+    }
+    // Ends sort before starts at the same instant.
+    events.sort();
+    let (mut now, mut max) = (0, 0);
+    for (_, d) in events {
+        now += d;
+        max = max.max(now);
+    }
+    assert_eq!(max, 2, "observed concurrency must reach the cap of 2 and never exceed it");
+    // join ran after every work node.
+    let join = node(&show, "join");
+    for i in 1..=6 {
+        let wn = node(&show, &format!("work-{i}"));
+        assert!(nanos(&join["started_at"]) >= nanos(&wn["finished_at"]));
+    }
+}
+
+#[test]
+fn failing_node_cancels_dependents_not_siblings() {
+    let w = World::sample();
+    let r = w.run(&["run", "failing"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let show = w.show(&r.run_id());
+    assert_eq!(show["run"]["status"], "failed");
+    let a = node(&show, "a");
+    assert_eq!(a["outcome"], "failed");
+    assert_eq!(a["exit_code"], 1);
+    let b = node(&show, "b");
+    assert_eq!(b["outcome"], "cancelled");
+    assert_eq!(b["failure_reason"], "upstream-failed");
+    let c = node(&show, "c");
+    assert_eq!(c["outcome"], "success", "an independent sibling finishes");
+    assert!(nanos(&c["finished_at"]) > nanos(&a["finished_at"]));
+}
+
+#[test]
+fn retries_and_timeouts() {
+    let w = World::sample();
+    let r = w.run(&["run", "retry"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let show = w.show(&r.run_id());
+    let flaky = &show["nodes"][0];
+    assert_eq!(flaky["outcome"], "success");
+    assert_eq!(flaky["attempts"], 3);
+
+    let started = std::time::Instant::now();
+    let r = w.run(&["run", "timeout"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the timeout must stop the 30 s job");
+    let show = w.show(&r.run_id());
+    let slow = &show["nodes"][0];
+    assert_eq!(slow["outcome"], "failed");
+    assert_eq!(slow["failure_reason"], "timeout");
+}
+
+#[test]
+fn skip_conditions_and_secret_masking() {
+    let mut w = World::sample();
+    w.set("SAMPLE_TOKEN", "abcdef").set("SPARKWING_SECRET_ENV", "SAMPLE_TOKEN");
+    let r = w.run(&["run", "skip"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let show = w.show(&r.run_id());
+    assert!(show["nodes"].as_array().unwrap().iter().any(|n| n["outcome"] == "skipped"), "{show:#}");
+
+    let r = w.run(&["run", "secrets"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stdout.contains("abcdef") && !r.stderr.contains("abcdef"), "secret on the console:\n{}", r.all());
+    let logs = w.run(&["runs", "logs", &r.run_id(), "-o", "json"]);
+    assert!(logs.stdout.contains("***"), "{}", logs.all());
+    assert!(!logs.stdout.contains("abcdef"), "secret in the stored log:\n{}", logs.stdout);
+    let db = std::fs::read(w.home.join("state.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains("abcdef"), "secret in state.db");
+}
