@@ -10,7 +10,10 @@ const SDK_CRATES: &[&str] = &["contract", "storage", "records", "pipeline-runtim
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let root = manifest_dir.parent().expect("sparkwing/ lives in the workspace").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("sparkwing/ lives in the workspace")
+        .to_path_buf();
 
     let mut files = Vec::new();
     for krate in SDK_CRATES {
@@ -25,7 +28,8 @@ fn main() {
     println!("cargo:rerun-if-changed={}", lock.display());
 
     let mut hasher = blake3::Hasher::new();
-    let mut code = String::from("/// SDK source files: (path relative to the SDK root, contents).\n");
+    let mut code =
+        String::from("/// SDK source files: (path relative to the SDK root, contents).\n");
     code.push_str("pub static SDK_FILES: &[(&str, &[u8])] = &[\n");
     for rel in &files {
         let abs = root.join(rel);
@@ -34,7 +38,11 @@ fn main() {
         hasher.update(&[0]);
         hasher.update(&(bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
-        let _ = writeln!(code, "    ({rel:?}, include_bytes!({:?})),", abs.display().to_string());
+        let _ = writeln!(
+            code,
+            "    ({rel:?}, include_bytes!({:?})),",
+            abs.display().to_string()
+        );
     }
     code.push_str("];\n");
     let hash = hasher.finalize().to_hex();
@@ -69,7 +77,9 @@ fn main() {
 
 /// Every file under `dir` except build outputs, as paths relative to `root` with `/`.
 fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in rd.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
@@ -80,7 +90,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
             collect(root, &path, out);
         } else if path.is_file() {
             let rel = path.strip_prefix(root).expect("under root");
-            let rel: Vec<String> = rel.iter().map(|s| s.to_string_lossy().to_string()).collect();
+            let rel: Vec<String> = rel
+                .iter()
+                .map(|s| s.to_string_lossy().to_string())
+                .collect();
             out.push(rel.join("/"));
         }
     }

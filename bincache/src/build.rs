@@ -92,7 +92,7 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Bu
 }
 
 /// The TOML value of a `--config` override for one patch entry.
-fn patch_config(name: &str, path: &Path) -> OsString {
+pub(crate) fn patch_config(name: &str, path: &Path) -> OsString {
     let p = path
         .to_string_lossy()
         .replace('\\', "\\\\")
@@ -100,7 +100,8 @@ fn patch_config(name: &str, path: &Path) -> OsString {
     OsString::from(format!("patch.crates-io.{name}.path=\"{p}\""))
 }
 
-fn shown(cargo: &OsStr, args: &[OsString]) -> String {
+/// The command line as a person would type it, for messages.
+pub(crate) fn shown(cargo: &OsStr, args: &[OsString]) -> String {
     let mut s = cargo.to_string_lossy().into_owned();
     for a in args {
         s.push(' ');
@@ -138,19 +139,18 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
     let bin = binary_name(req.sparkwing_dir)?;
     std::fs::create_dir_all(req.target_dir).map_err(io("create directory", req.target_dir))?;
     let lock_path = req.target_dir.join(".sparkwing-build.lock");
-    let mut held = match lock::try_lock(&lock_path, Mode::Exclusive)
-        .map_err(io("lock", &lock_path))?
-    {
-        Some(h) => h,
-        None => {
-            eprintln!(
-                "sparkwing: waiting for {} to finish its pipeline build in `{}`",
-                lock::read_holder(&lock_path),
-                req.target_dir.display()
-            );
-            lock::lock(&lock_path, Mode::Exclusive).map_err(io("lock", &lock_path))?
-        }
-    };
+    let mut held =
+        match lock::try_lock(&lock_path, Mode::Exclusive).map_err(io("lock", &lock_path))? {
+            Some(h) => h,
+            None => {
+                eprintln!(
+                    "sparkwing: waiting for {} to finish its pipeline build in `{}`",
+                    lock::read_holder(&lock_path),
+                    req.target_dir.display()
+                );
+                lock::lock(&lock_path, Mode::Exclusive).map_err(io("lock", &lock_path))?
+            }
+        };
     held.write_holder(&lock::holder_text());
 
     let lockfile = req.sparkwing_dir.join("Cargo.lock");
@@ -297,6 +297,20 @@ pub fn binary_name(sparkwing_dir: &Path) -> Result<String, BuildError> {
 /// never touched; on failure the new file is removed again.
 pub fn ensure_lockfile(req: &BuildRequest<'_>, seed: &[u8]) -> Result<bool, BuildError> {
     let lockfile = req.sparkwing_dir.join("Cargo.lock");
+    // Two runs starting together must not both create it, nor may one read the seed before the
+    // other has trimmed it: the file is only created and trimmed under an exclusive lock, and a
+    // run that finds it existing checks under a shared lock (an uncontended flock is cheap).
+    std::fs::create_dir_all(req.target_dir).map_err(io("create directory", req.target_dir))?;
+    let lock_path = req.target_dir.join(".sparkwing-lockfile.lock");
+    {
+        let _shared = crate::lock::lock(&lock_path, crate::lock::Mode::Shared)
+            .map_err(io("lock", &lock_path))?;
+        if lockfile.exists() {
+            return Ok(false);
+        }
+    }
+    let _held = crate::lock::lock(&lock_path, crate::lock::Mode::Exclusive)
+        .map_err(io("lock", &lock_path))?;
     if lockfile.exists() {
         return Ok(false);
     }

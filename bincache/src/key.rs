@@ -424,10 +424,7 @@ fn declared_path_deps(t: &toml::Table) -> Vec<(String, String)> {
         };
         for (name, spec) in tbl {
             if let Some(p) = spec.get("path").and_then(|p| p.as_str()) {
-                let pkg = spec
-                    .get("package")
-                    .and_then(|p| p.as_str())
-                    .unwrap_or(name);
+                let pkg = spec.get("package").and_then(|p| p.as_str()).unwrap_or(name);
                 out.push((pkg.to_string(), p.to_string()));
             }
         }

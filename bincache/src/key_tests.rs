@@ -160,8 +160,17 @@ fn target_changes_key() {
 fn pinned_toolchain_changes_key_and_is_reported_as_pinned() {
     let r = Repo::new();
     let before = r.key();
-    let tc = before.inputs.iter().find(|i| i.label == "toolchain").unwrap();
-    assert!(tc.detail.contains("pinned in `.sparkwing/rust-toolchain.toml`"), "{}", tc.detail);
+    let tc = before
+        .inputs
+        .iter()
+        .find(|i| i.label == "toolchain")
+        .unwrap();
+    assert!(
+        tc.detail
+            .contains("pinned in `.sparkwing/rust-toolchain.toml`"),
+        "{}",
+        tc.detail
+    );
     // Editing the file also changes the tree input; the toolchain must change on its own too.
     r.write(
         ".sparkwing/rust-toolchain.toml",
@@ -199,7 +208,10 @@ fn fake_rustc(dir: &Path, release: &str) -> PathBuf {
 fn probed_toolchain_changes_key() {
     let r = Repo::new();
     // A moving channel is not a pin: the compiler is asked.
-    r.write(".sparkwing/rust-toolchain.toml", "[toolchain]\nchannel = \"stable\"\n");
+    r.write(
+        ".sparkwing/rust-toolchain.toml",
+        "[toolchain]\nchannel = \"stable\"\n",
+    );
     let bin = tempfile::tempdir().unwrap();
     let a = fake_rustc(bin.path(), "1.95.0");
     let b = fake_rustc(bin.path(), "1.95.1");
@@ -228,7 +240,10 @@ fn failing_rustc_probe_is_a_clear_error() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("`/nonexistent/rustc -vV`"), "{err}");
-    assert!(err.contains("hint:") && err.contains("rust-toolchain.toml"), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("rust-toolchain.toml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -248,12 +263,20 @@ fn rustc_env_changes_key() {
         ("CARGO_BUILD_RUSTFLAGS", "-Cdebuginfo=0"),
         ("CARGO_PROFILE_RELEASE_LTO", "true"),
         ("CARGO_PROFILE_RELEASE_BUILD_OVERRIDE_OPT_LEVEL", "3"),
-        ("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-Cpanic=abort"),
+        (
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+            "-Cpanic=abort",
+        ),
         ("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER", "clang"),
     ] {
         let after = r.key_with(&[(name, value)], |_| {});
         assert_changed_by(&before, &after, "rustc-env");
-        let detail = &after.inputs.iter().find(|i| i.label == "rustc-env").unwrap().detail;
+        let detail = &after
+            .inputs
+            .iter()
+            .find(|i| i.label == "rustc-env")
+            .unwrap()
+            .detail;
         assert_eq!(detail, name, "names are shown, values are not");
     }
     // What does not reach this build's rustc does not count.
@@ -262,7 +285,11 @@ fn rustc_env_changes_key() {
         ("HOME", "/elsewhere"),
         ("RUSTFLAGS", ""),
     ] {
-        assert_eq!(r.key_with(&[(name, value)], |_| {}).key, before.key, "{name}");
+        assert_eq!(
+            r.key_with(&[(name, value)], |_| {}).key,
+            before.key,
+            "{name}"
+        );
     }
 }
 
@@ -270,7 +297,10 @@ fn rustc_env_changes_key() {
 fn tree_content_changes_key() {
     let r = Repo::new();
     let before = r.key();
-    r.write(".sparkwing/src/main.rs", "fn main() { helper::hi(); helper::hi(); }\n");
+    r.write(
+        ".sparkwing/src/main.rs",
+        "fn main() { helper::hi(); helper::hi(); }\n",
+    );
     assert_changed_by(&before, &r.key(), "tree");
 }
 
@@ -304,13 +334,21 @@ fn cargo_lock_changes_key() {
     let r = Repo::new();
     let before = r.key();
     assert_eq!(
-        before.inputs.iter().find(|i| i.label == "Cargo.lock").unwrap().detail,
+        before
+            .inputs
+            .iter()
+            .find(|i| i.label == "Cargo.lock")
+            .unwrap()
+            .detail,
         "absent"
     );
     r.write(".sparkwing/Cargo.lock", "version = 4\n");
     let created = r.key();
     assert_changed_by(&before, &created, "Cargo.lock");
-    r.write(".sparkwing/Cargo.lock", "version = 4\n\n[[package]]\nname = \"x\"\n");
+    r.write(
+        ".sparkwing/Cargo.lock",
+        "version = 4\n\n[[package]]\nname = \"x\"\n",
+    );
     assert_changed_by(&created, &r.key(), "Cargo.lock");
 }
 
@@ -326,7 +364,10 @@ fn resolved_overlay_changes_key() {
 fn repository_cargo_config_changes_key() {
     let r = Repo::new();
     let before = r.key();
-    r.write(".cargo/config.toml", "[build]\nrustflags = [\"-Ctarget-cpu=native\"]\n");
+    r.write(
+        ".cargo/config.toml",
+        "[build]\nrustflags = [\"-Ctarget-cpu=native\"]\n",
+    );
     assert_changed_by(&before, &r.key(), "cargo-config");
 }
 
@@ -339,7 +380,10 @@ fn path_dependency_changes_key_and_is_named_by_package() {
         "{:?}",
         before.inputs
     );
-    r.write("tools/helper/src/lib.rs", "pub fn hi() { println!(\"hi\"); }\n");
+    r.write(
+        "tools/helper/src/lib.rs",
+        "pub fn hi() { println!(\"hi\"); }\n",
+    );
     assert_changed_by(&before, &r.key(), "path-dep:helper");
 }
 
@@ -375,7 +419,10 @@ fn missing_path_dependency_names_the_manifest() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("`helper`") && err.contains("`../tools/helper`"), "{err}");
+    assert!(
+        err.contains("`helper`") && err.contains("`../tools/helper`"),
+        "{err}"
+    );
     assert!(err.contains(".sparkwing/Cargo.toml`"), "{err}");
 }
 
@@ -404,7 +451,10 @@ fn mtime_does_not_change_key() {
     let before = r.key();
     let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
     for f in [".sparkwing/src/main.rs", "tools/helper/src/lib.rs"] {
-        let file = fs::OpenOptions::new().write(true).open(r.root.join(f)).unwrap();
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(r.root.join(f))
+            .unwrap();
         file.set_modified(old).unwrap();
     }
     assert_eq!(before, r.key());
@@ -417,11 +467,17 @@ fn build_leftovers_do_not_change_key() {
     let before = r.key();
     // What a build leaves behind, in the package and in the path dependency.
     r.write(".sparkwing/target/release/pipelines", "\x7fELF");
-    r.write(".sparkwing/target/CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55");
+    r.write(
+        ".sparkwing/target/CACHEDIR.TAG",
+        "Signature: 8a477f597d28d172789f06886806bc55",
+    );
     r.write("tools/helper/target/debug/libhelper.rlib", "x");
     r.write("tools/helper/Cargo.lock", "version = 4\n");
     // A relocated target directory nested deeper is recognised by its tag.
-    r.write(".sparkwing/build-out/CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55");
+    r.write(
+        ".sparkwing/build-out/CACHEDIR.TAG",
+        "Signature: 8a477f597d28d172789f06886806bc55",
+    );
     r.write(".sparkwing/build-out/debug/x", "x");
     r.write(".sparkwing/.git/HEAD", "ref: refs/heads/main\n");
     assert_eq!(before, r.key());
@@ -462,7 +518,8 @@ fn explain_lists_every_input_with_its_digest() {
         let input = k.inputs.iter().find(|i| i.label == label).unwrap();
         assert_eq!(input.digest.len(), 12);
         assert!(
-            text.lines().any(|l| l.trim_start().starts_with(label) && l.contains(&input.digest)),
+            text.lines()
+                .any(|l| l.trim_start().starts_with(label) && l.contains(&input.digest)),
             "{label} missing from:\n{text}"
         );
     }
@@ -484,5 +541,8 @@ fn missing_package_is_a_clear_error() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("not a directory") && err.contains("sparkwing pipeline new"), "{err}");
+    assert!(
+        err.contains("not a directory") && err.contains("sparkwing pipeline new"),
+        "{err}"
+    );
 }

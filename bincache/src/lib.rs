@@ -7,6 +7,8 @@
 //!   binary from being pruned, and LRU pruning to byte and entry ceilings.
 //! - [`build`]: `cargo build` of the pipeline package into the shared target directory.
 //! - [`remote`]: `bin/<key>` + `bin/<key>.json` in an artifact store, verified before use.
+//! - [`sparks`]: the resolved overlay `.sparkwing/.resolved.lock` that pins the `sparks:`
+//!   crates of `sparkwing.yaml` for builds.
 
 pub mod build;
 pub mod key;
@@ -14,13 +16,14 @@ pub mod limits;
 pub mod local;
 mod lock;
 pub mod remote;
+pub mod sparks;
 mod toolchain;
 mod tree;
 
 pub use build::{BuildError, BuildReport, BuildRequest, binary_name, cargo_build, ensure_lockfile};
 pub use key::{
     BuildProfile, CacheKey, KEY_FORMAT_VERSION, KeyError, KeyInput, KeyRequest, changed_inputs,
-    compute_key, render_explain,
+    compute_key, render_explain, rustc_env_names,
 };
 pub use limits::{Limits, LimitsError};
 pub use local::{
@@ -28,6 +31,10 @@ pub use local::{
     Source, render_info, render_prune,
 };
 pub use remote::{FetchOutcome, Manifest, ManifestFields, PublishOutcome, RemoteError};
+pub use sparks::{
+    OVERLAY_FILE, OverlayChange, SparkVersion, SparksError, SparksReport, check_manifest,
+    render_report, resolve as resolve_sparks, use_committed as use_committed_sparks,
+};
 
 /// File name of the pipeline executable inside a cache entry (and a staging directory).
 pub const BINARY_FILE: &str = "pipeline";

@@ -191,7 +191,10 @@ mod tests {
         let e = Limits::from_lookup(&|n| (n == env::CACHE_MAX_BYTES).then(|| "lots".into()))
             .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("`SPARKWING_CACHE_MAX_BYTES`") && msg.contains("`lots`"), "{msg}");
+        assert!(
+            msg.contains("`SPARKWING_CACHE_MAX_BYTES`") && msg.contains("`lots`"),
+            "{msg}"
+        );
         assert!(msg.contains("hint:"), "{msg}");
         let e = Limits::from_lookup(&|n| (n == env::CACHE_MAX_ENTRIES).then(|| "-1".into()))
             .unwrap_err();

@@ -327,7 +327,9 @@ impl std::fmt::Debug for LocalCache {
 
 fn validate_key(key: &str) -> Result<(), CacheError> {
     let ok = (16..=64).contains(&key.len())
-        && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if ok {
         Ok(())
     } else {
@@ -374,6 +376,12 @@ impl LocalCache {
     /// The default root under a sparkwing home: `<home>/cache/pipelines/v1`.
     pub fn default_root(sparkwing_home: &Path) -> PathBuf {
         sparkwing_home.join("cache").join("pipelines").join("v1")
+    }
+
+    /// The limits from `SPARKWING_CACHE_MAX_BYTES`, `SPARKWING_CACHE_MAX_ENTRIES` and
+    /// `SPARKWING_CACHE_LOCK_TIMEOUT`; a value that cannot be read is an error naming it.
+    pub fn limits_from_env() -> Result<Limits, crate::LimitsError> {
+        Limits::from_env()
     }
 
     /// Opens (creating if needed) the cache at `root`. Notices go to stderr until
@@ -574,7 +582,10 @@ impl LocalCache {
             Check::Missing => {}
             Check::Corrupt(_) => {
                 let dir = self.entry_dir(k);
-                let trash = self.root.join("trash").join(format!("{k}.{}", unique_suffix()));
+                let trash = self
+                    .root
+                    .join("trash")
+                    .join(format!("{k}.{}", unique_suffix()));
                 fs::rename(&dir, &trash).map_err(io("move aside", &dir))?;
                 let _ = fs::remove_dir_all(&trash);
             }
@@ -667,10 +678,7 @@ impl LocalCache {
         let mut entries = Vec::new();
         for (key, bytes, used) in self.scan()? {
             let meta = self.read_meta(&key);
-            let problem = match self.quick_check(&key, &meta) {
-                Ok(()) => None,
-                Err(p) => Some(p),
-            };
+            let problem = self.quick_check(&key, &meta).err();
             let lp = self.lease_path(&key);
             let in_use = matches!(lock::try_lock(&lp, Mode::Exclusive), Ok(None));
             let (created, source) = match &meta {
@@ -730,7 +738,11 @@ impl LocalCache {
             let used = [USED_FILE, META_FILE, ""]
                 .iter()
                 .find_map(|f| {
-                    let p = if f.is_empty() { path.clone() } else { path.join(f) };
+                    let p = if f.is_empty() {
+                        path.clone()
+                    } else {
+                        path.join(f)
+                    };
                     fs::metadata(p).and_then(|m| m.modified()).ok()
                 })
                 .unwrap_or(UNIX_EPOCH);
@@ -742,8 +754,7 @@ impl LocalCache {
     /// Removes entries per `opts`, never one with a live lease or a build in progress; also
     /// clears what crashed processes left in `staging/` and `trash/`.
     pub fn prune(&self, opts: PruneOpts) -> Result<PruneReport, CacheError> {
-        self.prune_inner(opts, true)
-            .map(|r| r.unwrap_or_default())
+        self.prune_inner(opts, true).map(|r| r.unwrap_or_default())
     }
 
     /// `Ok(None)` when `wait` is false and another prune is running (it will do the work).
@@ -853,10 +864,10 @@ impl LocalCache {
                     continue;
                 }
                 let bp = self.build_path(key);
-                if let Ok(Some(_held)) = lock::try_lock(&bp, Mode::Exclusive) {
-                    if fs::remove_dir_all(e.path()).is_ok() {
-                        removed += 1;
-                    }
+                if let Ok(Some(_held)) = lock::try_lock(&bp, Mode::Exclusive)
+                    && fs::remove_dir_all(e.path()).is_ok()
+                {
+                    removed += 1;
                 }
             }
         }
@@ -930,7 +941,11 @@ pub fn render_prune(r: &PruneReport) -> String {
     let mut s = format!(
         "removed {} {} ({}); {} left ({})\n",
         r.removed.len(),
-        if r.removed.len() == 1 { "entry" } else { "entries" },
+        if r.removed.len() == 1 {
+            "entry"
+        } else {
+            "entries"
+        },
         human_bytes(r.freed_bytes),
         r.remaining_entries,
         human_bytes(r.remaining_bytes),

@@ -109,7 +109,7 @@ pub enum RemoteError {
         key: String,
         store: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// Local file trouble.
     #[error("{op} `{path}`: {source}")]
@@ -126,7 +126,9 @@ pub enum RemoteError {
 
 fn check_key(key: &str) -> Result<(), RemoteError> {
     let ok = (16..=64).contains(&key.len())
-        && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if ok {
         Ok(())
     } else {
@@ -153,7 +155,7 @@ fn store_err<'a>(
         op,
         key: key.to_string(),
         store: store.describe(),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -61,14 +61,14 @@ pub(crate) fn resolve(
                     toolchain: Toolchain::Pinned { channel: ch },
                 });
             }
-        } else if let Some((file, channel)) = find_pin(sparkwing_dir)? {
-            if let Some(ch) = channel.filter(|c| is_exact(c)) {
-                let shown = display_path(sparkwing_dir, &file);
-                return Ok(Resolved {
-                    detail: format!("{ch} (pinned in `{shown}`)"),
-                    toolchain: Toolchain::Pinned { channel: ch },
-                });
-            }
+        } else if let Some((file, channel)) = find_pin(sparkwing_dir)?
+            && let Some(ch) = channel.filter(|c| is_exact(c))
+        {
+            let shown = display_path(sparkwing_dir, &file);
+            return Ok(Resolved {
+                detail: format!("{ch} (pinned in `{shown}`)"),
+                toolchain: Toolchain::Pinned { channel: ch },
+            });
         }
     }
     let rustc = rustc_override.unwrap_or_else(|| "rustc".to_string());
@@ -190,7 +190,14 @@ mod tests {
         ] {
             assert!(is_exact(c), "{c}");
         }
-        for c in ["stable", "nightly", "beta", "1.95", "nightly-2026-01", "my-toolchain"] {
+        for c in [
+            "stable",
+            "nightly",
+            "beta",
+            "1.95",
+            "nightly-2026-01",
+            "my-toolchain",
+        ] {
             assert!(!is_exact(c), "{c}");
         }
     }

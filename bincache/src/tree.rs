@@ -44,8 +44,15 @@ fn err(op: &'static str, path: &Path, source: std::io::Error) -> TreeError {
 }
 
 enum Candidate {
-    File { rel: String, abs: PathBuf, exec: bool },
-    DirLink { rel: String, target: String },
+    File {
+        rel: String,
+        abs: PathBuf,
+        exec: bool,
+    },
+    DirLink {
+        rel: String,
+        target: String,
+    },
 }
 
 impl Candidate {

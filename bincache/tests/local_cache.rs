@@ -86,7 +86,10 @@ fn miss_builds_then_hit_reuses_without_materializing() {
     assert_eq!(run(lease.binary()), "first");
     let mode = fs::metadata(lease.binary()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
-    assert_eq!(lease.entry_dir(), tmp.path().join("v1/entries").join(&k.key));
+    assert_eq!(
+        lease.entry_dir(),
+        tmp.path().join("v1/entries").join(&k.key)
+    );
     drop(lease);
 
     let (lease, src) = cache
@@ -99,7 +102,10 @@ fn miss_builds_then_hit_reuses_without_materializing() {
     assert!(cache.lookup(&k.key).unwrap().is_some());
     assert!(cache.lookup(&key(2).key).unwrap().is_none());
     // Nothing is left in staging.
-    assert_eq!(fs::read_dir(tmp.path().join("v1/staging")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(tmp.path().join("v1/staging")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
@@ -128,8 +134,12 @@ fn meta_records_format_inputs_and_blake3() {
 fn corrupt_entries_are_rebuilt_never_executed() {
     type Corrupt = fn(&Path);
     let cases: [(&str, Corrupt); 4] = [
-        ("binary missing", |d| fs::remove_file(d.join(BINARY_FILE)).unwrap()),
-        ("bad meta", |d| fs::write(d.join("meta.json"), "{not json").unwrap()),
+        ("binary missing", |d| {
+            fs::remove_file(d.join(BINARY_FILE)).unwrap()
+        }),
+        ("bad meta", |d| {
+            fs::write(d.join("meta.json"), "{not json").unwrap()
+        }),
         // Same length, different bytes: only the hash can tell.
         ("tampered binary", |d| {
             let p = d.join(BINARY_FILE);
@@ -137,7 +147,10 @@ fn corrupt_entries_are_rebuilt_never_executed() {
             fs::write(&p, text).unwrap();
         }),
         ("truncated binary", |d| {
-            let f = fs::OpenOptions::new().write(true).open(d.join(BINARY_FILE)).unwrap();
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(d.join(BINARY_FILE))
+                .unwrap();
             f.set_len(3).unwrap();
         }),
     ];
@@ -150,16 +163,24 @@ fn corrupt_entries_are_rebuilt_never_executed() {
         drop(lease);
         corrupt(&dir);
 
-        assert!(cache.lookup(&k.key).unwrap().is_none(), "{what}: lookup must miss");
+        assert!(
+            cache.lookup(&k.key).unwrap().is_none(),
+            "{what}: lookup must miss"
+        );
         let (lease, src) = cache.get_or_materialize(&k, script("rebuilt")).unwrap();
         assert_eq!(src, Source::Compiled, "{what}");
         assert_eq!(run(lease.binary()), "rebuilt", "{what}");
         let seen = seen.lock().unwrap();
         assert!(
-            seen.iter().any(|n| matches!(n, Notice::CorruptEntry { key, .. } if key == &k.key)),
+            seen.iter()
+                .any(|n| matches!(n, Notice::CorruptEntry { key, .. } if key == &k.key)),
             "{what}: expected a warning, got {seen:?}"
         );
-        assert!(seen[0].to_string().starts_with("warning: cached pipeline"), "{}", seen[0]);
+        assert!(
+            seen[0].to_string().starts_with("warning: cached pipeline"),
+            "{}",
+            seen[0]
+        );
     }
 }
 
@@ -176,14 +197,23 @@ fn failed_materialize_leaves_no_entry_and_no_staging() {
         .unwrap_err();
     assert!(matches!(err, GetError::Materialize("compile error")));
     assert!(!tmp.path().join("v1/entries").join(&k.key).exists());
-    assert_eq!(fs::read_dir(tmp.path().join("v1/staging")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(tmp.path().join("v1/staging")).unwrap().count(),
+        0
+    );
 
     let err = cache
         .get_or_materialize(&k, |_| Ok::<_, std::io::Error>(Source::Compiled))
         .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, GetError::Cache(CacheError::NoBinary { .. })), "{msg}");
-    assert!(msg.contains("is missing") && msg.contains("<staging>/pipeline"), "{msg}");
+    assert!(
+        matches!(err, GetError::Cache(CacheError::NoBinary { .. })),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("is missing") && msg.contains("<staging>/pipeline"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -196,7 +226,10 @@ fn bad_keys_are_refused_before_any_file_is_touched() {
             inputs: vec![],
         };
         let err = cache.get_or_materialize(&k, script("x")).unwrap_err();
-        assert!(matches!(err, GetError::Cache(CacheError::BadKey(_))), "{bad}");
+        assert!(
+            matches!(err, GetError::Cache(CacheError::BadKey(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -214,15 +247,23 @@ fn concurrent_handles_build_once() {
             let (root, builds, waits, k) = (root.clone(), builds.clone(), waits.clone(), k.clone());
             std::thread::spawn(move || {
                 let w = waits.clone();
-                let cache = LocalCache::open(root, unlimited()).unwrap().with_reporter(move |n| {
-                    if matches!(n, Notice::Waiting { .. }) {
-                        w.fetch_add(1, Ordering::SeqCst);
-                    }
-                });
+                let cache = LocalCache::open(root, unlimited())
+                    .unwrap()
+                    .with_reporter(move |n| {
+                        if matches!(n, Notice::Waiting { .. }) {
+                            w.fetch_add(1, Ordering::SeqCst);
+                        }
+                    });
                 let (lease, src) = cache
                     .get_or_materialize(&k, |staging| {
                         builds.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(300));
+                        // Finish only once the three others are visibly waiting for us.
+                        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                        while waits.load(Ordering::SeqCst) < 3
+                            && std::time::Instant::now() < deadline
+                        {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
                         script("once")(staging)
                     })
                     .unwrap();
@@ -233,8 +274,18 @@ fn concurrent_handles_build_once() {
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(builds.load(Ordering::SeqCst), 1, "built more than once");
     assert!(results.iter().all(|(out, _)| out == "once"));
-    assert_eq!(results.iter().filter(|(_, s)| *s == Source::Compiled).count(), 1);
-    assert_eq!(waits.load(Ordering::SeqCst), 3, "every waiter says whose build it waits for");
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(_, s)| *s == Source::Compiled)
+            .count(),
+        1
+    );
+    assert_eq!(
+        waits.load(Ordering::SeqCst),
+        3,
+        "every waiter says whose build it waits for"
+    );
 }
 
 /// Run by [`separate_processes_build_once`] in child processes of this test binary.
@@ -253,9 +304,12 @@ fn child_process_worker() {
     let (lease, src) = cache
         .get_or_materialize(&key(40), |staging| {
             // Append-only marker: one line per build, across processes.
-            let mut f = fs::OpenOptions::new().create(true).append(true).open(&marker)?;
+            let mut f = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&marker)?;
             std::io::Write::write_all(&mut f, b"built\n")?;
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(1000));
             script("cross-process")(staging)
         })
         .unwrap();
@@ -270,7 +324,12 @@ fn separate_processes_build_once() {
     let children: Vec<_> = (0..3)
         .map(|_| {
             Command::new(&exe)
-                .args(["--exact", "child_process_worker", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "child_process_worker",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("BINCACHE_TEST_ROOT", tmp.path().join("v1"))
                 .env("BINCACHE_TEST_MARKER", &marker)
                 .stdout(std::process::Stdio::piped())
@@ -297,12 +356,22 @@ fn separate_processes_build_once() {
             .unwrap_or_else(|| panic!("no result in {stdout}"));
         assert!(line.ends_with(" cross-process"), "{line}");
         sources.push(line.split(' ').nth(1).unwrap().to_string());
-        waiting_lines += stderr.lines().filter(|l| l.contains("sparkwing: waiting for pid ")).count();
+        waiting_lines += stderr
+            .lines()
+            .filter(|l| l.contains("sparkwing: waiting for pid "))
+            .count();
     }
-    assert_eq!(fs::read_to_string(&marker).unwrap(), "built\n", "exactly one build");
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap(),
+        "built\n",
+        "exactly one build"
+    );
     sources.sort();
     assert_eq!(sources, ["cached", "cached", "compiled"]);
-    assert_eq!(waiting_lines, 2, "both waiters print whose build they wait for");
+    assert_eq!(
+        waiting_lines, 2,
+        "both waiters print whose build they wait for"
+    );
 }
 
 #[test]
@@ -331,7 +400,10 @@ fn lock_timeout_names_the_lock_and_the_variable() {
     let (waiter, seen) = notices(LocalCache::open(root, limits).unwrap());
     let err = waiter.get_or_materialize(&k, script("x")).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, GetError::Cache(CacheError::LockTimeout { .. })), "{msg}");
+    assert!(
+        matches!(err, GetError::Cache(CacheError::LockTimeout { .. })),
+        "{msg}"
+    );
     assert!(msg.contains(&format!("locks/{}.build`", k.key)), "{msg}");
     assert!(msg.contains("`SPARKWING_CACHE_LOCK_TIMEOUT`"), "{msg}");
     assert!(msg.contains("held by pid "), "{msg}");
@@ -360,7 +432,13 @@ fn prune_to_entry_limit_removes_least_recently_used_but_never_a_leased_entry() {
     let cache = LocalCache::open(root.clone(), limits).unwrap();
     // Publishing a fourth entry prunes down to two: 60 is leased, so 61 and 62 go.
     let (fresh, _) = cache.get_or_materialize(&key(63), script("new")).unwrap();
-    let mut keys: Vec<String> = cache.info().unwrap().entries.into_iter().map(|e| e.key).collect();
+    let mut keys: Vec<String> = cache
+        .info()
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
     keys.sort();
     assert_eq!(keys, [key(60).key, key(63).key]);
     assert_eq!(run(running.binary()), "e", "a leased binary stays runnable");
@@ -372,7 +450,11 @@ fn prune_to_entry_limit_removes_least_recently_used_but_never_a_leased_entry() {
     assert_eq!(report.remaining_entries, 0);
     assert!(render_prune(&report).starts_with("removed 2 entries"));
     // Lock files of removed keys go too.
-    assert_eq!(fs::read_dir(root.join("locks")).unwrap().count(), 1, "only prune.lock stays");
+    assert_eq!(
+        fs::read_dir(root.join("locks")).unwrap().count(),
+        1,
+        "only prune.lock stays"
+    );
 }
 
 #[test]
@@ -391,8 +473,17 @@ fn prune_to_byte_limit_and_by_age() {
         );
         set_last_used(&cache, &key(n), ago);
     }
-    let report = cache.prune(PruneOpts::OlderThan(Duration::from_secs(4500))).unwrap();
-    assert_eq!(report.removed.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), [key(70).key]);
+    let report = cache
+        .prune(PruneOpts::OlderThan(Duration::from_secs(4500)))
+        .unwrap();
+    assert_eq!(
+        report
+            .removed
+            .iter()
+            .map(|r| r.key.clone())
+            .collect::<Vec<_>>(),
+        [key(70).key]
+    );
 
     let info = cache.info().unwrap();
     let one_entry = info.entries[0].bytes;
@@ -406,7 +497,14 @@ fn prune_to_byte_limit_and_by_age() {
     )
     .unwrap();
     let report = limited.prune(PruneOpts::ToLimits).unwrap();
-    assert_eq!(report.removed.iter().map(|r| r.key.clone()).collect::<Vec<_>>(), [key(71).key]);
+    assert_eq!(
+        report
+            .removed
+            .iter()
+            .map(|r| r.key.clone())
+            .collect::<Vec<_>>(),
+        [key(71).key]
+    );
     assert_eq!(report.remaining_entries, 1);
     assert!(report.remaining_bytes <= one_entry + 10);
 }
@@ -452,7 +550,13 @@ fn info_lists_entries_most_recent_first_with_use_and_problems() {
     }
     let lease = cache.lookup(&key(90).key).unwrap().unwrap();
     set_last_used(&cache, &key(90), 100);
-    fs::remove_file(tmp.path().join("v1/entries").join(key(92).key).join(BINARY_FILE)).unwrap();
+    fs::remove_file(
+        tmp.path()
+            .join("v1/entries")
+            .join(key(92).key)
+            .join(BINARY_FILE),
+    )
+    .unwrap();
 
     let info = cache.info().unwrap();
     let keys: Vec<_> = info.entries.iter().map(|e| e.key.clone()).collect();
@@ -460,10 +564,19 @@ fn info_lists_entries_most_recent_first_with_use_and_problems() {
     assert!(info.entries[2].in_use);
     assert!(!info.entries[0].in_use);
     assert_eq!(info.entries[1].problem.as_deref(), Some("binary missing"));
-    assert_eq!(info.total_bytes, info.entries.iter().map(|e| e.bytes).sum::<u64>());
+    assert_eq!(
+        info.total_bytes,
+        info.entries.iter().map(|e| e.bytes).sum::<u64>()
+    );
     let text = render_info(&info);
-    assert!(text.contains("entries: 3 of 20, size:") && text.contains("of 2.0 GiB"), "{text}");
-    assert!(text.contains("in use") && text.contains("unusable: binary missing"), "{text}");
+    assert!(
+        text.contains("entries: 3 of 20, size:") && text.contains("of 2.0 GiB"),
+        "{text}"
+    );
+    assert!(
+        text.contains("in use") && text.contains("unusable: binary missing"),
+        "{text}"
+    );
     let json = serde_json::to_value(&info).unwrap();
     assert_eq!(json["limits"]["max_entries"], 20);
     assert_eq!(json["entries"][0]["source"], "compiled");

@@ -1,8 +1,8 @@
 //! The remote binary cache against a real filesystem artifact store.
 
 use sparkwing_bincache::remote::{
-    FetchOutcome, Manifest, ManifestFields, PublishOutcome, binary_object, fetch,
-    manifest_object, publish,
+    FetchOutcome, Manifest, ManifestFields, PublishOutcome, binary_object, fetch, manifest_object,
+    publish,
 };
 use sparkwing_storage::{ArtifactStore, FsArtifactStore};
 use std::os::unix::fs::PermissionsExt;
@@ -51,7 +51,12 @@ async fn publish_then_fetch_verifies_and_runs() {
     assert_eq!(m.key, KEY);
     assert_eq!(m.target, FIELDS.target);
     assert_eq!(m.sdk_version, FIELDS.sdk_version);
-    assert_eq!(m.blake3, blake3::hash(&std::fs::read(&bin).unwrap()).to_hex().as_str());
+    assert_eq!(
+        m.blake3,
+        blake3::hash(&std::fs::read(&bin).unwrap())
+            .to_hex()
+            .as_str()
+    );
 
     // A second machine: different directory, fetch into a staging dir and run it.
     let staging = tmp.path().join("staging");
@@ -71,7 +76,10 @@ async fn missing_key_is_a_quiet_miss() {
     let tmp = tempfile::tempdir().unwrap();
     let store = FsArtifactStore::new(tmp.path().join("bucket"));
     let dest = tmp.path().join("pipeline");
-    assert_eq!(fetch(&store, KEY, &dest).await.unwrap(), FetchOutcome::NotFound);
+    assert_eq!(
+        fetch(&store, KEY, &dest).await.unwrap(),
+        FetchOutcome::NotFound
+    );
     assert!(!dest.exists());
 }
 
@@ -96,7 +104,10 @@ async fn tampered_binary_or_manifest_is_rejected_and_never_written() {
     assert!(!dest.exists());
 
     // Truncated.
-    store.put(&binary_object(KEY), b"#!".to_vec()).await.unwrap();
+    store
+        .put(&binary_object(KEY), b"#!".to_vec())
+        .await
+        .unwrap();
     match fetch(&store, KEY, &dest).await.unwrap() {
         FetchOutcome::Rejected { reason } => assert!(reason.contains("bytes"), "{reason}"),
         other => panic!("expected a rejection, got {other:?}"),
@@ -105,17 +116,38 @@ async fn tampered_binary_or_manifest_is_rejected_and_never_written() {
     // A manifest for another key, an unknown format, garbage.
     let mut m: serde_json::Value = serde_json::from_slice(&good_manifest).unwrap();
     m["key"] = "ffffffffffffffffffffffffffffffff".into();
-    store.put(&manifest_object(KEY), m.to_string().into_bytes()).await.unwrap();
-    assert!(matches!(fetch(&store, KEY, &dest).await.unwrap(), FetchOutcome::Rejected { .. }));
+    store
+        .put(&manifest_object(KEY), m.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert!(matches!(
+        fetch(&store, KEY, &dest).await.unwrap(),
+        FetchOutcome::Rejected { .. }
+    ));
     m["key"] = KEY.into();
     m["format_version"] = 99.into();
-    store.put(&manifest_object(KEY), m.to_string().into_bytes()).await.unwrap();
-    assert!(matches!(fetch(&store, KEY, &dest).await.unwrap(), FetchOutcome::Rejected { .. }));
-    store.put(&manifest_object(KEY), b"{".to_vec()).await.unwrap();
-    assert!(matches!(fetch(&store, KEY, &dest).await.unwrap(), FetchOutcome::Rejected { .. }));
+    store
+        .put(&manifest_object(KEY), m.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert!(matches!(
+        fetch(&store, KEY, &dest).await.unwrap(),
+        FetchOutcome::Rejected { .. }
+    ));
+    store
+        .put(&manifest_object(KEY), b"{".to_vec())
+        .await
+        .unwrap();
+    assert!(matches!(
+        fetch(&store, KEY, &dest).await.unwrap(),
+        FetchOutcome::Rejected { .. }
+    ));
 
     // A manifest without its binary.
-    store.put(&manifest_object(KEY), good_manifest).await.unwrap();
+    store
+        .put(&manifest_object(KEY), good_manifest)
+        .await
+        .unwrap();
     store.delete(&binary_object(KEY)).await.unwrap();
     match fetch(&store, KEY, &dest).await.unwrap() {
         FetchOutcome::Rejected { reason } => assert!(reason.contains("does not"), "{reason}"),
@@ -135,7 +167,9 @@ async fn second_publish_is_already_published_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let store = FsArtifactStore::new(tmp.path().join("bucket"));
     assert!(store.supports_conditional().await.unwrap());
-    publish(&store, KEY, &binary(tmp.path(), "first"), &FIELDS).await.unwrap();
+    publish(&store, KEY, &binary(tmp.path(), "first"), &FIELDS)
+        .await
+        .unwrap();
     let before = store.get(&binary_object(KEY)).await.unwrap();
     let again = publish(&store, KEY, &binary(tmp.path(), "second build"), &FIELDS)
         .await
@@ -158,7 +192,10 @@ async fn binary_without_manifest_is_completed_with_the_stored_binary() {
         .unwrap();
     assert_eq!(outcome, PublishOutcome::Completed);
     let dest = tmp.path().join("pipeline");
-    assert!(matches!(fetch(&store, KEY, &dest).await.unwrap(), FetchOutcome::Fetched(_)));
+    assert!(matches!(
+        fetch(&store, KEY, &dest).await.unwrap(),
+        FetchOutcome::Fetched(_)
+    ));
     assert_eq!(run(&dest), "theirs");
 }
 
@@ -166,6 +203,8 @@ async fn binary_without_manifest_is_completed_with_the_stored_binary() {
 async fn bad_keys_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let store = FsArtifactStore::new(tmp.path().join("bucket"));
-    let err = fetch(&store, "../escape", &tmp.path().join("p")).await.unwrap_err();
+    let err = fetch(&store, "../escape", &tmp.path().join("p"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("`../escape`"), "{err}");
 }

@@ -212,9 +212,15 @@ impl JobCtx {
     /// Runs `cmd`, its output going to the job's log. A non-zero exit is an error.
     pub async fn run(&self, cmd: &Cmd) -> Result<(), JobError> {
         let mut stop = self.inner.stop.clone();
-        exec::run(self.spawn_spec(cmd), &self.inner.log, &self.step, &mut stop, false)
-            .await
-            .map(|_| ())
+        exec::run(
+            self.spawn_spec(cmd),
+            &self.inner.log,
+            &self.step,
+            &mut stop,
+            false,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Runs a bash line (see [`Cmd::sh`]).
@@ -225,7 +231,14 @@ impl JobCtx {
     /// Runs `cmd` and returns its stdout without the trailing newline; stderr goes to the log.
     pub async fn capture(&self, cmd: &Cmd) -> Result<String, JobError> {
         let mut stop = self.inner.stop.clone();
-        let mut out = exec::run(self.spawn_spec(cmd), &self.inner.log, &self.step, &mut stop, true).await?;
+        let mut out = exec::run(
+            self.spawn_spec(cmd),
+            &self.inner.log,
+            &self.step,
+            &mut stop,
+            true,
+        )
+        .await?;
         while out.ends_with('\n') || out.ends_with('\r') {
             out.pop();
         }
@@ -233,11 +246,16 @@ impl JobCtx {
     }
 
     fn store(&self, op: &'static str, key: &str) -> Result<&Arc<dyn ArtifactStore>, JobError> {
-        self.inner.artifacts.as_ref().ok_or_else(|| JobError::Artifact {
-            op,
-            key: key.into(),
-            source: StoreError::Config("no artifact store is configured for this run".into()),
-        })
+        self.inner
+            .artifacts
+            .as_ref()
+            .ok_or_else(|| JobError::Artifact {
+                op,
+                key: key.into(),
+                source: Box::new(StoreError::Config(
+                    "no artifact store is configured for this run".into(),
+                )),
+            })
     }
 
     fn note_artifact(&self, key: &str) {
@@ -253,7 +271,11 @@ impl JobCtx {
 
     /// Stores `bytes` under `key` in the run's artifact store (the `cache` surface) and lists the
     /// key on this job's record.
-    pub async fn save_artifact(&self, key: &str, bytes: impl Into<Vec<u8>>) -> Result<(), JobError> {
+    pub async fn save_artifact(
+        &self,
+        key: &str,
+        bytes: impl Into<Vec<u8>>,
+    ) -> Result<(), JobError> {
         let store = self.store("save", key)?;
         store
             .put(key, bytes.into())
@@ -261,7 +283,7 @@ impl JobCtx {
             .map_err(|source| JobError::Artifact {
                 op: "save",
                 key: key.into(),
-                source,
+                source: Box::new(source),
             })?;
         self.note_artifact(key);
         Ok(())
@@ -275,20 +297,21 @@ impl JobCtx {
     ) -> Result<u64, JobError> {
         let store = self.store("save", key)?;
         let path = self.inner.work_dir.join(path);
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|source| JobError::ArtifactFile {
-                op: "open",
-                path: path.display().to_string(),
-                source,
-            })?;
+        let mut file =
+            tokio::fs::File::open(&path)
+                .await
+                .map_err(|source| JobError::ArtifactFile {
+                    op: "open",
+                    path: path.display().to_string(),
+                    source,
+                })?;
         let n = store
             .put_from_reader(key, &mut file)
             .await
             .map_err(|source| JobError::Artifact {
                 op: "save",
                 key: key.into(),
-                source,
+                source: Box::new(source),
             })?;
         self.note_artifact(key);
         Ok(n)
@@ -300,7 +323,7 @@ impl JobCtx {
         store.get(key).await.map_err(|source| JobError::Artifact {
             op: "load",
             key: key.into(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -332,7 +355,7 @@ impl JobCtx {
             .map_err(|source| JobError::Artifact {
                 op: "load",
                 key: key.into(),
-                source,
+                source: Box::new(source),
             })
     }
 }

@@ -64,7 +64,7 @@ pub enum JobError {
         op: &'static str,
         key: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// Reading or writing a local file for an artifact failed.
     #[error("{op} `{path}`: {source}")]

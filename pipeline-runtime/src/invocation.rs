@@ -86,7 +86,8 @@ pub(crate) fn ci_info(get: impl Fn(&str) -> Option<String>) -> CiInfo {
     }
     if v("BUILDKITE") == "true" {
         let mut job_url = v("BUILDKITE_BUILD_URL");
-        if let Some(job) = get("BUILDKITE_JOB_ID").filter(|j| !j.is_empty() && !job_url.is_empty()) {
+        if let Some(job) = get("BUILDKITE_JOB_ID").filter(|j| !j.is_empty() && !job_url.is_empty())
+        {
             job_url = format!("{job_url}#{job}");
         }
         return CiInfo {
@@ -143,7 +144,10 @@ mod tests {
             ("BUILDKITE_JOB_ID", "j"),
         ]);
         assert_eq!(b.job_url, "https://bk/b/1#j");
-        assert_eq!(ci(&[("GITLAB_CI", "true"), ("CI_JOB_URL", "u")]).vendor, "gitlab-ci");
+        assert_eq!(
+            ci(&[("GITLAB_CI", "true"), ("CI_JOB_URL", "u")]).vendor,
+            "gitlab-ci"
+        );
         assert_eq!(ci(&[("CIRCLECI", "true")]).vendor, "circleci");
         assert_eq!(ci(&[]), CiInfo::default());
     }
@@ -154,6 +158,9 @@ mod tests {
             strip_credentials("https://x-access-token:s3cr3t@github.com/o/r.git"),
             "https://github.com/o/r.git"
         );
-        assert_eq!(strip_credentials("git@github.com:o/r.git"), "git@github.com:o/r.git");
+        assert_eq!(
+            strip_credentials("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
     }
 }

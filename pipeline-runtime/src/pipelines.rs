@@ -114,13 +114,20 @@ impl Pipelines {
             if self.entries.is_empty() {
                 "this binary registers no pipeline".to_string()
             } else {
-                let names: Vec<String> = self.entries.iter().map(|e| format!("`{}`", e.name)).collect();
+                let names: Vec<String> = self
+                    .entries
+                    .iter()
+                    .map(|e| format!("`{}`", e.name))
+                    .collect();
                 format!("known pipelines: {}", names.join(", "))
             }
         };
         for (i, e) in self.entries.iter().enumerate() {
             if self.entries[..i].iter().any(|p| p.name == e.name) {
-                return usage(format!("register pipeline `{}`: the name is registered twice", e.name));
+                return usage(format!(
+                    "register pipeline `{}`: the name is registered twice",
+                    e.name
+                ));
             }
         }
         let Some(name) = argv.first() else {
@@ -141,7 +148,11 @@ impl Pipelines {
             return exit::SUCCESS;
         }
         let Some(entry) = self.entries.iter().find(|e| &e.name == name) else {
-            return usage(format!("find pipeline `{}`: no such pipeline\n  hint: {}", name.escape_debug(), known()));
+            return usage(format!(
+                "find pipeline `{}`: no such pipeline\n  hint: {}",
+                name.escape_debug(),
+                known()
+            ));
         };
         let settings = match Settings::from_env(&env) {
             Ok(s) => s,

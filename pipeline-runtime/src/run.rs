@@ -60,7 +60,12 @@ impl RecordSink for Records<'_> {
 }
 
 /// Runs a validated plan and returns the process exit code.
-pub(crate) async fn execute(settings: Settings, pipeline: &str, args: &Args, plan: ValidPlan) -> i32 {
+pub(crate) async fn execute(
+    settings: Settings,
+    pipeline: &str,
+    args: &Args,
+    plan: ValidPlan,
+) -> i32 {
     let began = Instant::now();
     let run_id = settings.run_id.to_string();
     let db = sparkwing_records::db_path(&settings.home);
@@ -141,9 +146,9 @@ pub(crate) async fn execute(settings: Settings, pipeline: &str, args: &Args, pla
         records.node(rec);
     }
     let job_count = pending.len();
-    hub.console.lifecycle(
-        crate::log::Mark::Start,
-        &format!("{pipeline} {run_id}"),
+    hub.console.run_start(
+        pipeline,
+        &run_id,
         &format!("{job_count} job(s), {} worker(s)", settings.workers),
     );
 
@@ -171,7 +176,11 @@ pub(crate) async fn execute(settings: Settings, pipeline: &str, args: &Args, pla
     (run.status, run.error) = if let Some(sig) = done.cancelled_by {
         (RunStatus::Cancelled, format!("cancelled by {sig}"))
     } else if failed > 0 || cancelled > 0 {
-        let shown: Vec<String> = failed_ids.iter().take(5).map(|i| format!("`{i}`")).collect();
+        let shown: Vec<String> = failed_ids
+            .iter()
+            .take(5)
+            .map(|i| format!("`{i}`"))
+            .collect();
         let more = failed_ids.len().saturating_sub(5);
         let mut e = format!("{failed} job(s) failed: {}", shown.join(", "));
         if more > 0 {
@@ -191,7 +200,11 @@ pub(crate) async fn execute(settings: Settings, pipeline: &str, args: &Args, pla
     let db_error = tokio::task::block_in_place(|| writer.close()).err();
 
     // The state dump beside the artifacts, as readers of the bucket layout expect it.
-    let masked_nodes: Vec<NodeRecord> = done.nodes.iter().map(|n| records_mask(&masker, n)).collect();
+    let masked_nodes: Vec<NodeRecord> = done
+        .nodes
+        .iter()
+        .map(|n| records_mask(&masker, n))
+        .collect();
     let dump_error = match &artifacts {
         Some(store) => store
             .put(

@@ -20,7 +20,9 @@ pub enum LogFormat {
 /// A setting that could not be read. A usage error (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SettingsError {
-    #[error("read `{name}`: `{value}` is not an integer ≥ 1\n  hint: set it to the number of jobs that may run at once, e.g. `2`")]
+    #[error(
+        "read `{name}`: `{value}` is not an integer ≥ 1\n  hint: set it to the number of jobs that may run at once, e.g. `2`"
+    )]
     Workers { name: &'static str, value: String },
     #[error("read `{name}`: `{value}` is not one of `pretty`, `plain`, `json`")]
     LogFormat { name: &'static str, value: String },
@@ -175,7 +177,10 @@ fn parse_backends(json: Option<&str>, home: &std::path::Path) -> Result<Backends
     let default = |k: &str, v: String| -> (String, String) { (k.to_string(), v) };
     for (k, v) in [
         default("state", "sqlite".into()),
-        default("logs", format!("filesystem:{}", home.join("runs").display())),
+        default(
+            "logs",
+            format!("filesystem:{}", home.join("runs").display()),
+        ),
         default(
             "cache",
             format!("filesystem:{}", home.join("artifacts").display()),
@@ -242,7 +247,10 @@ mod tests {
     fn backends_json_overrides_defaults() {
         let s = settings(&[
             (env::HOME, "/h"),
-            (env::BACKENDS, r#"{"logs":"filesystem:/l","state":"sqlite"}"#),
+            (
+                env::BACKENDS,
+                r#"{"logs":"filesystem:/l","state":"sqlite"}"#,
+            ),
         ])
         .unwrap();
         assert_eq!(s.backends.logs, "filesystem:/l");

@@ -20,7 +20,11 @@ pub enum RecordsError {
     #[error(
         "read run records `{path}`: schema version {found} is newer than this build understands ({known})\n  hint: upgrade sparkwing, or point SPARKWING_HOME elsewhere"
     )]
-    NewerSchema { path: String, found: i64, known: i64 },
+    NewerSchema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     /// A stored JSON column could not be read back.
     #[error("decode `{column}` of {what} in `{path}`: {source}")]
     Decode {
@@ -43,7 +47,11 @@ pub enum RecordsError {
 }
 
 impl RecordsError {
-    pub(crate) fn sqlite(op: &'static str, path: &std::path::Path, source: rusqlite::Error) -> Self {
+    pub(crate) fn sqlite(
+        op: &'static str,
+        path: &std::path::Path,
+        source: rusqlite::Error,
+    ) -> Self {
         RecordsError::Sqlite {
             op,
             path: path.display().to_string(),

@@ -41,14 +41,14 @@ pub fn finalize_abandoned(db: &Path, run_id: &str, reason: &str) -> Result<bool>
         return Ok(false);
     }
     tx.execute(
-            "UPDATE nodes SET status = 'done', outcome = 'cancelled',
+        "UPDATE nodes SET status = 'done', outcome = 'cancelled',
                  failure_reason = 'cancelled',
                  error = CASE WHEN error = '' THEN ?2 ELSE error END,
                  finished_at = ?3
              WHERE run_id = ?1 AND status IN ('pending', 'running')",
-            params![run_id, format!("run ended: {reason}"), now],
-        )
-        .map_err(err)?;
+        params![run_id, format!("run ended: {reason}"), now],
+    )
+    .map_err(err)?;
     tx.commit().map_err(err)?;
     Ok(true)
 }

@@ -185,8 +185,7 @@ impl RawNode {
             outcome: self.outcome.as_deref().and_then(Outcome::parse),
             deps: serde_json::from_str(&self.deps).map_err(|e| decode("deps", e))?,
             outputs: serde_json::from_str(&self.outputs).map_err(|e| decode("outputs", e))?,
-            artifacts: serde_json::from_str(&self.artifacts)
-                .map_err(|e| decode("artifacts", e))?,
+            artifacts: serde_json::from_str(&self.artifacts).map_err(|e| decode("artifacts", e))?,
             run_id: self.run_id,
             id: self.id,
             error: self.error,

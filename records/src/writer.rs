@@ -13,6 +13,9 @@ use std::thread::JoinHandle;
 /// Most operations applied in one transaction; bounds how long a reader can be starved of a
 /// fresh snapshot when the queue is deep.
 const MAX_BATCH: usize = 8192;
+/// How long a small batch waits for more records before committing. A commit costs far more than
+/// a row, so a short wait turns a trickle of node updates into a few transactions a second.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 enum Op {
     Run(Box<RunRecord>),
@@ -209,11 +212,23 @@ impl Drop for Writer {
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, path: &Path) {
     let mut batch: Vec<Op> = Vec::with_capacity(256);
     while let Ok(first) = rx.recv() {
+        let deadline = std::time::Instant::now() + LINGER;
+        let mut syncing = matches!(first, Op::Sync(_));
         batch.push(first);
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+            let next = if syncing {
+                rx.try_recv().ok()
+            } else {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                rx.recv_timeout(left).ok()
+            };
+            match next {
+                Some(op) => {
+                    // Someone waits on a sync: commit what is here without lingering.
+                    syncing |= matches!(op, Op::Sync(_));
+                    batch.push(op);
+                }
+                None => break,
             }
         }
         let mut waiters = Vec::new();

@@ -71,12 +71,17 @@ fn rows_round_trip_and_update_in_place() {
     // A reader opened while the writer is alive sees committed rows.
     let reader = Reader::open(&db(dir.path())).unwrap();
     assert_eq!(reader.get_run(R1).unwrap().unwrap(), r);
-    assert_eq!(reader.list_nodes(R1).unwrap(), vec![build.clone(), test.clone()]);
+    assert_eq!(
+        reader.list_nodes(R1).unwrap(),
+        vec![build.clone(), test.clone()]
+    );
 
     build.status = NodeStatus::Done;
     build.outcome = Some(Outcome::Success);
     build.attempts = 1;
-    build.outputs.insert("version".into(), serde_json::json!("1.2.3"));
+    build
+        .outputs
+        .insert("version".into(), serde_json::json!("1.2.3"));
     build.artifacts.push("dist/app.tar".into());
     r.status = RunStatus::Success;
     r.finished_at = Some("2026-11-27T14:15:02Z".into());
@@ -97,14 +102,34 @@ fn list_runs_filters_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let w = Writer::open(&db(dir.path())).unwrap();
     // Sub-second precision must order correctly even with differing fraction lengths.
-    w.put_run(run(R1, "hello", RunStatus::Success, "2026-11-27T14:15:00.5Z"));
-    w.put_run(run(R2, "hello", RunStatus::Failed, "2026-11-27T14:15:00.45Z"));
-    w.put_run(run(R3, "fanout", RunStatus::Success, "2026-11-27T14:15:01Z"));
+    w.put_run(run(
+        R1,
+        "hello",
+        RunStatus::Success,
+        "2026-11-27T14:15:00.5Z",
+    ));
+    w.put_run(run(
+        R2,
+        "hello",
+        RunStatus::Failed,
+        "2026-11-27T14:15:00.45Z",
+    ));
+    w.put_run(run(
+        R3,
+        "fanout",
+        RunStatus::Success,
+        "2026-11-27T14:15:01Z",
+    ));
     w.close().unwrap();
 
     let reader = Reader::open(&db(dir.path())).unwrap();
     let ids = |f: RunFilter| -> Vec<String> {
-        reader.list_runs(&f).unwrap().into_iter().map(|r| r.id).collect()
+        reader
+            .list_runs(&f)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
     };
     assert_eq!(ids(RunFilter::default()), [R3, R1, R2]);
     assert_eq!(

@@ -38,6 +38,9 @@ pub enum Command {
     Cache(CacheCommand),
     /// Show which storage profile resolves, and why
     Profile(ProfileArgs),
+    /// Serve the web dashboard and JSON API over local and bucket runs
+    #[command(subcommand)]
+    Dashboard(crate::dashboard::DashboardCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,20 +7,32 @@ use std::fmt;
 #[derive(Debug)]
 pub enum CliError {
     /// Bad flags, unknown names, invalid plans, malformed config: exit 2.
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// Could not do the work (build failed, store unreachable, I/O): exit 1.
-    Failure { message: String, hint: Option<String> },
+    Failure {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl CliError {
     /// A usage error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError::Usage { message: message.into(), hint: None }
+        CliError::Usage {
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// A failure (exit 1).
     pub fn failure(message: impl Into<String>) -> Self {
-        CliError::Failure { message: message.into(), hint: None }
+        CliError::Failure {
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// Adds a hint line telling the user how to fix it.
@@ -43,7 +55,9 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (message, hint) = match self {
-            CliError::Usage { message, hint } | CliError::Failure { message, hint } => (message, hint),
+            CliError::Usage { message, hint } | CliError::Failure { message, hint } => {
+                (message, hint)
+            }
         };
         write!(f, "error: {message}")?;
         if let Some(h) = hint {

@@ -17,8 +17,11 @@ pub fn sparkwing_home() -> Result<PathBuf, CliError> {
     }
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".sparkwing")),
-        None => Err(CliError::failure("neither `SPARKWING_HOME` nor `HOME` is set")
-            .with_hint("set `SPARKWING_HOME` to the directory sparkwing should keep runs and caches in")),
+        None => Err(
+            CliError::failure("neither `SPARKWING_HOME` nor `HOME` is set").with_hint(
+                "set `SPARKWING_HOME` to the directory sparkwing should keep runs and caches in",
+            ),
+        ),
     }
 }
 

@@ -3,13 +3,14 @@
 mod app;
 mod cli;
 mod commands;
+mod dashboard;
 mod error;
 mod home;
 mod output;
 mod project;
 mod run;
-mod source;
 mod sdk;
+mod source;
 
 fn main() {
     let code = app::main_impl();

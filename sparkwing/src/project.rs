@@ -32,7 +32,10 @@ pub fn find(start: &Path) -> Result<Project, CliError> {
     while let Some(d) = dir {
         let candidate = d.join(".sparkwing");
         if candidate.join("Cargo.toml").is_file() {
-            return Ok(Project { root: d.to_path_buf(), sparkwing_dir: candidate });
+            return Ok(Project {
+                root: d.to_path_buf(),
+                sparkwing_dir: candidate,
+            });
         }
         dir = d.parent();
     }

@@ -43,7 +43,10 @@ pub fn materialize(base: &Path) -> Result<PathBuf, CliError> {
     }
     // A workspace root of its own, so the SDK never joins a workspace it happens to sit under.
     let members: Vec<String> = sdk_crates().into_iter().map(|c| format!("{c:?}")).collect();
-    let manifest = format!("[workspace]\nresolver = \"3\"\nmembers = [{}]\n", members.join(", "));
+    let manifest = format!(
+        "[workspace]\nresolver = \"3\"\nmembers = [{}]\n",
+        members.join(", ")
+    );
     let root_manifest = tmp.join("Cargo.toml");
     std::fs::write(&root_manifest, manifest).map_err(|e| io_err("write", &root_manifest, e))?;
     std::fs::write(tmp.join(".complete"), b"").map_err(|e| io_err("write", &tmp, e))?;
@@ -87,7 +90,10 @@ mod tests {
     fn embeds_every_sdk_crate() {
         let crates = sdk_crates();
         for c in ["contract", "pipeline-runtime", "records", "storage"] {
-            assert!(crates.contains(&c.to_string()), "{c} missing from {crates:?}");
+            assert!(
+                crates.contains(&c.to_string()),
+                "{c} missing from {crates:?}"
+            );
         }
         assert!(!SEED_LOCKFILE.is_empty());
     }

@@ -50,13 +50,14 @@ impl RunSource {
                     .map_err(|e| CliError::failure(format!("read run records: {e}")))
             }
             RunSource::Bucket { store } => {
-                let keys = store
-                    .list("runs/")
-                    .await
-                    .map_err(|e| CliError::failure(format!("list runs in `{}`: {e}", store.describe())))?;
+                let keys = store.list("runs/").await.map_err(|e| {
+                    CliError::failure(format!("list runs in `{}`: {e}", store.describe()))
+                })?;
                 let mut runs = Vec::new();
                 for key in keys.iter().filter(|k| is_state_key(k)) {
-                    let Some((run, _)) = load_dump(store.as_ref(), key).await else { continue };
+                    let Some((run, _)) = load_dump(store.as_ref(), key).await else {
+                        continue;
+                    };
                     if filter.pipeline.as_ref().is_some_and(|p| *p != run.pipeline) {
                         continue;
                     }
@@ -65,7 +66,11 @@ impl RunSource {
                     }
                     runs.push(run);
                 }
-                runs.sort_by(|a, b| b.started_at.cmp(&a.started_at).then_with(|| b.id.cmp(&a.id)));
+                runs.sort_by(|a, b| {
+                    b.started_at
+                        .cmp(&a.started_at)
+                        .then_with(|| b.id.cmp(&a.id))
+                });
                 if let Some(limit) = filter.limit {
                     runs.truncate(limit);
                 }
@@ -82,7 +87,9 @@ impl RunSource {
                     return Ok(None);
                 }
                 let reader = open_reader(db)?;
-                let Some(run) = reader.get_run(id).map_err(|e| CliError::failure(format!("read run records: {e}")))?
+                let Some(run) = reader
+                    .get_run(id)
+                    .map_err(|e| CliError::failure(format!("read run records: {e}")))?
                 else {
                     return Ok(None);
                 };
@@ -96,7 +103,10 @@ impl RunSource {
                 match store.get(&key).await {
                     Ok(bytes) => Ok(parse_dump(&key, &bytes)),
                     Err(e) if e.is_not_found() => Ok(None),
-                    Err(e) => Err(CliError::failure(format!("read `{key}` from `{}`: {e}", store.describe()))),
+                    Err(e) => Err(CliError::failure(format!(
+                        "read `{key}` from `{}`: {e}",
+                        store.describe()
+                    ))),
                 }
             }
         }
@@ -105,12 +115,15 @@ impl RunSource {
     /// Resolves `latest` and bare ids (without `run-`) to a run id.
     pub async fn resolve_id(&self, given: &str) -> Result<String, CliError> {
         if given == "latest" {
-            let runs = self.list(&ListFilter { limit: Some(1), ..Default::default() }).await?;
-            return runs
-                .into_iter()
-                .next()
-                .map(|r| r.id)
-                .ok_or_else(|| CliError::usage(format!("no runs recorded in {}", self.describe())));
+            let runs = self
+                .list(&ListFilter {
+                    limit: Some(1),
+                    ..Default::default()
+                })
+                .await?;
+            return runs.into_iter().next().map(|r| r.id).ok_or_else(|| {
+                CliError::usage(format!("no runs recorded in {}", self.describe()))
+            });
         }
         sparkwing_contract::RunId::parse(given)
             .map(|id| id.to_string())
@@ -163,7 +176,11 @@ pub struct Sources {
 
 /// Readers' sources for `--profile` (or the project default / built-in defaults): runs from the
 /// profile's state surface when it is SQLite, else from the state dumps on its cache surface.
-pub fn open(profile: &sparkwing_config::Resolved, explicit: bool, home: &std::path::Path) -> Result<Sources, CliError> {
+pub fn open(
+    profile: &sparkwing_config::Resolved,
+    explicit: bool,
+    home: &std::path::Path,
+) -> Result<Sources, CliError> {
     use sparkwing_config::Surface;
     if matches!(profile.logs, Surface::Stdout) {
         return Err(CliError::usage(format!(
@@ -172,23 +189,37 @@ pub fn open(profile: &sparkwing_config::Resolved, explicit: bool, home: &std::pa
         ))
         .with_hint("pick a profile whose `logs:` surface is `filesystem` or `s3`"));
     }
-    let logs = sparkwing_storage::open_log_store(&profile.logs.spec_string())
-        .map_err(|e| CliError::failure(format!("open the log store `{}`: {e}", profile.logs.spec_string())))?;
+    let logs = sparkwing_storage::open_log_store(&profile.logs.spec_string()).map_err(|e| {
+        CliError::failure(format!(
+            "open the log store `{}`: {e}",
+            profile.logs.spec_string()
+        ))
+    })?;
     let cache_is_remote = matches!(profile.cache, Surface::S3 { .. });
     let runs = match &profile.state {
         // A profile named on the command line whose runs live in a bucket: read the bucket, so a
         // laptop sees what CI machines recorded.
         _ if explicit && cache_is_remote => {
-            let store = sparkwing_storage::open_artifact_store(&profile.cache.spec_string()).map_err(|e| {
-                CliError::failure(format!("open the artifact store `{}`: {e}", profile.cache.spec_string()))
-            })?;
+            let store = sparkwing_storage::open_artifact_store(&profile.cache.spec_string())
+                .map_err(|e| {
+                    CliError::failure(format!(
+                        "open the artifact store `{}`: {e}",
+                        profile.cache.spec_string()
+                    ))
+                })?;
             RunSource::Bucket { store }
         }
-        Surface::Sqlite { .. } => RunSource::Local { db: state_db_path(profile, home) },
+        Surface::Sqlite { .. } => RunSource::Local {
+            db: state_db_path(profile, home),
+        },
         _ => {
-            let store = sparkwing_storage::open_artifact_store(&profile.cache.spec_string()).map_err(|e| {
-                CliError::failure(format!("open the artifact store `{}`: {e}", profile.cache.spec_string()))
-            })?;
+            let store = sparkwing_storage::open_artifact_store(&profile.cache.spec_string())
+                .map_err(|e| {
+                    CliError::failure(format!(
+                        "open the artifact store `{}`: {e}",
+                        profile.cache.spec_string()
+                    ))
+                })?;
             RunSource::Bucket { store }
         }
     };

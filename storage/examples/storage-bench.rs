@@ -39,7 +39,9 @@ fn args() -> Args {
             ("--rounds", Some(v)) => a.rounds = v.max(1) as usize,
             ("--parts", Some(v)) => a.parts = v as usize,
             (other, _) => {
-                eprintln!("usage: storage-bench [--mib N] [--rounds N] [--parts N] (bad `{other}`)");
+                eprintln!(
+                    "usage: storage-bench [--mib N] [--rounds N] [--parts N] (bad `{other}`)"
+                );
                 std::process::exit(2);
             }
         }
@@ -104,11 +106,17 @@ async fn main() {
                 let mut r = PatternReader::new(size, round as u64);
                 let rss = RssSampler::start();
                 let t = Instant::now();
-                plain.put_object_stream(&mut r, &key).await.expect("plain put");
+                plain
+                    .put_object_stream(&mut r, &key)
+                    .await
+                    .expect("plain put");
                 plain_put.push(t.elapsed().as_secs_f64());
                 let mut w = DigestWriter::default();
                 let t = Instant::now();
-                plain.get_object_to_writer(&key, &mut w).await.expect("plain get");
+                plain
+                    .get_object_to_writer(&key, &mut w)
+                    .await
+                    .expect("plain get");
                 plain_get.push(t.elapsed().as_secs_f64());
                 plain_rss = plain_rss.max(rss.stop().unwrap_or(0));
                 assert_eq!(w.digest(), r.digest(), "plain round trip differs");
@@ -182,7 +190,11 @@ async fn main() {
         let delete = t.elapsed();
         let delete_requests = logs.requests() - append_requests - read_requests - list_requests;
         println!();
-        println!("## logs: {} parts of {} bytes, one node", a.parts, line.len());
+        println!(
+            "## logs: {} parts of {} bytes, one node",
+            a.parts,
+            line.len()
+        );
         println!("| step | requests | seconds |");
         println!("|---|---|---|");
         let row = |name: &str, req: u64, d: Duration| {

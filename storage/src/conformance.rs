@@ -41,8 +41,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct SuiteOptions {
     /// Size of the object streamed both ways with bounded memory.
     pub big_object_bytes: u64,
-    /// Resident-memory growth the big transfer may cause (it must not hold the object).
-    pub max_rss_growth: u64,
+    /// Memory growth the big transfer may cause (it must not hold the object): live heap where
+    /// [`CountingAlloc`] is installed, else resident memory.
+    pub max_memory_growth: u64,
     /// Keys written and listed back (beyond one S3 listing page of 1,000).
     pub many_keys: usize,
     /// Parts appended to one node's log and read back in order.
@@ -55,7 +56,7 @@ impl Default for SuiteOptions {
     fn default() -> Self {
         SuiteOptions {
             big_object_bytes: 200 * 1024 * 1024,
-            max_rss_growth: 128 * 1024 * 1024,
+            max_memory_growth: 96 * 1024 * 1024,
             many_keys: 1500,
             log_parts: 200,
             racers: 16,
@@ -79,7 +80,18 @@ pub struct CaseReport {
     pub group: &'static str,
     pub name: &'static str,
     pub outcome: Outcome,
+    /// A measurement worth showing (e.g. memory held by a big transfer).
+    pub note: Option<String>,
     pub elapsed: Duration,
+}
+
+tokio::task_local! {
+    static NOTE: std::cell::RefCell<Option<String>>;
+}
+
+/// Attaches a measurement to the running case's report line.
+fn note(text: String) {
+    let _ = NOTE.try_with(|n| *n.borrow_mut() = Some(text));
 }
 
 /// Results of a suite run against one backend.
@@ -104,7 +116,13 @@ impl Report {
         let mut s = String::new();
         for c in &self.cases {
             let (mark, detail) = match &c.outcome {
-                Outcome::Pass => ("PASS", String::new()),
+                Outcome::Pass => (
+                    "PASS",
+                    c.note
+                        .as_ref()
+                        .map(|n| format!("  {n}"))
+                        .unwrap_or_default(),
+                ),
                 Outcome::Skip(w) => ("SKIP", format!("  ({w})")),
                 Outcome::Fail(w) => ("FAIL", format!("  {w}")),
             };
@@ -166,8 +184,9 @@ fn show(b: &[u8]) -> String {
     format!("{s:?}{}", if b.len() > 200 { "…" } else { "" })
 }
 
-type ArtifactCase = fn(Arc<dyn ArtifactStore>, SuiteOptions) -> BoxFuture<'static, CaseResult>;
-type LogCase = fn(Arc<dyn LogStore>, SuiteOptions) -> BoxFuture<'static, CaseResult>;
+type CaseFn<S> = fn(Arc<S>, SuiteOptions) -> BoxFuture<'static, CaseResult>;
+type ArtifactCase = CaseFn<dyn ArtifactStore>;
+type LogCase = CaseFn<dyn LogStore>;
 
 macro_rules! cases {
     ($store:ty; $($name:ident),* $(,)?) => {
@@ -183,7 +202,7 @@ macro_rules! cases {
 async fn run_cases<S: ?Sized>(
     backend: &str,
     group: &'static str,
-    cases: Vec<(&'static str, fn(Arc<S>, SuiteOptions) -> BoxFuture<'static, CaseResult>)>,
+    cases: Vec<(&'static str, CaseFn<S>)>,
     factory: &(dyn Fn() -> Arc<S> + Send + Sync),
     opts: &SuiteOptions,
 ) -> Report {
@@ -195,17 +214,23 @@ async fn run_cases<S: ?Sized>(
         let store = factory();
         let started = Instant::now();
         // A panicking case is a failure of that case, not of the whole run.
-        let res = tokio::spawn(case(store, opts.clone())).await;
-        let outcome = match res {
-            Ok(Ok(())) => Outcome::Pass,
-            Ok(Err(CaseErr::Skip(w))) => Outcome::Skip(w),
-            Ok(Err(CaseErr::Fail(w))) => Outcome::Fail(w),
-            Err(e) => Outcome::Fail(format!("panicked: {e}")),
+        let fut = case(store, opts.clone());
+        let res = tokio::spawn(NOTE.scope(std::cell::RefCell::new(None), async move {
+            let r = fut.await;
+            (r, NOTE.with(|n| n.borrow_mut().take()))
+        }))
+        .await;
+        let (outcome, note) = match res {
+            Ok((Ok(()), note)) => (Outcome::Pass, note),
+            Ok((Err(CaseErr::Skip(w)), note)) => (Outcome::Skip(w), note),
+            Ok((Err(CaseErr::Fail(w)), note)) => (Outcome::Fail(w), note),
+            Err(e) => (Outcome::Fail(format!("panicked: {e}")), None),
         };
         report.cases.push(CaseReport {
             group,
             name,
             outcome,
+            note,
             elapsed: started.elapsed(),
         });
     }
@@ -288,7 +313,10 @@ async fn put_get_round_trip(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> CaseR
     let got = s.get("alpha").await?;
     ensure!(got == b"hello sparkwing", "get returned {}", show(&got));
     s.put("nested/dir/beta", b"deep".to_vec()).await?;
-    ensure!(s.get("nested/dir/beta").await? == b"deep", "nested key lost");
+    ensure!(
+        s.get("nested/dir/beta").await? == b"deep",
+        "nested key lost"
+    );
     Ok(())
 }
 
@@ -351,7 +379,10 @@ async fn list_prefix_filters_keys(s: Arc<dyn ArtifactStore>, _: SuiteOptions) ->
         s.put(k, k.as_bytes().to_vec()).await?;
     }
     let keys = s.list("build/").await?;
-    ensure!(keys == ["build/abc", "build/def"], "list(\"build/\") = {keys:?}");
+    ensure!(
+        keys == ["build/abc", "build/def"],
+        "list(\"build/\") = {keys:?}"
+    );
     let keys = s.list("build").await?;
     ensure!(
         keys == ["build/abc", "build/def", "buildx/q"],
@@ -366,7 +397,11 @@ async fn put_empty_payload(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> CaseRe
     s.put("empty", Vec::new()).await?;
     ensure!(s.has("empty").await?, "empty object missing");
     let got = s.get("empty").await?;
-    ensure!(got.is_empty(), "empty object read back as {} bytes", got.len());
+    ensure!(
+        got.is_empty(),
+        "empty object read back as {} bytes",
+        got.len()
+    );
     Ok(())
 }
 
@@ -392,14 +427,29 @@ async fn keys_are_literal(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> CaseRes
     want.sort();
     let listed = s.list("lit/").await?;
     ensure!(listed == want, "listing {listed:?}, want {want:?}");
-    ensure!(!s.has("lit/a/b").await?, "`%2F` was decoded into a separator");
+    ensure!(
+        !s.has("lit/a/b").await?,
+        "`%2F` was decoded into a separator"
+    );
     Ok(())
 }
 
 async fn unsafe_keys_are_refused(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> CaseResult {
     let bad = [
-        "", "..", ".", "a/../b", "../escape", "a/./b", "/abs", "trailing/", "a//b", "a\\b",
-        "ctl\nchar", "nul\0", "tab\tkey", "del\u{7f}",
+        "",
+        "..",
+        ".",
+        "a/../b",
+        "../escape",
+        "a/./b",
+        "/abs",
+        "trailing/",
+        "a//b",
+        "a\\b",
+        "ctl\nchar",
+        "nul\0",
+        "tab\tkey",
+        "del\u{7f}",
     ];
     for k in bad {
         let refused = |r: &Result<(), StoreError>| matches!(r, Err(StoreError::BadId(_)));
@@ -458,7 +508,10 @@ async fn stream_small_and_empty(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> C
     let mut out = Vec::new();
     let n = s.get_to_writer("small", &mut out).await?;
     ensure!(n == data.len() as u64 && out == data, "read back {n} bytes");
-    ensure!(s.get("small").await? == data, "get disagrees with the stream");
+    ensure!(
+        s.get("small").await? == data,
+        "get disagrees with the stream"
+    );
     let mut empty: &[u8] = b"";
     s.put_from_reader("empty", &mut empty).await?;
     let mut out = Vec::new();
@@ -488,36 +541,53 @@ async fn big_object_streams_with_bounded_memory(
     let _guard = BIG_LOCK.lock().await;
     let size = o.big_object_bytes;
     let mut reader = PatternReader::new(size, 0x5eed);
-    let sampler = RssSampler::start();
+    let (sampler, heap) = (RssSampler::start(), HeapPeak::start());
     let n = s.put_from_reader("big/object.bin", &mut reader).await?;
-    let put_growth = sampler.stop();
+    let put_growth = measured(sampler, heap);
     ensure!(n == size, "put_from_reader counted {n} of {size} bytes");
     let want = reader.digest();
 
     let mut writer = DigestWriter::default();
-    let sampler = RssSampler::start();
+    let (sampler, heap) = (RssSampler::start(), HeapPeak::start());
     let n = s.get_to_writer("big/object.bin", &mut writer).await?;
-    let get_growth = sampler.stop();
+    let get_growth = measured(sampler, heap);
     ensure!(n == size, "get_to_writer counted {n} of {size} bytes");
-    ensure!(writer.len == size, "writer received {} of {size} bytes", writer.len);
-    ensure!(writer.digest() == want, "content differs after the round trip");
+    ensure!(
+        writer.len == size,
+        "writer received {} of {size} bytes",
+        writer.len
+    );
+    ensure!(
+        writer.digest() == want,
+        "content differs after the round trip"
+    );
     ensure!(
         writer.max_write <= 64 * 1024 * 1024,
         "one write carried {} bytes: the object was buffered",
         writer.max_write
     );
-    if let (Some(p), Some(g)) = (put_growth, get_growth) {
+    if let (Some((what, p)), Some((_, g))) = (put_growth, get_growth) {
+        note(format!("{what} +{} MiB put, +{} MiB get", p >> 20, g >> 20));
         ensure!(
-            p <= o.max_rss_growth && g <= o.max_rss_growth,
-            "resident memory grew by {} MiB (put) / {} MiB (get) for a {} MiB object; limit {} MiB",
+            p <= o.max_memory_growth && g <= o.max_memory_growth,
+            "{what} grew by {} MiB (put) / {} MiB (get) for a {} MiB object; limit {} MiB",
             p >> 20,
             g >> 20,
             size >> 20,
-            o.max_rss_growth >> 20
+            o.max_memory_growth >> 20
         );
     }
     s.delete("big/object.bin").await?;
     Ok(())
+}
+
+/// Live-heap growth where the counting allocator is installed (precise), else RSS growth.
+fn measured(rss: RssSampler, heap: Option<HeapPeak>) -> Option<(&'static str, u64)> {
+    let rss = rss.stop();
+    match heap {
+        Some(h) => Some(("live heap", h.stop())),
+        None => rss.map(|r| ("resident memory", r)),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -535,7 +605,10 @@ async fn conditional_or_skip(s: &Arc<dyn ArtifactStore>) -> CaseResult {
 
 /// Whatever the probe says, the conditional methods must agree with it: enforced when
 /// supported, `NotSupported` (never a silent overwrite) when not.
-async fn conditional_capability_is_honest(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> CaseResult {
+async fn conditional_capability_is_honest(
+    s: Arc<dyn ArtifactStore>,
+    _: SuiteOptions,
+) -> CaseResult {
     let first = s.supports_conditional().await?;
     let again = s.supports_conditional().await?;
     ensure!(first == again, "the capability changed between calls");
@@ -605,7 +678,10 @@ async fn put_if_match_fails_on_stale_etag(
         matches!(r, Err(StoreError::PreconditionFailed(_))),
         "stale swap = {r:?}"
     );
-    ensure!(s.get("cas").await? == b"two", "content changed by a stale swap");
+    ensure!(
+        s.get("cas").await? == b"two",
+        "content changed by a stale swap"
+    );
     Ok(())
 }
 
@@ -658,11 +734,17 @@ async fn read_modify_write_converges(s: Arc<dyn ArtifactStore>, _: SuiteOptions)
                     if tries > 200 {
                         return Err("no progress after 200 attempts".to_string());
                     }
-                    let (data, etag) = s.get_with_etag("counter").await.map_err(|e| e.to_string())?;
+                    let (data, etag) = s
+                        .get_with_etag("counter")
+                        .await
+                        .map_err(|e| e.to_string())?;
                     let n: usize = String::from_utf8_lossy(&data)
                         .parse()
                         .map_err(|e| format!("counter {}: {e}", show(&data)))?;
-                    match s.put_if_match("counter", (n + 1).to_string().into_bytes(), &etag).await {
+                    match s
+                        .put_if_match("counter", (n + 1).to_string().into_bytes(), &etag)
+                        .await
+                    {
                         Ok(_) => break,
                         Err(StoreError::PreconditionFailed(_)) => continue,
                         Err(e) => return Err(e.to_string()),
@@ -679,11 +761,18 @@ async fn read_modify_write_converges(s: Arc<dyn ArtifactStore>, _: SuiteOptions)
     }
     let got = s.get("counter").await?;
     let want = (WORKERS * EACH).to_string();
-    ensure!(got == want.as_bytes(), "counter = {}, want {want}", show(&got));
+    ensure!(
+        got == want.as_bytes(),
+        "counter = {}, want {want}",
+        show(&got)
+    );
     Ok(())
 }
 
-async fn concurrent_creates_have_one_winner(s: Arc<dyn ArtifactStore>, o: SuiteOptions) -> CaseResult {
+async fn concurrent_creates_have_one_winner(
+    s: Arc<dyn ArtifactStore>,
+    o: SuiteOptions,
+) -> CaseResult {
     conditional_or_skip(&s).await?;
     let start = Arc::new(tokio::sync::Barrier::new(o.racers));
     let mut tasks = Vec::new();
@@ -715,7 +804,11 @@ async fn concurrent_creates_have_one_winner(s: Arc<dyn ArtifactStore>, o: SuiteO
     );
     let got = s.get("race").await?;
     let want = format!("racer-{}", winners[0]);
-    ensure!(got == want.as_bytes(), "stored {} but the winner was {want}", show(&got));
+    ensure!(
+        got == want.as_bytes(),
+        "stored {} but the winner was {want}",
+        show(&got)
+    );
     Ok(())
 }
 
@@ -725,7 +818,10 @@ async fn streamed_create_only(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> Cas
     const SIZE: u64 = 12 * 1024 * 1024;
     let mut first = PatternReader::new(SIZE, 1);
     let (n, etag) = s.put_from_reader_if_absent("bin/tool", &mut first).await?;
-    ensure!(n == SIZE && !etag.is_empty(), "first streamed create: {n} bytes, ETag {etag:?}");
+    ensure!(
+        n == SIZE && !etag.is_empty(),
+        "first streamed create: {n} bytes, ETag {etag:?}"
+    );
     let mut second = PatternReader::new(SIZE, 2);
     let r = s.put_from_reader_if_absent("bin/tool", &mut second).await;
     ensure!(
@@ -734,7 +830,10 @@ async fn streamed_create_only(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> Cas
     );
     let mut w = DigestWriter::default();
     s.get_to_writer("bin/tool", &mut w).await?;
-    ensure!(w.digest() == first.digest(), "the first upload was replaced");
+    ensure!(
+        w.digest() == first.digest(),
+        "the first upload was replaced"
+    );
     Ok(())
 }
 
@@ -744,7 +843,10 @@ async fn streamed_create_only(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> Cas
 const RUN: &str = "run-20260420-093112-a7f2c3d4";
 
 fn lines(b: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(b).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(b)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 async fn five_lines(s: &Arc<dyn LogStore>) -> Result<(), StoreError> {
@@ -764,7 +866,10 @@ async fn append_read_round_trip(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseRe
 async fn read_empty_node(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseResult {
     let got = s.read(RUN, "nothing", &ReadOpts::default()).await?;
     ensure!(got.is_empty(), "read {}", show(&got));
-    ensure!(s.list_nodes(RUN).await?.is_empty(), "nodes listed for an empty run");
+    ensure!(
+        s.list_nodes(RUN).await?.is_empty(),
+        "nodes listed for an empty run"
+    );
     Ok(())
 }
 
@@ -828,7 +933,10 @@ async fn read_with_line_range(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseResu
         head: 1,
     };
     let got = lines(&s.read(RUN, "n", &o).await?);
-    ensure!(got == ["c"], "range then grep then tail then head = {got:?}");
+    ensure!(
+        got == ["c"],
+        "range then grep then tail then head = {got:?}"
+    );
     Ok(())
 }
 
@@ -839,7 +947,10 @@ async fn read_run_returns_all_nodes(s: Arc<dyn LogStore>, _: SuiteOptions) -> Ca
     let all = s.read_run(RUN).await?;
     let got: Vec<(String, Vec<String>)> = all.iter().map(|(n, b)| (n.clone(), lines(b))).collect();
     let want = vec![
-        ("build".to_string(), vec!["b1".to_string(), "b2".to_string()]),
+        (
+            "build".to_string(),
+            vec!["b1".to_string(), "b2".to_string()],
+        ),
         ("test".to_string(), vec!["t1".to_string()]),
     ];
     ensure!(got == want, "read_run = {got:?}");
@@ -875,12 +986,18 @@ async fn append_after_delete_works(s: Arc<dyn LogStore>, _: SuiteOptions) -> Cas
 async fn many_parts_read_in_order(s: Arc<dyn LogStore>, o: SuiteOptions) -> CaseResult {
     let mut want = Vec::new();
     for i in 0..o.log_parts {
-        let part = format!("{{\"msg\":\"part {i:05} line 1\"}}\n{{\"msg\":\"part {i:05} line 2\"}}\n");
+        let part =
+            format!("{{\"msg\":\"part {i:05} line 1\"}}\n{{\"msg\":\"part {i:05} line 2\"}}\n");
         want.extend_from_slice(part.as_bytes());
         s.append_part(RUN, "build", part.into_bytes()).await?;
     }
     let got = s.read(RUN, "build", &ReadOpts::default()).await?;
-    ensure!(got.len() == want.len(), "read {} of {} bytes", got.len(), want.len());
+    ensure!(
+        got.len() == want.len(),
+        "read {} of {} bytes",
+        got.len(),
+        want.len()
+    );
     ensure!(got == want, "parts came back out of order");
     let tail = s
         .read(
@@ -899,11 +1016,16 @@ async fn many_parts_read_in_order(s: Arc<dyn LogStore>, o: SuiteOptions) -> Case
 
 /// `parent/child` nodes are listed on their own; reading the parent shows only its lines.
 async fn hierarchical_nodes(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseResult {
-    s.append_part(RUN, "deploy", b"parent line\n".to_vec()).await?;
-    s.append_part(RUN, "deploy/eu", b"child line\n".to_vec()).await?;
+    s.append_part(RUN, "deploy", b"parent line\n".to_vec())
+        .await?;
+    s.append_part(RUN, "deploy/eu", b"child line\n".to_vec())
+        .await?;
     s.append_part(RUN, "build", b"b\n".to_vec()).await?;
     let nodes = s.list_nodes(RUN).await?;
-    ensure!(nodes == ["build", "deploy", "deploy/eu"], "nodes = {nodes:?}");
+    ensure!(
+        nodes == ["build", "deploy", "deploy/eu"],
+        "nodes = {nodes:?}"
+    );
     let parent = lines(&s.read(RUN, "deploy", &ReadOpts::default()).await?);
     ensure!(parent == ["parent line"], "parent read = {parent:?}");
     let child = lines(&s.read(RUN, "deploy/eu", &ReadOpts::default()).await?);
@@ -937,7 +1059,10 @@ async fn missing_newline_is_added(s: Arc<dyn LogStore>, _: SuiteOptions) -> Case
 async fn unsafe_ids_are_refused(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseResult {
     let refused = |r: &Result<(), StoreError>| matches!(r, Err(StoreError::BadId(_)));
     for run in ["", ".", "..", "a/b", "a\\b", "r\nx", "../run"] {
-        let r = s.append_part(run, "build", b"x\n".to_vec()).await.map(|_| ());
+        let r = s
+            .append_part(run, "build", b"x\n".to_vec())
+            .await
+            .map(|_| ());
         ensure!(refused(&r), "append_part(run {run:?}) = {r:?}");
         let r = s.read(run, "build", &ReadOpts::default()).await.map(|_| ());
         ensure!(refused(&r), "read(run {run:?}) = {r:?}");
@@ -946,7 +1071,16 @@ async fn unsafe_ids_are_refused(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseRe
         let r = s.delete_run(run).await;
         ensure!(refused(&r), "delete_run(run {run:?}) = {r:?}");
     }
-    for node in ["", "..", "a/../b", "/abs", "a//b", "trailing/", "n\u{1b}[31m", "a\\b"] {
+    for node in [
+        "",
+        "..",
+        "a/../b",
+        "/abs",
+        "a//b",
+        "trailing/",
+        "n\u{1b}[31m",
+        "a\\b",
+    ] {
         let r = s.append_part(RUN, node, b"x\n".to_vec()).await.map(|_| ());
         ensure!(refused(&r), "append_part(node {node:?}) = {r:?}");
         let r = s.read(RUN, node, &ReadOpts::default()).await.map(|_| ());
@@ -1043,6 +1177,87 @@ impl AsyncWrite for DigestWriter {
     }
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// A global allocator that forwards to the system allocator and tracks live heap bytes, so
+/// the big-transfer case can measure what a transfer holds (RSS also counts memory the
+/// allocator keeps after a free). Install it in a test or benchmark binary:
+///
+/// ```ignore
+/// #[global_allocator]
+/// static ALLOC: sparkwing_storage::conformance::CountingAlloc =
+///     sparkwing_storage::conformance::CountingAlloc;
+/// ```
+pub struct CountingAlloc;
+
+static HEAP_LIVE: AtomicU64 = AtomicU64::new(0);
+static HEAP_PEAK: AtomicU64 = AtomicU64::new(0);
+static HEAP_COUNTING: AtomicBool = AtomicBool::new(false);
+
+#[expect(
+    unsafe_code,
+    reason = "GlobalAlloc is an unsafe trait; every call forwards to System unchanged"
+)]
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's; forwarded unchanged.
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size() as u64);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's; forwarded unchanged.
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        HEAP_LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's; forwarded unchanged.
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size() as u64);
+        }
+        p
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        // SAFETY: same contract as the caller's; forwarded unchanged.
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new) };
+        if !p.is_null() {
+            HEAP_LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+            grew(new as u64);
+        }
+        p
+    }
+}
+
+fn grew(n: u64) {
+    HEAP_COUNTING.store(true, Ordering::Relaxed);
+    let live = HEAP_LIVE.fetch_add(n, Ordering::Relaxed) + n;
+    HEAP_PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+/// Measures the peak growth of live heap bytes between `start` and `stop`, when
+/// [`CountingAlloc`] is the global allocator. Process-wide: concurrent work counts too.
+pub struct HeapPeak {
+    base: u64,
+}
+
+impl HeapPeak {
+    /// Starts a measurement (`None` without [`CountingAlloc`]).
+    pub fn start() -> Option<HeapPeak> {
+        if !HEAP_COUNTING.load(Ordering::Relaxed) {
+            return None;
+        }
+        let base = HEAP_LIVE.load(Ordering::Relaxed);
+        HEAP_PEAK.store(base, Ordering::Relaxed);
+        Some(HeapPeak { base })
+    }
+
+    /// Peak growth in bytes since `start`.
+    pub fn stop(self) -> u64 {
+        HEAP_PEAK.load(Ordering::Relaxed).saturating_sub(self.base)
     }
 }
 

@@ -300,11 +300,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
             .map_err(|e| StoreError::io("stat", path.display(), e))?;
         if ft.is_dir() {
             walk(root, &path, out)?;
-        } else if ft.is_file() {
-            if let Ok(rel) = path.strip_prefix(root) {
-                let key: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
-                out.push(key.join("/"));
-            }
+        } else if ft.is_file()
+            && let Ok(rel) = path.strip_prefix(root)
+        {
+            let key: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
+            out.push(key.join("/"));
         }
     }
     Ok(())
@@ -426,11 +426,11 @@ fn collect_nodes(run_dir: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()
     for entry in rd.filter_map(|e| e.ok()) {
         let path = entry.path();
         if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            if !parts_in(&path)?.is_empty() {
-                if let Ok(rel) = path.strip_prefix(run_dir) {
-                    let id: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
-                    out.push(id.join("/"));
-                }
+            if !parts_in(&path)?.is_empty()
+                && let Ok(rel) = path.strip_prefix(run_dir)
+            {
+                let id: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
+                out.push(id.join("/"));
             }
             collect_nodes(run_dir, &path, out)?;
         }

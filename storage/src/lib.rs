@@ -109,7 +109,9 @@ mod open_tests {
             .await
             .unwrap();
         assert_eq!(
-            l.read("run-1", "build", &ReadOpts::default()).await.unwrap(),
+            l.read("run-1", "build", &ReadOpts::default())
+                .await
+                .unwrap(),
             b"x\n"
         );
     }
@@ -117,7 +119,10 @@ mod open_tests {
     #[test]
     fn bad_specs_are_url_errors() {
         let err = open_artifact_store("relative/dir").unwrap_err();
-        assert!(matches!(err, StoreError::BadUrl(UrlError::MissingScheme(_))));
+        assert!(matches!(
+            err,
+            StoreError::BadUrl(UrlError::MissingScheme(_))
+        ));
         let err = open_log_store("gcs://b").unwrap_err().to_string();
         assert!(err.contains("unsupported scheme `gcs`"), "{err}");
     }

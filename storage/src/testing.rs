@@ -72,14 +72,9 @@ impl TestS3 {
             .ok_or_else(|| format!("resolve `{hostport}`: no address"))?;
         TcpStream::connect_timeout(&addr, Duration::from_secs(2))
             .map_err(|e| format!("connect to `{endpoint}`: {e}"))?;
-        let config = S3Config::with_static_credentials(
-            Some(&endpoint),
-            region.as_deref(),
-            &ak,
-            &sk,
-            None,
-        )
-        .map_err(|e| e.to_string())?;
+        let config =
+            S3Config::with_static_credentials(Some(&endpoint), region.as_deref(), &ak, &sk, None)
+                .map_err(|e| e.to_string())?;
         Ok(TestS3 {
             endpoint,
             bucket,

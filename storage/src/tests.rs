@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[global_allocator]
+static ALLOC: conformance::CountingAlloc = conformance::CountingAlloc;
+
 fn fs_root() -> (tempfile::TempDir, Arc<AtomicU64>) {
     (tempfile::tempdir().unwrap(), Arc::new(AtomicU64::new(0)))
 }
@@ -80,9 +83,11 @@ async fn s3_log_store_conforms() {
 async fn s3_stores_open_from_urls_share_the_layout() {
     let s3 = TestS3::from_env();
     let url = s3.url("layout");
-    let prefix = url.trim_start_matches(&format!("s3://{}/", s3.bucket)).to_string();
-    let logs = crate::s3::S3LogStore::new(s3.config(), &s3.bucket, &prefix, S3Options::default())
-        .unwrap();
+    let prefix = url
+        .trim_start_matches(&format!("s3://{}/", s3.bucket))
+        .to_string();
+    let logs =
+        crate::s3::S3LogStore::new(s3.config(), &s3.bucket, &prefix, S3Options::default()).unwrap();
     assert_eq!(logs.describe(), url);
     let part = logs
         .append_part("run-1", "build/unit", b"{\"msg\":\"x\"}".to_vec())
@@ -99,14 +104,9 @@ async fn s3_stores_open_from_urls_share_the_layout() {
 async fn s3_errors_name_the_operation_key_and_store_but_no_secret() {
     let s3 = TestS3::from_env();
     let secret = "definitely-not-the-right-secret-42";
-    let cfg = S3Config::with_static_credentials(
-        Some(&s3.endpoint),
-        None,
-        "sparkwingtest",
-        secret,
-        None,
-    )
-    .unwrap();
+    let cfg =
+        S3Config::with_static_credentials(Some(&s3.endpoint), None, "sparkwingtest", secret, None)
+            .unwrap();
     let store = S3ArtifactStore::new(&cfg, &s3.bucket, "denied", S3Options::default()).unwrap();
     let err = store.put("a/key", b"x".to_vec()).await.unwrap_err();
     let msg = err.to_string();
@@ -186,7 +186,11 @@ async fn a_stalled_server_cannot_hang_a_call() {
     server.abort();
     assert!(msg.contains("timed out"), "{msg}");
     assert!(msg.contains("after 3 attempts"), "{msg}");
-    assert_eq!(accepted.load(Ordering::Relaxed), 3, "each attempt is a new request");
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        3,
+        "each attempt is a new request"
+    );
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
 
@@ -222,7 +226,8 @@ async fn scripted_server(fail: usize, status: u16) -> (String, Arc<AtomicUsize>)
                     }
                     let n = count.fetch_add(1, Ordering::Relaxed);
                     let resp = if n < fail {
-                        let body = "<Error><Code>SlowDown</Code><Message>try later</Message></Error>";
+                        let body =
+                            "<Error><Code>SlowDown</Code><Message>try later</Message></Error>";
                         format!(
                             "HTTP/1.1 {status} Oops\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()

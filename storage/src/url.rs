@@ -89,7 +89,11 @@ impl StoreUrl {
             return Err(UrlError::MissingScheme(s.into()));
         };
         // `/abs/path` or `C:` style inputs: a "scheme" must be a plain word.
-        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(UrlError::MissingScheme(s.into()));
         }
         match scheme.to_ascii_lowercase().as_str() {
@@ -272,11 +276,7 @@ mod tests {
 
     #[test]
     fn spec_strings_round_trip() {
-        for raw in [
-            "filesystem:/var/lib/sw",
-            "s3://team",
-            "s3://team/ci/logs",
-        ] {
+        for raw in ["filesystem:/var/lib/sw", "s3://team", "s3://team/ci/logs"] {
             let u = StoreUrl::parse(raw).unwrap();
             assert_eq!(u.spec_string(), raw);
             assert_eq!(u.to_string(), raw);
@@ -338,7 +338,10 @@ mod tests {
     fn join_appends_a_validated_sub_path() {
         let u = StoreUrl::parse("s3://team").unwrap();
         assert_eq!(u.join("logs").unwrap(), s3("team", "logs"));
-        assert_eq!(u.join("logs").unwrap().join("x/").unwrap(), s3("team", "logs/x"));
+        assert_eq!(
+            u.join("logs").unwrap().join("x/").unwrap(),
+            s3("team", "logs/x")
+        );
         assert!(u.join("../x").is_err());
         let f = StoreUrl::parse("fs:///r").unwrap();
         assert_eq!(

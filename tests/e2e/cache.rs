@@ -22,8 +22,17 @@ fn warm_run_starts_no_cargo_or_rustc() {
     warm.set("PATH", &path_without_toolchain());
     warm.set("SPARKWING_CARGO", "/nonexistent/cargo");
     let second = warm.run(&["run", "hello"]);
-    assert_eq!(second.code, 0, "a warm run must not need cargo or rustc:\n{}", second.all());
-    assert!(!second.stderr.contains("building pipeline binary"), "{}", second.all());
+    assert_eq!(
+        second.code,
+        0,
+        "a warm run must not need cargo or rustc:\n{}",
+        second.all()
+    );
+    assert!(
+        !second.stderr.contains("building pipeline binary"),
+        "{}",
+        second.all()
+    );
     let show = w.show(&second.run_id());
     assert_eq!(show["run"]["invocation"]["binary_source"], "cached");
 
@@ -34,7 +43,12 @@ fn warm_run_starts_no_cargo_or_rustc() {
 
     let info = w.run(&["cache", "info"]);
     assert_eq!(info.code, 0, "{}", info.all());
-    assert!(info.stdout.contains(a["key"].as_str().unwrap().get(..12).unwrap()), "{}", info.all());
+    assert!(
+        info.stdout
+            .contains(a["key"].as_str().unwrap().get(..12).unwrap()),
+        "{}",
+        info.all()
+    );
 }
 
 #[test]
@@ -65,11 +79,28 @@ fn concurrent_cold_runs_build_once() {
     let b = crate::support::Run::from(b.wait_with_output().unwrap());
     assert_eq!(a.code, 0, "{}", a.all());
     assert_eq!(b.code, 0, "{}", b.all());
-    let builds = [&a, &b].iter().filter(|r| r.stderr.contains("building pipeline binary")).count();
-    assert_eq!(builds, 1, "exactly one of two concurrent runs builds:\n{}\n{}", a.all(), b.all());
+    let builds = [&a, &b]
+        .iter()
+        .filter(|r| r.stderr.contains("building pipeline binary"))
+        .count();
+    assert_eq!(
+        builds,
+        1,
+        "exactly one of two concurrent runs builds:\n{}\n{}",
+        a.all(),
+        b.all()
+    );
     let sources: Vec<String> = [&a, &b]
         .iter()
-        .map(|r| w.show(&r.run_id())["run"]["invocation"]["binary_source"].as_str().unwrap().to_string())
+        .map(|r| {
+            w.show(&r.run_id())["run"]["invocation"]["binary_source"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert!(sources.contains(&"compiled".to_string()) && sources.contains(&"cached".to_string()), "{sources:?}");
+    assert!(
+        sources.contains(&"compiled".to_string()) && sources.contains(&"cached".to_string()),
+        "{sources:?}"
+    );
 }

@@ -9,7 +9,12 @@ fn hello_runs_and_is_recorded() {
     assert_eq!(r.code, 0, "{}", r.all());
     let id = r.run_id();
     // The console says where the logs and records are.
-    assert!(r.stdout.contains(&format!("{}/runs/{id}", w.home.display())), "{}", r.all());
+    assert!(
+        r.stdout
+            .contains(&format!("{}/runs/{id}", w.home.display())),
+        "{}",
+        r.all()
+    );
     assert!(r.stdout.contains("state.db"), "{}", r.all());
 
     let show = w.show(&id);
@@ -51,7 +56,10 @@ fn fanout_respects_the_worker_cap() {
         now += d;
         max = max.max(now);
     }
-    assert_eq!(max, 2, "observed concurrency must reach the cap of 2 and never exceed it");
+    assert_eq!(
+        max, 2,
+        "observed concurrency must reach the cap of 2 and never exceed it"
+    );
     // join ran after every work node.
     let join = node(&show, "join");
     for i in 1..=6 {
@@ -91,7 +99,10 @@ fn retries_and_timeouts() {
     let started = std::time::Instant::now();
     let r = w.run(&["run", "timeout"]);
     assert_eq!(r.code, 1, "{}", r.all());
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the timeout must stop the 30 s job");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the timeout must stop the 30 s job"
+    );
     let show = w.show(&r.run_id());
     let slow = &show["nodes"][0];
     assert_eq!(slow["outcome"], "failed");
@@ -101,18 +112,37 @@ fn retries_and_timeouts() {
 #[test]
 fn skip_conditions_and_secret_masking() {
     let mut w = World::sample();
-    w.set("SAMPLE_TOKEN", "abcdef").set("SPARKWING_SECRET_ENV", "SAMPLE_TOKEN");
+    w.set("SAMPLE_TOKEN", "abcdef")
+        .set("SPARKWING_SECRET_ENV", "SAMPLE_TOKEN");
     let r = w.run(&["run", "skip"]);
     assert_eq!(r.code, 0, "{}", r.all());
     let show = w.show(&r.run_id());
-    assert!(show["nodes"].as_array().unwrap().iter().any(|n| n["outcome"] == "skipped"), "{show:#}");
+    assert!(
+        show["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["outcome"] == "skipped"),
+        "{show:#}"
+    );
 
     let r = w.run(&["run", "secrets"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(!r.stdout.contains("abcdef") && !r.stderr.contains("abcdef"), "secret on the console:\n{}", r.all());
+    assert!(
+        !r.stdout.contains("abcdef") && !r.stderr.contains("abcdef"),
+        "secret on the console:\n{}",
+        r.all()
+    );
     let logs = w.run(&["runs", "logs", &r.run_id(), "-o", "json"]);
     assert!(logs.stdout.contains("***"), "{}", logs.all());
-    assert!(!logs.stdout.contains("abcdef"), "secret in the stored log:\n{}", logs.stdout);
+    assert!(
+        !logs.stdout.contains("abcdef"),
+        "secret in the stored log:\n{}",
+        logs.stdout
+    );
     let db = std::fs::read(w.home.join("state.db")).unwrap();
-    assert!(!String::from_utf8_lossy(&db).contains("abcdef"), "secret in state.db");
+    assert!(
+        !String::from_utf8_lossy(&db).contains("abcdef"),
+        "secret in state.db"
+    );
 }

@@ -10,11 +10,23 @@ fn new_pipeline_builds_and_runs() {
     git(&repo, &["init", "-q", "-b", "main"]);
     let mut w = World::new(repo.clone());
     // From a subdirectory: the package goes to the repository root.
-    let mut new = w.cmd(&["pipeline", "new", "--name", "ship-it", "--description", "Ship it"]);
+    let mut new = w.cmd(&[
+        "pipeline",
+        "new",
+        "--name",
+        "ship-it",
+        "--description",
+        "Ship it",
+    ]);
     new.current_dir(repo.join("src/deep"));
     let r = crate::support::Run::from(new.output().unwrap());
     assert_eq!(r.code, 0, "{}", r.all());
-    for f in ["Cargo.toml", "src/main.rs", "sparkwing.yaml", "rust-toolchain.toml"] {
+    for f in [
+        "Cargo.toml",
+        "src/main.rs",
+        "sparkwing.yaml",
+        "rust-toolchain.toml",
+    ] {
         assert!(repo.join(".sparkwing").join(f).is_file(), "{f} missing");
     }
     let toolchain = std::fs::read_to_string(repo.join(".sparkwing/rust-toolchain.toml")).unwrap();
@@ -32,7 +44,12 @@ fn new_pipeline_builds_and_runs() {
 
     let list = w.run(&["pipeline", "list", "-o", "json"]);
     let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
-    let names: Vec<&str> = list["pipelines"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["ship-it", "nightly"]);
 
     w.set("SPARKWING_WORKERS", "1");

@@ -17,16 +17,27 @@ fn cancel_with(sig: Signal) {
     warm(&w);
     let mut child = w.spawn(&["run", "trap"]);
     let out = LineWatcher::new(child.stdout.take().unwrap());
-    assert!(out.wait_for("ready", Duration::from_secs(60)), "never ready:\n{}", out.text());
+    assert!(
+        out.wait_for("ready", Duration::from_secs(60)),
+        "never ready:\n{}",
+        out.text()
+    );
     let sent = Instant::now();
     kill(Pid::from_raw(child.id() as i32), sig).unwrap();
     let code = wait_timeout(&mut child, Duration::from_secs(15));
     let took = sent.elapsed();
     assert_eq!(code, 1, "cancelled run exits 1:\n{}", out.text());
     // The node traps SIGTERM, so it is only gone after the grace period and a SIGKILL.
-    assert!(took >= Duration::from_millis(900), "ended after {took:?}, before the grace period");
+    assert!(
+        took >= Duration::from_millis(900),
+        "ended after {took:?}, before the grace period"
+    );
     assert!(took < Duration::from_secs(5), "cancellation took {took:?}");
-    assert!(out.wait_for("trapped TERM", Duration::from_secs(1)), "{}", out.text());
+    assert!(
+        out.wait_for("trapped TERM", Duration::from_secs(1)),
+        "{}",
+        out.text()
+    );
     let id = find_run_id(&out.text()).expect("run id on the console");
     let show = w.show(&id);
     assert_eq!(show["run"]["status"], "cancelled");
@@ -53,9 +64,12 @@ fn child_killed_by_signal_gives_128_plus_n_and_is_finalized() {
     let id = r.run_id();
     let show = w.show(&id);
     assert_eq!(show["run"]["status"], "failed");
-    assert!(show["run"]["error"].as_str().unwrap().contains("SIGKILL"), "{show:#}");
+    assert!(
+        show["run"]["error"].as_str().unwrap().contains("SIGKILL"),
+        "{show:#}"
+    );
     for n in show["nodes"].as_array().unwrap() {
         assert_eq!(n["status"], "done", "{n}");
     }
-    let _ = node(&show, "dying");
+    assert_eq!(node(&show, "die")["outcome"], "cancelled");
 }

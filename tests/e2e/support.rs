@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `sparkwing` binary under test.
@@ -29,7 +32,10 @@ pub fn shared_target_dir() -> PathBuf {
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = workspace().join("target").join("e2e-work").join(format!("{}", std::process::id()));
+        let d = workspace()
+            .join("target")
+            .join("e2e-work")
+            .join(format!("{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -71,7 +77,11 @@ pub fn git(dir: &Path, args: &[&str]) {
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A fresh git repository holding a copy of `fixtures/<name>`, committed on `main`.
@@ -101,7 +111,11 @@ impl World {
     pub fn new(repo: PathBuf) -> World {
         let home = unique("home");
         std::fs::create_dir_all(&home).unwrap();
-        World { repo, home, env: Vec::new() }
+        World {
+            repo,
+            home,
+            env: Vec::new(),
+        }
     }
 
     /// Another home over the same repository (a second machine, or a fresh `$HOME`).
@@ -126,6 +140,10 @@ impl World {
             .env("SPARKWING_CARGO_TARGET_DIR", shared_target_dir())
             .env("SPARKWING_LOG_FORMAT", "plain")
             .env("SPARKWING_PROFILES", self.home.join("profiles.yaml"))
+            // Set by rustup/cargo for the test process; a user's shell normally has neither, and
+            // either one would override the fixture's pinned toolchain.
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTC")
             .env_remove("SPARKWING_MODE")
             .env_remove("SPARKWING_WORKERS")
             .env_remove("SPARKWING_PROFILE")
@@ -148,7 +166,11 @@ impl World {
 
     /// Starts `sparkwing args…` with stdout piped, for signal tests.
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        self.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// `sparkwing runs show <id> -o json`.
@@ -169,7 +191,10 @@ pub struct Run {
 impl From<Output> for Run {
     fn from(out: Output) -> Self {
         use std::os::unix::process::ExitStatusExt;
-        let code = out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
+        let code = out
+            .status
+            .code()
+            .unwrap_or_else(|| 128 + out.status.signal().unwrap_or(0));
         Run {
             code,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -181,12 +206,17 @@ impl From<Output> for Run {
 impl Run {
     /// stdout and stderr, for assertion messages.
     pub fn all(&self) -> String {
-        format!("--- exit {} ---\n--- stdout ---\n{}\n--- stderr ---\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "--- exit {} ---\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 
     /// The run id the console printed (`run-YYYYMMDD-HHMMSS-xxxxxxxx`).
     pub fn run_id(&self) -> String {
-        find_run_id(&self.stdout).or_else(|| find_run_id(&self.stderr)).unwrap_or_else(|| panic!("no run id in output:\n{}", self.all()))
+        find_run_id(&self.stdout)
+            .or_else(|| find_run_id(&self.stderr))
+            .unwrap_or_else(|| panic!("no run id in output:\n{}", self.all()))
     }
 }
 
@@ -197,7 +227,10 @@ pub fn find_run_id(text: &str) -> Option<String> {
     while let Some(pos) = text[i..].find("run-") {
         let start = i + pos;
         let rest = &text[start..];
-        let candidate: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        let candidate: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
         let parts: Vec<&str> = candidate.split('-').collect();
         if parts.len() == 4
             && parts[1].len() == 8
@@ -237,7 +270,13 @@ impl LineWatcher {
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            if self.lines.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            if self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -256,7 +295,9 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> i32 {
     let end = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            return status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
         }
         if Instant::now() > end {
             let _ = child.kill();

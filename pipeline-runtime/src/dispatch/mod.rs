@@ -8,8 +8,8 @@ pub(crate) use node::RunEnv;
 use crate::ctx::Upstream;
 use crate::exec::Stop;
 use crate::log::{Level, LogHub, Mark};
-use crate::plan::ValidPlan;
 use crate::plan::Job;
+use crate::plan::ValidPlan;
 use node::{NodeResult, run_node};
 use sparkwing_contract::record::{NodeRecord, NodeStatus, Outcome};
 use sparkwing_contract::timefmt::now_rfc3339;
@@ -39,6 +39,7 @@ pub(crate) struct Dispatched {
 struct Running {
     stop: watch::Sender<Stop>,
     started: Instant,
+    log: crate::log::NodeLog,
 }
 
 struct State<'a> {
@@ -145,6 +146,7 @@ pub(crate) async fn dispatch(
         if st.running.is_empty() && (signals > 0 || st.ready.is_empty()) {
             break;
         }
+        hub.console.flush();
         tokio::select! {
             Some(joined) = st.tasks.join_next_with_id() => st.joined(joined, signals > 0),
             _ = recv_opt(&mut sigint) => {
@@ -165,9 +167,15 @@ pub(crate) async fn dispatch(
     // Whatever never started: the run was cancelled before it could.
     for i in 0..n {
         if st.recs[i].status != NodeStatus::Done {
-            st.finish_unstarted(i, Outcome::Cancelled, "cancelled", "the run was cancelled before this job started");
+            st.finish_unstarted(
+                i,
+                Outcome::Cancelled,
+                "cancelled",
+                "the run was cancelled before this job started",
+            );
         }
     }
+    hub.console.flush();
     Dispatched {
         nodes: st.recs,
         cancelled_by: st.cancelled_by,
@@ -212,7 +220,7 @@ impl State<'_> {
         let handle = self.tasks.spawn(run_node(
             self.jobs[i].clone(),
             self.env.clone(),
-            log,
+            log.clone(),
             upstream,
             cancel,
         ));
@@ -222,6 +230,7 @@ impl State<'_> {
             Running {
                 stop,
                 started: Instant::now(),
+                log,
             },
         );
     }
@@ -240,7 +249,8 @@ impl State<'_> {
                     (
                         Outcome::Cancelled,
                         "cancelled",
-                        "the job did not stop within the grace period and was abandoned".to_string(),
+                        "the job did not stop within the grace period and was abandoned"
+                            .to_string(),
                     )
                 };
                 (
@@ -257,14 +267,14 @@ impl State<'_> {
                 )
             }
         };
-        let Some(i) = self.task_ids.remove(&id) else { return };
-        let started = self
-            .running
-            .remove(&i)
-            .map(|r| r.started)
-            .unwrap_or_else(Instant::now);
-        let took = crate::run::human(started.elapsed());
-        let log = self.log(i);
+        let Some(i) = self.task_ids.remove(&id) else {
+            return;
+        };
+        let Some(running) = self.running.remove(&i) else {
+            return;
+        };
+        let took = crate::run::human(running.started.elapsed());
+        let log = running.log;
         let error = log.masker().mask(&result.error).into_owned();
         match result.outcome {
             Outcome::Success | Outcome::Cached | Outcome::Skipped => {
@@ -302,10 +312,9 @@ impl State<'_> {
         } else {
             self.cancel_dependents(i, cancelling);
         }
-        // Logs of a finished node are complete in the store before anyone reads its record as
-        // done; the flush is asynchronous so the dispatcher does not wait for it.
-        if self.hub.sink.is_some() {
-            let log = self.log(i);
+        // Logs of a finished node are complete in the store soon after its record says done;
+        // the flush runs beside the dispatcher so it never waits for the store.
+        if log.wrote() {
             tokio::spawn(async move { log.flush().await });
         }
     }
@@ -330,7 +339,10 @@ impl State<'_> {
                     continue;
                 }
                 let (reason, error) = if cancelling {
-                    ("cancelled", "the run was cancelled before this job started".to_string())
+                    (
+                        "cancelled",
+                        "the run was cancelled before this job started".to_string(),
+                    )
                 } else {
                     (
                         "upstream-failed",

@@ -73,8 +73,15 @@ pub(crate) async fn run_node(
             artifact_keys: Mutex::new(Vec::new()),
         });
         let (result, cause) = run_attempt(&job, &inner, &stop_tx, &mut cancel, env.grace).await;
-        let take = |m: &Mutex<BTreeMap<String, Value>>| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()));
-        let artifacts = std::mem::take(&mut *inner.artifact_keys.lock().unwrap_or_else(|p| p.into_inner()));
+        let take = |m: &Mutex<BTreeMap<String, Value>>| {
+            std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()))
+        };
+        let artifacts = std::mem::take(
+            &mut *inner
+                .artifact_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         let mut res = NodeResult {
             outcome: Outcome::Success,
             exit_code: None,
@@ -120,7 +127,10 @@ pub(crate) async fn run_node(
         log.event(
             Level::Warn,
             "node_retry",
-            &format!("attempt {} failed: {why}; retrying (attempt {attempt} of {max_attempts})", attempt - 1),
+            &format!(
+                "attempt {} failed: {why}; retrying (attempt {attempt} of {max_attempts})",
+                attempt - 1
+            ),
         );
         log.lifecycle(
             Mark::Retry,

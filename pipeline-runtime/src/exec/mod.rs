@@ -215,7 +215,13 @@ async fn pump(
     captured
 }
 
-async fn emit(log: &NodeLog, step: &str, stream: Stream, bytes: &[u8], captured: Option<&mut String>) {
+async fn emit(
+    log: &NodeLog,
+    step: &str,
+    stream: Stream,
+    bytes: &[u8],
+    captured: Option<&mut String>,
+) {
     let text = String::from_utf8_lossy(bytes);
     if let Some(c) = captured {
         c.push_str(&text);

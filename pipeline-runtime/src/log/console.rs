@@ -57,9 +57,12 @@ impl Mark {
 }
 
 /// Writes to stdout; each call is one locked write so lines of parallel nodes never interleave.
+/// Lifecycle lines are buffered until the dispatcher calls [`Console::flush`] (once per turn of
+/// its loop), so a plan of thousands of tiny jobs does not pay a system call per line.
 #[derive(Debug)]
 pub(crate) struct Console {
     format: LogFormat,
+    pending: std::sync::Mutex<Vec<u8>>,
 }
 
 const PALETTE: [&str; 6] = ["36", "35", "34", "33", "32", "96"];
@@ -76,9 +79,33 @@ fn write_out(bytes: &[u8]) {
     let _ = std::io::stdout().lock().write_all(bytes);
 }
 
+/// Flush the lifecycle buffer on its own past this size.
+const PENDING_MAX: usize = 32 * 1024;
+
 impl Console {
     pub fn new(format: LogFormat) -> Console {
-        Console { format }
+        Console {
+            format,
+            pending: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Writes buffered lifecycle lines.
+    pub fn flush(&self) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !p.is_empty() {
+            write_out(&p);
+            p.clear();
+        }
+    }
+
+    fn buffered(&self, bytes: &[u8]) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.extend_from_slice(bytes);
+        if p.len() >= PENDING_MAX {
+            write_out(&p);
+            p.clear();
+        }
     }
 
     /// Captured or logged lines of one node. `json` holds the same lines as log records.
@@ -95,6 +122,8 @@ impl Console {
             Level::Debug => "debug: ",
             Level::Info => "",
         };
+        // Lifecycle lines queued before this output belong before it.
+        self.flush();
         let mut text = String::with_capacity(json.len());
         match self.format {
             LogFormat::Json => return write_out(json),
@@ -150,7 +179,7 @@ impl Console {
                     attrs: None,
                 }
                 .write_to(&mut buf);
-                return write_out(&buf);
+                return self.buffered(&buf);
             }
             LogFormat::Plain => {
                 if detail.is_empty() {
@@ -165,7 +194,31 @@ impl Console {
                 mark.symbol()
             ),
         };
-        write_out(line.as_bytes());
+        self.buffered(line.as_bytes());
+    }
+
+    /// The first line of a run: `▶ <pipeline> <run id> N job(s), M worker(s)`; in JSON mode a
+    /// `run_start` record.
+    pub fn run_start(&self, pipeline: &str, run_id: &str, detail: &str) {
+        if self.format != LogFormat::Json {
+            return self.lifecycle(Mark::Start, &format!("{pipeline} {run_id}"), detail);
+        }
+        let ts = sparkwing_contract::timefmt::now_rfc3339();
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("run_id".into(), run_id.into());
+        attrs.insert("pipeline".into(), pipeline.into());
+        let mut buf = Vec::new();
+        RecordRef {
+            ts: &ts,
+            level: "info",
+            node: "",
+            step: "",
+            event: "run_start",
+            msg: detail,
+            attrs: Some(&attrs),
+        }
+        .write_to(&mut buf);
+        self.buffered(&buf);
     }
 
     /// The end-of-run summary. In JSON mode it is one `run_end` record with `attrs`.
@@ -175,6 +228,7 @@ impl Console {
         failed: bool,
         attrs: serde_json::Map<String, serde_json::Value>,
     ) {
+        self.flush();
         match self.format {
             LogFormat::Json => {
                 let ts = sparkwing_contract::timefmt::now_rfc3339();

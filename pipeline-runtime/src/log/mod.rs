@@ -9,6 +9,7 @@ pub(crate) use mask::Masker;
 pub(crate) use sink::Sink;
 
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Severity of a log line.
@@ -99,6 +100,7 @@ impl LogHub {
         NodeLog {
             hub: self.clone(),
             node: node.into(),
+            wrote: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -108,6 +110,8 @@ impl LogHub {
 pub(crate) struct NodeLog {
     hub: Arc<LogHub>,
     node: Arc<str>,
+    /// Whether anything was sent to the store through this handle or its clones.
+    wrote: Arc<AtomicBool>,
 }
 
 impl NodeLog {
@@ -141,6 +145,7 @@ impl NodeLog {
             .console
             .node_lines(&self.node, level, std::iter::once(&*masked), &buf);
         if let Some(sink) = &self.hub.sink {
+            self.wrote.store(true, Ordering::Relaxed);
             sink.send_now(self.node.clone(), buf);
         }
     }
@@ -149,6 +154,7 @@ impl NodeLog {
     /// matching lifecycle line).
     pub fn event(&self, level: Level, event: &str, msg: &str) {
         let Some(sink) = &self.hub.sink else { return };
+        self.wrote.store(true, Ordering::Relaxed);
         let ts = sparkwing_contract::timefmt::now_rfc3339();
         let masked = self.hub.masker.mask(msg);
         let mut buf = Vec::with_capacity(masked.len() + 96);
@@ -200,8 +206,14 @@ impl NodeLog {
             .console
             .node_lines(&self.node, Level::Info, masked.iter().map(|m| &**m), &buf);
         if let Some(sink) = &self.hub.sink {
+            self.wrote.store(true, Ordering::Relaxed);
             sink.send(self.node.clone(), buf).await;
         }
+    }
+
+    /// Whether this node sent anything to the log store.
+    pub fn wrote(&self) -> bool {
+        self.wrote.load(Ordering::Relaxed)
     }
 
     /// Writes this node's buffered lines to the store now.

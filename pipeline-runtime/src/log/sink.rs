@@ -254,7 +254,10 @@ mod tests {
         for f in &files {
             assert!(std::fs::metadata(f).unwrap().len() as usize <= MAX_PART);
         }
-        let back = store.read("run-1", "job", &ReadOpts::default()).await.unwrap();
+        let back = store
+            .read("run-1", "job", &ReadOpts::default())
+            .await
+            .unwrap();
         assert_eq!(back, expected);
     }
 

@@ -103,8 +103,7 @@ impl fmt::Display for Cmd {
 /// Shell-style quoting for display, so a copied command line runs as shown.
 fn quote(s: &str) -> String {
     let plain = !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         s.to_string()

@@ -218,8 +218,14 @@ mod tests {
         p.job("x").needs(["y"]);
         p.job("y").needs(["x"]);
         let e = errors(p);
-        assert_eq!(e, vec![PlanError::Cycle(vec!["x".into(), "y".into(), "x".into()])]);
-        assert_eq!(e[0].to_string(), "jobs form a cycle: `x` needs `y` needs `x`");
+        assert_eq!(
+            e,
+            vec![PlanError::Cycle(vec!["x".into(), "y".into(), "x".into()])]
+        );
+        assert_eq!(
+            e[0].to_string(),
+            "jobs form a cycle: `x` needs `y` needs `x`"
+        );
 
         let mut p = Plan::new();
         p.job("self").needs(["self"]);
@@ -241,7 +247,10 @@ mod tests {
             job: "a".into(),
             need: "ghost".into()
         }));
-        assert!(matches!(e[0], PlanError::BadId { .. }) || e.iter().any(|x| matches!(x, PlanError::BadId { .. })));
+        assert!(
+            matches!(e[0], PlanError::BadId { .. })
+                || e.iter().any(|x| matches!(x, PlanError::BadId { .. }))
+        );
         let text = PlanErrors(e).to_string();
         assert!(text.contains("`ghost`") && text.contains("`a`"), "{text}");
     }

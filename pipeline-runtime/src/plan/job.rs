@@ -98,7 +98,10 @@ impl std::fmt::Debug for Job {
         f.debug_struct("Job")
             .field("id", &self.id)
             .field("needs", &self.needs)
-            .field("steps", &self.steps.iter().map(|s| &s.name).collect::<Vec<_>>())
+            .field(
+                "steps",
+                &self.steps.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
             .field("retries", &self.retries)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()

@@ -5,7 +5,7 @@ mod graph;
 mod job;
 
 pub use cmd::Cmd;
-pub use graph::{Plan, PlanError, PlanErrors};
 pub(crate) use graph::ValidPlan;
-pub use job::{IntoStep, Job, StepBody};
+pub use graph::{Plan, PlanError, PlanErrors};
 pub(crate) use job::StepKind;
+pub use job::{IntoStep, Job, StepBody};

@@ -10,11 +10,14 @@ pub fn execute(cmd: CacheCommand) -> CliResult {
     match cmd {
         CacheCommand::Info { output } => {
             let cache = open_cache(&home)?;
-            let info = cache.info().map_err(|e| CliError::failure(format!("read the pipeline cache: {e}")))?;
+            let info = cache
+                .info()
+                .map_err(|e| CliError::failure(format!("read the pipeline cache: {e}")))?;
             match output {
                 Format::Pretty => print!("{}", render_info(&info)),
                 Format::Json => crate::output::print_json(
-                    &serde_json::to_value(&info).map_err(|e| CliError::failure(format!("encode cache info: {e}")))?,
+                    &serde_json::to_value(&info)
+                        .map_err(|e| CliError::failure(format!("encode cache info: {e}")))?,
                 )?,
             }
         }
@@ -27,14 +30,21 @@ pub fn execute(cmd: CacheCommand) -> CliResult {
             match output {
                 Format::Pretty => print!("{}", render_explain(&key)),
                 Format::Json => crate::output::print_json(
-                    &serde_json::to_value(&key).map_err(|e| CliError::failure(format!("encode the key: {e}")))?,
+                    &serde_json::to_value(&key)
+                        .map_err(|e| CliError::failure(format!("encode the key: {e}")))?,
                 )?,
             }
         }
         CacheCommand::Prune { all } => {
             let cache = open_cache(&home)?;
-            let opts = if all { PruneOpts::All } else { PruneOpts::ToLimits };
-            let report = cache.prune(opts).map_err(|e| CliError::failure(format!("prune the pipeline cache: {e}")))?;
+            let opts = if all {
+                PruneOpts::All
+            } else {
+                PruneOpts::ToLimits
+            };
+            let report = cache
+                .prune(opts)
+                .map_err(|e| CliError::failure(format!("prune the pipeline cache: {e}")))?;
             print!("{}", render_prune(&report));
         }
     }

@@ -28,12 +28,25 @@ pub fn load_project_config(project: &Project) -> Result<ProjectConfig, CliError>
 }
 
 /// Unknown pipeline → usage error that lists the known ones.
-pub fn check_pipeline_known(project: &Project, config: &ProjectConfig, name: &str) -> Result<(), CliError> {
+pub fn check_pipeline_known(
+    project: &Project,
+    config: &ProjectConfig,
+    name: &str,
+) -> Result<(), CliError> {
     if config.pipeline(name).is_some() {
         return Ok(());
     }
-    let known: Vec<&str> = config.pipelines.iter().filter(|p| !p.hidden).map(|p| p.name.as_str()).collect();
-    let listing = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+    let known: Vec<&str> = config
+        .pipelines
+        .iter()
+        .filter(|p| !p.hidden)
+        .map(|p| p.name.as_str())
+        .collect();
+    let listing = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
     Err(CliError::usage(format!(
         "unknown pipeline `{}`; `{}` declares: {listing}",
         name.escape_debug(),
@@ -44,7 +57,10 @@ pub fn check_pipeline_known(project: &Project, config: &ProjectConfig, name: &st
 
 /// The name the binary registers for a declared pipeline (its `entrypoint`).
 pub fn entrypoint<'a>(config: &'a ProjectConfig, name: &'a str) -> &'a str {
-    config.pipeline(name).map(|p| p.entrypoint.as_str()).unwrap_or(name)
+    config
+        .pipeline(name)
+        .map(|p| p.entrypoint.as_str())
+        .unwrap_or(name)
 }
 
 fn list(output: Format) -> CliResult {
@@ -73,7 +89,11 @@ fn list(output: Format) -> CliResult {
             }
             let width = visible.iter().map(|p| p.name.len()).max().unwrap_or(0);
             for p in visible {
-                println!("{:width$}  {}", p.name, p.description.as_deref().unwrap_or(""));
+                println!(
+                    "{:width$}  {}",
+                    p.name,
+                    p.description.as_deref().unwrap_or("")
+                );
             }
         }
     }
@@ -84,7 +104,9 @@ fn list(output: Format) -> CliResult {
 fn validate_name(name: &str) -> Result<(), CliError> {
     let ok = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-')
         && !name.contains("--");
     if ok {
@@ -100,16 +122,18 @@ fn module_name(name: &str) -> String {
     let m = name.replace('-', "_");
     // A few names are Rust keywords; suffix them so the module compiles.
     match m.as_str() {
-        "as" | "async" | "await" | "break" | "const" | "continue" | "crate" | "dyn" | "else" | "enum" | "extern"
-        | "false" | "fn" | "for" | "gen" | "if" | "impl" | "in" | "let" | "loop" | "match" | "mod" | "move" | "mut"
-        | "pub" | "ref" | "return" | "self" | "static" | "struct" | "super" | "trait" | "true" | "type" | "unsafe"
-        | "use" | "where" | "while" | "yield" | "main" => format!("{m}_pipeline"),
+        "as" | "async" | "await" | "break" | "const" | "continue" | "crate" | "dyn" | "else"
+        | "enum" | "extern" | "false" | "fn" | "for" | "gen" | "if" | "impl" | "in" | "let"
+        | "loop" | "match" | "mod" | "move" | "mut" | "pub" | "ref" | "return" | "self"
+        | "static" | "struct" | "super" | "trait" | "true" | "type" | "unsafe" | "use"
+        | "where" | "while" | "yield" | "main" => format!("{m}_pipeline"),
         _ => m,
     }
 }
 
 fn current_dir() -> Result<PathBuf, CliError> {
-    std::env::current_dir().map_err(|e| CliError::failure(format!("read the current directory: {e}")))
+    std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("read the current directory: {e}")))
 }
 
 /// Where a new `.sparkwing/` goes when none exists: the git work tree root, else the current dir.
@@ -122,7 +146,11 @@ fn new_project_root(cwd: &Path) -> PathBuf {
     match out {
         Ok(o) if o.status.success() => {
             let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            if s.is_empty() { cwd.to_path_buf() } else { PathBuf::from(s) }
+            if s.is_empty() {
+                cwd.to_path_buf()
+            } else {
+                PathBuf::from(s)
+            }
         }
         _ => cwd.to_path_buf(),
     }
@@ -132,7 +160,9 @@ fn new(name: &str, description: Option<&str>) -> CliResult {
     validate_name(name)?;
     let description = description.unwrap_or("Describe what this pipeline does");
     if description.contains(['\n', '"', '\\']) {
-        return Err(CliError::usage("the description must be one line without quotes or backslashes"));
+        return Err(CliError::usage(
+            "the description must be one line without quotes or backslashes",
+        ));
     }
     let cwd = current_dir()?;
     let module = module_name(name);
@@ -162,10 +192,22 @@ fn new(name: &str, description: Option<&str>) -> CliResult {
             let root = new_project_root(&cwd);
             let dir = root.join(".sparkwing");
             let package = "pipelines";
-            write_new(&dir.join("Cargo.toml"), &fill(CARGO_TOML, package), &mut created)?;
+            write_new(
+                &dir.join("Cargo.toml"),
+                &fill(CARGO_TOML, package),
+                &mut created,
+            )?;
             write_new(&dir.join("src/main.rs"), MAIN_RS, &mut created)?;
-            write_new(&dir.join("src/pipelines/mod.rs"), &fill(PIPELINES_MOD_RS, package), &mut created)?;
-            write_new(&dir.join(format!("src/pipelines/{module}.rs")), &fill(PIPELINE_RS, package), &mut created)?;
+            write_new(
+                &dir.join("src/pipelines/mod.rs"),
+                &fill(PIPELINES_MOD_RS, package),
+                &mut created,
+            )?;
+            write_new(
+                &dir.join(format!("src/pipelines/{module}.rs")),
+                &fill(PIPELINE_RS, package),
+                &mut created,
+            )?;
             write_new(
                 &dir.join("rust-toolchain.toml"),
                 &format!(
@@ -178,13 +220,19 @@ fn new(name: &str, description: Option<&str>) -> CliResult {
             )?;
             write_new(&dir.join(".gitignore"), "/target/\n", &mut created)?;
             write_new(&dir.join("sparkwing.yaml"), SPARKWING_YAML, &mut created)?;
-            Project { root, sparkwing_dir: dir }
+            Project {
+                root,
+                sparkwing_dir: dir,
+            }
         }
     };
     append_pipeline_entry(&project.config_path(), name, description)?;
     // What was written must load: a broken config is caught here, not at the next run.
     load_project_config(&project)?;
-    println!("created pipeline `{name}` in `{}`", project.sparkwing_dir.display());
+    println!(
+        "created pipeline `{name}` in `{}`",
+        project.sparkwing_dir.display()
+    );
     for f in &created {
         let rel = f.strip_prefix(&project.root).unwrap_or(f);
         println!("  + {}", rel.display());
@@ -196,13 +244,17 @@ fn new(name: &str, description: Option<&str>) -> CliResult {
 
 fn write_new(path: &Path, text: &str, created: &mut Vec<PathBuf>) -> Result<(), CliError> {
     if path.exists() {
-        return Err(CliError::usage(format!("`{}` already exists; not overwriting it", path.display())));
+        return Err(CliError::usage(format!(
+            "`{}` already exists; not overwriting it",
+            path.display()
+        )));
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| CliError::failure(format!("create `{}`: {e}", parent.display())))?;
     }
-    std::fs::write(path, text).map_err(|e| CliError::failure(format!("write `{}`: {e}", path.display())))?;
+    std::fs::write(path, text)
+        .map_err(|e| CliError::failure(format!("write `{}`: {e}", path.display())))?;
     created.push(path.to_path_buf());
     Ok(())
 }
@@ -210,9 +262,16 @@ fn write_new(path: &Path, text: &str, created: &mut Vec<PathBuf>) -> Result<(), 
 /// Adds a module to an existing package: a new file plus two lines at the markers of
 /// `src/pipelines/mod.rs`. Without the markers, the file is still written and the lines to add
 /// by hand are printed.
-fn add_to_existing(project: &Project, module: &str, body: &str, created: &mut Vec<PathBuf>) -> Result<(), CliError> {
+fn add_to_existing(
+    project: &Project,
+    module: &str,
+    body: &str,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), CliError> {
     let mod_rs = project.sparkwing_dir.join("src/pipelines/mod.rs");
-    let file = project.sparkwing_dir.join(format!("src/pipelines/{module}.rs"));
+    let file = project
+        .sparkwing_dir
+        .join(format!("src/pipelines/{module}.rs"));
     let text = std::fs::read_to_string(&mod_rs).unwrap_or_default();
     let has_markers = text.contains(MODULES_MARKER) && text.contains(REGISTRATIONS_MARKER);
     write_new(&file, body, created)?;
@@ -234,7 +293,8 @@ fn add_to_existing(project: &Project, module: &str, body: &str, created: &mut Ve
             out.push_str(&format!("{indent}{module}::register,\n"));
         }
     }
-    std::fs::write(&mod_rs, out).map_err(|e| CliError::failure(format!("write `{}`: {e}", mod_rs.display())))
+    std::fs::write(&mod_rs, out)
+        .map_err(|e| CliError::failure(format!("write `{}`: {e}", mod_rs.display())))
 }
 
 /// Appends `- name/entrypoint/description` under `pipelines:`, which must be the file's last
@@ -245,7 +305,8 @@ fn append_pipeline_entry(path: &Path, name: &str, description: &str) -> Result<(
         .lines()
         .filter(|l| !l.starts_with([' ', '\t', '#', '-']) && l.contains(':'))
         .collect();
-    let entry = format!("  - name: {name}\n    entrypoint: {name}\n    description: \"{description}\"\n");
+    let entry =
+        format!("  - name: {name}\n    entrypoint: {name}\n    description: \"{description}\"\n");
     let mut new_text = text.clone();
     match top_keys.last() {
         Some(last) if last.trim_end() == "pipelines:" => {
@@ -266,26 +327,31 @@ fn append_pipeline_entry(path: &Path, name: &str, description: &str) -> Result<(
                 "cannot add `{name}` to `{}` automatically: `pipelines:` is not its last block",
                 path.display()
             ))
-            .with_hint(format!("add this entry under `pipelines:` by hand:\n{entry}")));
+            .with_hint(format!(
+                "add this entry under `pipelines:` by hand:\n{entry}"
+            )));
         }
     }
-    std::fs::write(path, new_text).map_err(|e| CliError::failure(format!("write `{}`: {e}", path.display())))
+    std::fs::write(path, new_text)
+        .map_err(|e| CliError::failure(format!("write `{}`: {e}", path.display())))
 }
 
 /// The toolchain to pin: the machine's `rustc`, else the one this CLI was built with.
 fn toolchain_version() -> String {
-    let out = std::process::Command::new("rustc").arg("--version").output();
-    if let Ok(o) = out {
-        if o.status.success() {
-            let s = String::from_utf8_lossy(&o.stdout);
-            if let Some(v) = s.split_whitespace().nth(1) {
-                if v.chars().all(|c| c.is_ascii_digit() || c == '.') {
-                    return v.to_string();
-                }
-            }
-        }
-    }
-    env!("SPARKWING_BUILD_RUSTC").to_string()
+    let out = std::process::Command::new("rustc")
+        .arg("--version")
+        .output();
+    let machine = out
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .nth(1)
+                .map(str::to_string)
+        })
+        .filter(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'));
+    machine.unwrap_or_else(|| env!("SPARKWING_BUILD_RUSTC").to_string())
 }
 
 #[cfg(test)]
@@ -314,7 +380,11 @@ mod tests {
         let cfg = ProjectConfig::parse(&std::fs::read_to_string(&p).unwrap(), &p, None).unwrap();
         let names: Vec<_> = cfg.pipelines.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["one", "two"]);
-        std::fs::write(&p, "pipelines:\n  - name: a\n    entrypoint: a\ndefaults: {}\n").unwrap();
+        std::fs::write(
+            &p,
+            "pipelines:\n  - name: a\n    entrypoint: a\ndefaults: {}\n",
+        )
+        .unwrap();
         assert!(append_pipeline_entry(&p, "b", "x").is_err());
     }
 }

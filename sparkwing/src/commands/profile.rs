@@ -23,7 +23,11 @@ pub fn config_error(e: ConfigError) -> CliError {
 }
 
 /// Resolves `--profile` → project `defaults.profile` → built-in defaults.
-pub fn resolve(flag: Option<&str>, project: Option<&ProjectConfig>, home: &Path) -> Result<Effective, CliError> {
+pub fn resolve(
+    flag: Option<&str>,
+    project: Option<&ProjectConfig>,
+    home: &Path,
+) -> Result<Effective, CliError> {
     let user = ProfilesFile::load(&env_lookup).map_err(config_error)?;
     sparkwing_config::resolve(flag, project, &user, home).map_err(config_error)
 }
@@ -32,9 +36,12 @@ pub fn resolve(flag: Option<&str>, project: Option<&ProjectConfig>, home: &Path)
 pub fn execute(args: ProfileArgs) -> CliResult {
     let home = crate::home::sparkwing_home()?;
     // The project is optional here: outside a repository only user profiles and defaults apply.
-    let cwd = std::env::current_dir().map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
     let project = match crate::project::find(&cwd) {
-        Ok(p) => ProjectConfig::load_optional(&p.config_path(), &env_lookup).map_err(config_error)?,
+        Ok(p) => {
+            ProjectConfig::load_optional(&p.config_path(), &env_lookup).map_err(config_error)?
+        }
         Err(_) => None,
     };
     let resolved = resolve(args.profile.as_deref(), project.as_ref(), &home)?;

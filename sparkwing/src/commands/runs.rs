@@ -15,7 +15,13 @@ pub fn execute(cmd: RunsCommand) -> CliResult {
         .map_err(|e| CliError::failure(format!("start the runtime: {e}")))?;
     rt.block_on(async move {
         match cmd {
-            RunsCommand::List { pipeline, status, limit, output, store } => {
+            RunsCommand::List {
+                pipeline,
+                status,
+                limit,
+                output,
+                store,
+            } => {
                 let status = match status.as_deref() {
                     None => None,
                     Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
@@ -24,13 +30,32 @@ pub fn execute(cmd: RunsCommand) -> CliResult {
                     })?),
                 };
                 let sources = open_sources(&store)?;
-                list(&sources, ListFilter { pipeline, status, limit: Some(limit) }, output).await
+                list(
+                    &sources,
+                    ListFilter {
+                        pipeline,
+                        status,
+                        limit: Some(limit),
+                    },
+                    output,
+                )
+                .await
             }
             RunsCommand::Show { run, output, store } => {
                 let sources = open_sources(&store)?;
                 show(&sources, &run, output).await
             }
-            RunsCommand::Logs { run, node, follow, tail, head, grep, lines, output, store } => {
+            RunsCommand::Logs {
+                run,
+                node,
+                follow,
+                tail,
+                head,
+                grep,
+                lines,
+                output,
+                store,
+            } => {
                 let opts = ReadOpts {
                     tail: tail.unwrap_or(0),
                     head: head.unwrap_or(0),
@@ -46,13 +71,18 @@ pub fn execute(cmd: RunsCommand) -> CliResult {
 
 fn open_sources(store: &StoreArgs) -> Result<Sources, CliError> {
     let home = crate::home::sparkwing_home()?;
-    let cwd = std::env::current_dir().map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
     let project = match crate::project::find(&cwd) {
-        Ok(p) => sparkwing_config::ProjectConfig::load_optional(&p.config_path(), &crate::commands::profile::env_lookup)
-            .map_err(crate::commands::profile::config_error)?,
+        Ok(p) => sparkwing_config::ProjectConfig::load_optional(
+            &p.config_path(),
+            &crate::commands::profile::env_lookup,
+        )
+        .map_err(crate::commands::profile::config_error)?,
         Err(_) => None,
     };
-    let profile = crate::commands::profile::resolve(store.profile.as_deref(), project.as_ref(), &home)?;
+    let profile =
+        crate::commands::profile::resolve(store.profile.as_deref(), project.as_ref(), &home)?;
     source::open(&profile, store.profile.is_some(), &home)
 }
 
@@ -88,16 +118,34 @@ async fn list(sources: &Sources, filter: ListFilter, output: Format) -> CliResul
                 println!("no runs recorded in {}", sources.runs.describe());
                 return Ok(0);
             }
-            let pw = runs.iter().map(|r| r.pipeline.len()).max().unwrap_or(8).max(8);
-            println!("{:<30} {:<pw$} {:<9} {:<20} {:>8}  {}", "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION", "GIT");
+            let pw = runs
+                .iter()
+                .map(|r| r.pipeline.len())
+                .max()
+                .unwrap_or(8)
+                .max(8);
+            println!(
+                "{:<30} {:<pw$} {:<9} {:<20} {:>8}  GIT",
+                "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION"
+            );
             for r in &runs {
-                let dur = duration_ms(&r.started_at, r.finished_at.as_deref()).map(human_duration).unwrap_or_default();
-                let started: String = r.started_at.chars().take(19).collect::<String>().replace('T', " ");
+                let dur = duration_ms(&r.started_at, r.finished_at.as_deref())
+                    .map(human_duration)
+                    .unwrap_or_default();
+                let started: String = r
+                    .started_at
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+                    .replace('T', " ");
                 let git = match (r.git_branch.as_str(), r.git_sha.as_str()) {
                     ("", "") => String::new(),
                     (b, s) => format!("{b}@{}", &s[..s.len().min(8)]),
                 };
-                println!("{:<30} {:<pw$} {:<9} {:<20} {:>8}  {}", r.id, r.pipeline, r.status, started, dur, git);
+                println!(
+                    "{:<30} {:<pw$} {:<9} {:<20} {:>8}  {}",
+                    r.id, r.pipeline, r.status, started, dur, git
+                );
             }
         }
     }
@@ -117,12 +165,17 @@ async fn show(sources: &Sources, run: &str, output: Format) -> CliResult {
 }
 
 fn not_found(id: &str, sources: &Sources) -> CliError {
-    CliError::usage(format!("run `{id}` not found in {}", sources.runs.describe()))
-        .with_hint("`sparkwing runs list` shows recorded runs; pass `--profile NAME` to read a bucket")
+    CliError::usage(format!(
+        "run `{id}` not found in {}",
+        sources.runs.describe()
+    ))
+    .with_hint("`sparkwing runs list` shows recorded runs; pass `--profile NAME` to read a bucket")
 }
 
 fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
-    let dur = duration_ms(&run.started_at, run.finished_at.as_deref()).map(human_duration).unwrap_or_default();
+    let dur = duration_ms(&run.started_at, run.finished_at.as_deref())
+        .map(human_duration)
+        .unwrap_or_default();
     println!("{}  {}  {}  {}", run.id, run.pipeline, run.status, dur);
     if !run.error.is_empty() {
         println!("  error: {}", run.error);
@@ -147,7 +200,10 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
     }
     let iw = nodes.iter().map(|n| n.id.len()).max().unwrap_or(4).max(4);
     println!();
-    println!("  {:<iw$} {:<8} {:<10} {:>8}  {:<10} {}", "NODE", "STATUS", "OUTCOME", "DURATION", "NEEDS", "ERROR");
+    println!(
+        "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} ERROR",
+        "NODE", "STATUS", "OUTCOME", "DURATION", "NEEDS"
+    );
     for n in nodes {
         let dur = n
             .started_at
@@ -155,7 +211,10 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
             .and_then(|s| duration_ms(s, n.finished_at.as_deref()))
             .map(human_duration)
             .unwrap_or_else(|| "-".into());
-        let outcome = n.outcome.map(|o| o.to_string()).unwrap_or_else(|| "-".into());
+        let outcome = n
+            .outcome
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| "-".into());
         let mut err = n.error.clone();
         if !n.failure_reason.is_empty() && !err.contains(&n.failure_reason) {
             err = format!("[{}] {err}", n.failure_reason);
@@ -166,7 +225,11 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
             n.status,
             outcome,
             dur,
-            if n.deps.is_empty() { "-".to_string() } else { n.deps.join(",") },
+            if n.deps.is_empty() {
+                "-".to_string()
+            } else {
+                n.deps.join(",")
+            },
             err
         );
     }
@@ -220,7 +283,12 @@ async fn logs(
             .map_err(|e| CliError::usage(format!("invalid `--node`: {e}")))?;
     }
     let known = sources.runs.get(&id).await?;
-    let logs_exist = !sources.logs.list_nodes(&id).await.map_err(|e| CliError::failure(format!("list logs of `{id}`: {e}")))?.is_empty();
+    let logs_exist = !sources
+        .logs
+        .list_nodes(&id)
+        .await
+        .map_err(|e| CliError::failure(format!("list logs of `{id}`: {e}")))?
+        .is_empty();
     if known.is_none() && !logs_exist {
         return Err(not_found(&id, sources));
     }
@@ -244,16 +312,26 @@ async fn logs(
             }
         };
         for n in &nodes {
-            let read_opts = if follow { ReadOpts::default() } else { opts.clone() };
-            let bytes = sources
-                .logs
-                .read(&id, n, &read_opts)
-                .await
-                .map_err(|e| CliError::failure(format!("read the log of `{n}` in `{id}`: {e}")))?;
+            let read_opts = if follow {
+                ReadOpts::default()
+            } else {
+                opts.clone()
+            };
+            let bytes =
+                sources.logs.read(&id, n, &read_opts).await.map_err(|e| {
+                    CliError::failure(format!("read the log of `{n}` in `{id}`: {e}"))
+                })?;
             let already = printed.entry(n.clone()).or_insert(0);
             let fresh = skip_lines(&bytes, *already);
-            *already += fresh.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
-            let prefix = if node.is_some() { None } else { Some(n.as_str()) };
+            *already += fresh
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
+            let prefix = if node.is_some() {
+                None
+            } else {
+                Some(n.as_str())
+            };
             render_logs(fresh, prefix, output, &mut stdout.lock());
         }
         if !follow {
@@ -298,7 +376,12 @@ mod tests {
     fn pretty_logs_show_messages() {
         let rec = r#"{"ts":"2026-01-01T00:00:00Z","node":"b","msg":"hello"}"#;
         let mut out = Vec::new();
-        render_logs(format!("{rec}\nnot json\n").as_bytes(), Some("b"), Format::Pretty, &mut out);
+        render_logs(
+            format!("{rec}\nnot json\n").as_bytes(),
+            Some("b"),
+            Format::Pretty,
+            &mut out,
+        );
         assert_eq!(String::from_utf8(out).unwrap(), "[b] hello\n[b] not json\n");
         assert_eq!(skip_lines(b"a\nb\nc\n", 2), b"c\n");
     }

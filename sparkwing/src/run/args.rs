@@ -67,15 +67,18 @@ Any other argument is passed to the pipeline unchanged.
 /// Parses `args` (everything after `run`). `Ok(None)` means help was requested.
 pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
     let Some(first) = args.first() else {
-        return Err(CliError::usage("missing pipeline name")
-            .with_hint("`sparkwing run <PIPELINE>`; `sparkwing pipeline list` shows the pipelines"));
+        return Err(CliError::usage("missing pipeline name").with_hint(
+            "`sparkwing run <PIPELINE>`; `sparkwing pipeline list` shows the pipelines",
+        ));
     };
     if first == "-h" || first == "--help" {
         return Ok(None);
     }
     if first.starts_with('-') {
-        return Err(CliError::usage(format!("the pipeline name must come first, got flag `{first}`"))
-            .with_hint(format!("`sparkwing run <PIPELINE> {first} …`")));
+        return Err(CliError::usage(format!(
+            "the pipeline name must come first, got flag `{first}`"
+        ))
+        .with_hint(format!("`sparkwing run <PIPELINE> {first} …`")));
     }
     let mut out = RunArgs {
         pipeline: first.clone(),
@@ -150,8 +153,11 @@ fn parse_mode(v: &str) -> Result<Mode, CliError> {
             "`--sw-mode=distributed` is not part of sparkwing: the host CI is the orchestrator",
         )
         .with_hint("use `--sw-mode=ci-embedded` inside a CI job, or `local` (the default)")),
-        other => Err(CliError::usage(format!("invalid `--sw-mode` value `{}`", other.escape_debug()))
-            .with_hint("valid modes: `local` (default), `ci-embedded`")),
+        other => Err(CliError::usage(format!(
+            "invalid `--sw-mode` value `{}`",
+            other.escape_debug()
+        ))
+        .with_hint("valid modes: `local` (default), `ci-embedded`")),
     }
 }
 
@@ -177,9 +183,18 @@ mod tests {
 
     #[test]
     fn takes_our_flags_and_passes_the_rest() {
-        let a = p(&["ci", "--sw-workers", "3", "--target", "x", "--profile=team", "--sw-mode=ci-embedded", "extra"])
-            .unwrap()
-            .unwrap();
+        let a = p(&[
+            "ci",
+            "--sw-workers",
+            "3",
+            "--target",
+            "x",
+            "--profile=team",
+            "--sw-mode=ci-embedded",
+            "extra",
+        ])
+        .unwrap()
+        .unwrap();
         assert_eq!(a.pipeline, "ci");
         assert_eq!(a.workers, Some(3));
         assert_eq!(a.profile.as_deref(), Some("team"));

@@ -3,7 +3,9 @@
 use super::RunPlan;
 use crate::error::CliError;
 use crate::sdk;
-use sparkwing_bincache::{self as bincache, BuildProfile, GetError, KeyRequest, Lease, LocalCache, Source};
+use sparkwing_bincache::{
+    self as bincache, BuildProfile, GetError, KeyRequest, Lease, LocalCache, Source,
+};
 use std::path::Path;
 
 /// A pipeline binary ready to run, held by a cache lease until dropped.
@@ -50,18 +52,22 @@ impl BuildContext {
     /// Makes sure `.sparkwing/Cargo.lock` exists before the key is computed, so the lockfile the
     /// first build would leave behind never changes the key of the second run.
     pub fn ensure_lockfile(&self) -> Result<(), CliError> {
-        if self.sparkwing_dir.join("Cargo.lock").is_file() {
-            return Ok(());
-        }
-        let sdk_root = sdk::materialize(&self.target_dir)?;
-        let patches = sdk::patches(&sdk_root);
+        // The SDK copy is only needed to create the lockfile; bincache re-checks under a lock.
+        let patches = if self.sparkwing_dir.join("Cargo.lock").is_file() {
+            Vec::new()
+        } else {
+            sdk::patches(&sdk::materialize(&self.target_dir)?)
+        };
         let req = self.build_request(&patches);
         bincache::ensure_lockfile(&req, sdk::SEED_LOCKFILE)
             .map_err(|e| CliError::failure(format!("create `.sparkwing/Cargo.lock`: {e}")))?;
         Ok(())
     }
 
-    pub fn build_request<'a>(&'a self, patches: &'a [(String, std::path::PathBuf)]) -> bincache::BuildRequest<'a> {
+    pub fn build_request<'a>(
+        &'a self,
+        patches: &'a [(String, std::path::PathBuf)],
+    ) -> bincache::BuildRequest<'a> {
         bincache::BuildRequest {
             sparkwing_dir: &self.sparkwing_dir,
             sdk_patch: patches,

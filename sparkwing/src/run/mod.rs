@@ -46,14 +46,23 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
     let entrypoint = crate::commands::pipeline::entrypoint(&config, &args.pipeline).to_string();
     let home = crate::home::sparkwing_home()?;
     let profile = crate::commands::profile::resolve(args.profile.as_deref(), Some(&config), &home)?;
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
     let workers = args.workers.unwrap_or(cpus);
     if workers > cpus {
         eprintln!(
             "warning: --sw-workers={workers} is more than the {cpus} CPUs of this machine; jobs will compete for them"
         );
     }
-    Ok(RunPlan { args, project, home, workers, profile, entrypoint })
+    Ok(RunPlan {
+        args,
+        project,
+        home,
+        workers,
+        profile,
+        entrypoint,
+    })
 }
 
 fn act(plan: RunPlan) -> CliResult {
@@ -78,11 +87,18 @@ fn act(plan: RunPlan) -> CliResult {
         .enable_all()
         .build()
         .map_err(|e| CliError::failure(format!("start the runtime: {e}")))?;
+    let active = active_marker(&plan, &run_id);
     let end = rt
-        .block_on(supervise::run_to_completion(cmd))
+        .block_on(supervise::run_to_completion(cmd, |child_pid| {
+            active.write(child_pid)
+        }))
         .map_err(|e| {
-            CliError::failure(format!("start the pipeline binary `{}`: {e}", binary.path().display()))
+            CliError::failure(format!(
+                "start the pipeline binary `{}`: {e}",
+                binary.path().display()
+            ))
         })?;
+    active.remove();
     drop(binary); // releases the cache lease only after the child is gone
     if !end.is_orderly() {
         finalize_abandoned(&plan, &run_id, end);
@@ -95,7 +111,9 @@ fn act(plan: RunPlan) -> CliResult {
 fn finalize_abandoned(plan: &RunPlan, run_id: &RunId, end: supervise::ChildEnd) {
     let reason = match end {
         supervise::ChildEnd::Signal(s) => {
-            let name = nix::sys::signal::Signal::try_from(s).map(|s| s.as_str()).unwrap_or("unknown");
+            let name = nix::sys::signal::Signal::try_from(s)
+                .map(|s| s.as_str())
+                .unwrap_or("unknown");
             format!("pipeline process killed by {name} (signal {s})")
         }
         supervise::ChildEnd::Code(c) => format!("pipeline process exited with unexpected code {c}"),
@@ -104,6 +122,45 @@ fn finalize_abandoned(plan: &RunPlan, run_id: &RunId, end: supervise::ChildEnd) 
     match sparkwing_records::finalize_abandoned(&db, run_id.as_str(), &reason) {
         Ok(true) => eprintln!("sparkwing: run {run_id} marked failed: {reason}"),
         Ok(false) => {}
-        Err(e) => eprintln!("warning: could not finalize run {run_id} in `{}`: {e}", db.display()),
+        Err(e) => eprintln!(
+            "warning: could not finalize run {run_id} in `{}`: {e}",
+            db.display()
+        ),
+    }
+}
+
+/// `$SPARKWING_HOME/active/<runID>.json` while a run's process lives: lets `sparkwing dashboard`
+/// cancel an in-flight local run by signalling this supervisor (which forwards to the pipeline).
+pub struct ActiveMarker {
+    path: PathBuf,
+    run_id: String,
+    pipeline: String,
+}
+
+fn active_marker(plan: &RunPlan, run_id: &RunId) -> ActiveMarker {
+    ActiveMarker {
+        path: plan.home.join("active").join(format!("{run_id}.json")),
+        run_id: run_id.to_string(),
+        pipeline: plan.args.pipeline.clone(),
+    }
+}
+
+impl ActiveMarker {
+    fn write(&self, child_pid: u32) {
+        let body = serde_json::json!({
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "supervisor_pid": std::process::id(),
+            "child_pid": child_pid,
+        });
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        // Best effort: a missing marker only means the dashboard cannot cancel this run.
+        let _ = std::fs::write(&self.path, body.to_string());
+    }
+
+    fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }

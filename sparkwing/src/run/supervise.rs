@@ -48,13 +48,19 @@ impl ChildEnd {
 }
 
 /// Spawns `cmd` and waits for it while forwarding signals.
-pub async fn run_to_completion(mut cmd: Command) -> std::io::Result<ChildEnd> {
+pub async fn run_to_completion(
+    mut cmd: Command,
+    on_spawn: impl FnOnce(u32),
+) -> std::io::Result<ChildEnd> {
     cmd.kill_on_drop(false);
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigquit = signal(SignalKind::quit())?;
     let mut child = cmd.spawn()?;
+    if let Some(pid) = child.id() {
+        on_spawn(pid);
+    }
     let parent_pgid = getpgid(None).ok();
     let interactive = std::io::stdin().is_terminal();
 

@@ -132,7 +132,9 @@ pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
 /// characters into a request.
 pub(crate) fn validate_list_prefix(prefix: &str) -> Result<()> {
     if prefix.chars().any(char::is_control) {
-        return Err(sparkwing_contract::IdError::Separator(prefix.escape_debug().to_string()).into());
+        return Err(
+            sparkwing_contract::IdError::Separator(prefix.escape_debug().to_string()).into(),
+        );
     }
     if prefix.split('/').any(|s| s == "." || s == "..") {
         return Err(
@@ -164,7 +166,9 @@ impl ArtifactStore for S3ArtifactStore {
             self.remote.put_small(key, &data, OCTET, None).await?;
         } else {
             let mut cursor = std::io::Cursor::new(data);
-            self.remote.put_stream(key, &mut cursor, OCTET, None).await?;
+            self.remote
+                .put_stream(key, &mut cursor, OCTET, None)
+                .await?;
         }
         Ok(())
     }

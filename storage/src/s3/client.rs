@@ -3,10 +3,10 @@
 
 use super::config::{S3Config, S3Options};
 use crate::error::{Result, StoreError};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use ::s3::bucket::Bucket;
 use ::s3::error::S3Error;
 use ::s3::serde_types::Part;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -59,7 +59,8 @@ fn classify(e: &S3Error) -> Class {
         S3Error::HttpFailWithBody(404, _) => Class::NotFound,
         S3Error::HttpFailWithBody(412, _) => Class::Precondition,
         S3Error::HttpFailWithBody(409, body)
-            if body.contains("ConditionalRequestConflict") || body.contains("PreconditionFailed") =>
+            if body.contains("ConditionalRequestConflict")
+                || body.contains("PreconditionFailed") =>
         {
             Class::Precondition
         }
@@ -274,7 +275,12 @@ impl Remote {
     }
 
     /// A store-level error that did not come from an S3 response.
-    pub(crate) fn error(&self, op: &'static str, key: &str, message: impl Into<String>) -> StoreError {
+    pub(crate) fn error(
+        &self,
+        op: &'static str,
+        key: &str,
+        message: impl Into<String>,
+    ) -> StoreError {
         StoreError::Remote {
             op,
             key: key.to_string(),
@@ -369,8 +375,13 @@ impl Remote {
                 in_flight.push(async move {
                     let part = self
                         .call("upload part of", key, || {
-                            self.bucket
-                                .put_multipart_chunk(chunk.clone(), full, n, upload_id, content_type)
+                            self.bucket.put_multipart_chunk(
+                                chunk.clone(),
+                                full,
+                                n,
+                                upload_id,
+                                content_type,
+                            )
                         })
                         .await;
                     (n, part)
@@ -555,11 +566,13 @@ impl Remote {
             Err(e) => Err(e),
         }
     }
-
 }
 
 /// Reads up to `size` bytes (fewer only at EOF).
-async fn read_chunk(r: &mut (dyn AsyncRead + Send + Unpin), size: usize) -> std::io::Result<Vec<u8>> {
+async fn read_chunk(
+    r: &mut (dyn AsyncRead + Send + Unpin),
+    size: usize,
+) -> std::io::Result<Vec<u8>> {
     let mut buf = vec![0u8; size];
     let mut filled = 0;
     while filled < size {

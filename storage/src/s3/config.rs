@@ -349,8 +349,12 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("`127.0.0.1:9000`"), "{err}");
-        let cfg = S3Config::from_lookup(lookup(&[CREDS[0], CREDS[1], ("AWS_REGION", "x")])).unwrap();
+        let cfg =
+            S3Config::from_lookup(lookup(&[CREDS[0], CREDS[1], ("AWS_REGION", "x")])).unwrap();
         let dbg = format!("{cfg:?}");
-        assert!(!dbg.contains("very-secret-value") && !dbg.contains("AKIDEXAMPLE"), "{dbg}");
+        assert!(
+            !dbg.contains("very-secret-value") && !dbg.contains("AKIDEXAMPLE"),
+            "{dbg}"
+        );
     }
 }

@@ -95,7 +95,9 @@ impl LogStore for S3LogStore {
         let mut parts = stream::iter(keys)
             .map(|full| async move {
                 match remote
-                    .call("read log part of", what, || remote.bucket().get_object(&full))
+                    .call("read log part of", what, || {
+                        remote.bucket().get_object(&full)
+                    })
                     .await
                 {
                     Ok(r) => Ok(r.to_vec()),

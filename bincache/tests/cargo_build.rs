@@ -1,0 +1,212 @@
+//! Real cargo builds of a tiny pipeline package whose SDK dependency is patched in from a
+//! directory that appears in no committed file.
+
+use sparkwing_bincache::{
+    BuildError, BuildProfile, BuildRequest, KeyRequest, binary_name, cargo_build, compute_key,
+    ensure_lockfile,
+};
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+struct Project {
+    tmp: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(main_rs: &str) -> Project {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = Project { tmp };
+        p.write(
+            "repo/.sparkwing/Cargo.toml",
+            "[package]\nname = \"pipelines\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [dependencies]\nsparkwing-test-sdk-unpublished = \"0.1\"\n",
+        );
+        p.write("repo/.sparkwing/src/main.rs", main_rs);
+        p.write(
+            "sdk/Cargo.toml",
+            "[package]\nname = \"sparkwing-test-sdk-unpublished\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
+        );
+        p.write(
+            "sdk/src/lib.rs",
+            "pub fn greet() -> &'static str { \"hello from the patched sdk\" }\n",
+        );
+        p
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.tmp.path().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("repo/.sparkwing")
+    }
+
+    fn patch(&self) -> Vec<(String, PathBuf)> {
+        vec![(
+            "sparkwing-test-sdk-unpublished".into(),
+            self.tmp.path().join("sdk"),
+        )]
+    }
+}
+
+fn request<'a>(
+    dir: &'a Path,
+    patch: &'a [(String, PathBuf)],
+    target: &'a Path,
+    cargo: &'a OsStr,
+) -> BuildRequest<'a> {
+    BuildRequest {
+        sparkwing_dir: dir,
+        sdk_patch: patch,
+        target_dir: target,
+        profile: BuildProfile::Dev,
+        cargo,
+    }
+}
+
+fn key_of(dir: &Path) -> String {
+    let env = |n: &str| std::env::var(n).ok();
+    compute_key(&KeyRequest {
+        sparkwing_dir: dir,
+        sdk_version: "0.1.0",
+        target: "x86_64-unknown-linux-gnu",
+        profile: BuildProfile::Dev,
+        env: &env,
+    })
+    .unwrap()
+    .key
+}
+
+/// The whole first-run path: lockfile, key, build, copy — and then a key that does not move.
+#[test]
+fn lockfile_then_build_then_stable_key() {
+    let p =
+        Project::new("fn main() { println!(\"{}\", sparkwing_test_sdk_unpublished::greet()); }\n");
+    let patch = p.patch();
+    let target = p.tmp.path().join("shared-target");
+    let dir = p.dir();
+    let req = request(&dir, &patch, &target, OsStr::new("cargo"));
+
+    assert!(ensure_lockfile(&req, b"").unwrap(), "creates the lockfile");
+    let lock = fs::read_to_string(dir.join("Cargo.lock")).unwrap();
+    assert!(lock.contains("sparkwing-test-sdk-unpublished"), "{lock}");
+    assert!(
+        !lock.contains(p.tmp.path().to_str().unwrap()),
+        "no machine path in the lockfile:\n{lock}"
+    );
+    assert!(
+        !ensure_lockfile(&req, b"garbage").unwrap(),
+        "an existing lockfile is kept"
+    );
+    assert_eq!(fs::read_to_string(dir.join("Cargo.lock")).unwrap(), lock);
+
+    let before = key_of(&dir);
+    let out = p.tmp.path().join("staged-pipeline");
+    let report = cargo_build(&req, &out).unwrap();
+    assert_eq!(report.binary_name, "pipelines");
+    assert!(!report.lockfile_changed);
+    let run = std::process::Command::new(&out).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "hello from the patched sdk"
+    );
+    assert!(target.join(".sparkwing-build.lock").exists());
+    assert!(
+        !dir.join("target").exists(),
+        "the shared target dir is used"
+    );
+    assert_eq!(before, key_of(&dir), "the build must not change the key");
+}
+
+#[test]
+fn failed_build_reports_the_command_and_status() {
+    let p = Project::new("fn main() { this is not rust }\n");
+    let patch = p.patch();
+    let target = p.tmp.path().join("shared-target");
+    let dir = p.dir();
+    let req = request(&dir, &patch, &target, OsStr::new("cargo"));
+    let err = cargo_build(&req, &p.tmp.path().join("out")).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, BuildError::Failed { .. }), "{msg}");
+    assert!(msg.contains("`cargo build --bin pipelines"), "{msg}");
+    assert!(msg.contains("exit status: 101"), "{msg}");
+    assert!(!p.tmp.path().join("out").exists());
+}
+
+#[test]
+fn missing_cargo_says_a_toolchain_is_needed() {
+    let p = Project::new("fn main() {}\n");
+    let target = p.tmp.path().join("t");
+    let dir = p.dir();
+    let req = request(&dir, &[], &target, OsStr::new("/nonexistent/cargo"));
+    let msg = cargo_build(&req, &p.tmp.path().join("out"))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("run `/nonexistent/cargo`: not found"), "{msg}");
+    assert!(
+        msg.contains("Rust toolchain") && msg.contains("remote cache hit"),
+        "{msg}"
+    );
+    let msg = ensure_lockfile(&req, b"").unwrap_err().to_string();
+    assert!(msg.contains("Rust toolchain"), "{msg}");
+    assert!(
+        !dir.join("Cargo.lock").exists(),
+        "a failed attempt leaves no lockfile"
+    );
+}
+
+#[test]
+fn binary_name_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let w = |rel: &str, text: &str| {
+        let p = d.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    };
+    w(
+        "Cargo.toml",
+        "[package]\nname = \"my-pipes\"\nversion = \"0.1.0\"\n",
+    );
+    w("src/main.rs", "fn main() {}");
+    assert_eq!(binary_name(d).unwrap(), "my-pipes");
+
+    w("src/bin/tool.rs", "fn main() {}");
+    assert_eq!(
+        binary_name(d).unwrap(),
+        "my-pipes",
+        "the package-named binary wins"
+    );
+
+    fs::remove_file(d.join("src/main.rs")).unwrap();
+    assert_eq!(binary_name(d).unwrap(), "tool", "the only binary");
+
+    w("src/bin/other.rs", "fn main() {}");
+    let msg = binary_name(d).unwrap_err().to_string();
+    assert!(
+        msg.contains("other, tool") && msg.contains("default-run"),
+        "{msg}"
+    );
+
+    w(
+        "Cargo.toml",
+        "[package]\nname = \"my-pipes\"\nversion = \"0.1.0\"\ndefault-run = \"other\"\n",
+    );
+    assert_eq!(binary_name(d).unwrap(), "other");
+
+    w(
+        "Cargo.toml",
+        "[package]\nname = \"my-pipes\"\nversion = \"0.1.0\"\nautobins = false\n\n[[bin]]\nname = \"runner\"\npath = \"src/bin/tool.rs\"\n",
+    );
+    assert_eq!(binary_name(d).unwrap(), "runner");
+
+    w("Cargo.toml", "[workspace]\n");
+    let msg = binary_name(d).unwrap_err().to_string();
+    assert!(
+        msg.contains("Cargo.toml`") && msg.contains("[package]"),
+        "{msg}"
+    );
+}

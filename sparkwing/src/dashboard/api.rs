@@ -1,0 +1,483 @@
+//! `/api/v1` handlers. Field names follow the Go original where it has them. Every identifier
+//! from a URL is validated before any store is touched.
+
+use super::bucket::Wanted;
+use super::logs::{self, LogFormat};
+use super::server::AppState;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
+use sparkwing_contract::{RunStatus, timefmt};
+use sparkwing_storage::ReadOpts;
+use std::sync::Arc;
+
+type St = State<Arc<AppState>>;
+
+/// Runs per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The largest page.
+pub const MAX_LIMIT: usize = 1000;
+
+/// A JSON error body: `{"error": "…"}`.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+/// Unknown `/api/v1` paths.
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    eprintln!("warning: {e}");
+    error(StatusCode::BAD_GATEWAY, e.to_string())
+}
+
+/// `GET /api/v1/version`
+pub async fn version() -> Response {
+    Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "schema": sparkwing_contract::record::FORMAT_VERSION,
+        "pid": std::process::id(),
+    }))
+    .into_response()
+}
+
+/// `GET /api/v1/capabilities`
+pub async fn capabilities(State(st): St) -> Response {
+    let plan = &st.plan;
+    let mut features = vec!["runs", "logs"];
+    if plan.artifacts.is_some() {
+        features.push("artifacts");
+    }
+    let writes: Vec<&str> = if plan.read_only {
+        vec![]
+    } else {
+        vec!["cancel"]
+    };
+    Json(serde_json::json!({
+        "mode": plan.mode(),
+        "read_only": plan.read_only,
+        "stores": {
+            "runs": plan.runs_spec(),
+            "logs": plan.logs.as_ref().map(|l| l.describe()),
+            "artifacts": plan.artifacts.as_ref().map(|a| a.describe()),
+        },
+        "profile": plan.profile,
+        "features": features,
+        "writes": writes,
+    }))
+    .into_response()
+}
+
+/// Query of `GET /api/v1/runs`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Comma-separated pipeline names.
+    pipeline: Option<String>,
+    /// Comma-separated statuses.
+    status: Option<String>,
+    /// A duration back from now (`90s`, `30m`, `24h`, `7d`, `1h30m`) or an RFC 3339 time.
+    since: Option<String>,
+    limit: Option<String>,
+}
+
+impl ListQuery {
+    fn wanted(&self) -> Result<Wanted, String> {
+        let list = |s: &Option<String>| -> Vec<String> {
+            s.as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let statuses = list(&self.status)
+            .iter()
+            .map(|s| {
+                RunStatus::parse(s).ok_or_else(|| {
+                    format!(
+                        "invalid status `{}`: use running, success, failed, cancelled or pending",
+                        s.escape_debug()
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let limit = match self
+            .limit
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            None => DEFAULT_LIMIT,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "invalid limit `{}`: use a number from 1 to {MAX_LIMIT}",
+                        l.escape_debug()
+                    ));
+                }
+            },
+        };
+        let since = match self.since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(parse_since(s, timefmt::now_unix_nanos()).ok_or_else(|| {
+                format!("invalid since `{}`: use a duration like `30m`, `24h`, `7d` or an RFC 3339 time", s.escape_debug())
+            })?),
+        };
+        Ok(Wanted {
+            pipelines: list(&self.pipeline),
+            statuses,
+            since,
+            limit,
+        })
+    }
+}
+
+/// `since` as unix nanoseconds: a duration back from `now`, or an absolute RFC 3339 time.
+pub fn parse_since(s: &str, now: i64) -> Option<i64> {
+    if let Some(t) = timefmt::parse_rfc3339_nanos(s) {
+        return Some(t);
+    }
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    let mut any = false;
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num.parse().ok()?;
+        num.clear();
+        let unit: i64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return None;
+    }
+    now.checked_sub(total.checked_mul(1_000_000_000)?)
+}
+
+/// `GET /api/v1/runs?pipeline=&status=&since=&limit=` → `{"runs": […]}`, newest first.
+pub async fn list_runs(State(st): St, Query(q): Query<ListQuery>) -> Response {
+    let wanted = match q.wanted() {
+        Ok(w) => w,
+        Err(m) => return bad_request(m),
+    };
+    match st.runs.list(&wanted).await {
+        Ok(runs) => {
+            let runs: Vec<&sparkwing_contract::RunRecord> =
+                runs.iter().map(|r| r.as_ref()).collect();
+            Json(serde_json::json!({ "runs": runs })).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// Query of `GET /api/v1/runs/{id}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RunQuery {
+    include: Option<String>,
+}
+
+/// `GET /api/v1/runs/{id}` → the run; with `?include=nodes` → `{"run": …, "nodes": […]}`.
+pub async fn get_run(State(st): St, Path(id): Path<String>, Query(q): Query<RunQuery>) -> Response {
+    if let Err(e) = validate_segment(&id) {
+        return bad_request(format!("invalid run id: {e}"));
+    }
+    let state = match st.runs.get(&id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("run `{}` not found", id.escape_debug()),
+            );
+        }
+        Err(e) => return internal(e),
+    };
+    let include_nodes = q
+        .include
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .any(|i| i.trim() == "nodes");
+    if include_nodes {
+        Json(serde_json::json!({ "run": &*state.run, "nodes": &*state.nodes })).into_response()
+    } else {
+        Json(serde_json::json!(&*state.run)).into_response()
+    }
+}
+
+/// Query of `GET /api/v1/runs/{id}/logs/{node}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LogQuery {
+    format: Option<String>,
+    tail: Option<String>,
+    head: Option<String>,
+    grep: Option<String>,
+    /// `A:B`, 1-based and inclusive.
+    lines: Option<String>,
+}
+
+impl LogQuery {
+    fn opts(&self) -> Result<(LogFormat, ReadOpts), String> {
+        let format = LogFormat::parse(self.format.as_deref().unwrap_or("")).ok_or_else(|| {
+            format!(
+                "invalid format `{}`: use plain, ansi or ndjson",
+                self.format.as_deref().unwrap_or("").escape_debug()
+            )
+        })?;
+        let count = |name: &str, v: &Option<String>| -> Result<usize, String> {
+            match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(0),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| format!("invalid {name} `{}`: use a number", v.escape_debug())),
+            }
+        };
+        let tail = count("tail", &self.tail)?;
+        let head = count("head", &self.head)?;
+        if tail > 0 && head > 0 {
+            return Err("tail and head cannot be combined".into());
+        }
+        let lines = match self
+            .lines
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None => None,
+            Some(v) => {
+                let bad = || {
+                    format!(
+                        "invalid lines `{}`: use `A:B` with 1 <= A <= B",
+                        v.escape_debug()
+                    )
+                };
+                let (a, b) = v.split_once(':').ok_or_else(bad)?;
+                let a: usize = a.trim().parse().map_err(|_| bad())?;
+                let b: usize = b.trim().parse().map_err(|_| bad())?;
+                if a == 0 || b < a {
+                    return Err(bad());
+                }
+                Some((a, b))
+            }
+        };
+        let grep = self.grep.clone().filter(|g| !g.is_empty());
+        Ok((
+            format,
+            ReadOpts {
+                tail,
+                head,
+                lines,
+                grep,
+            },
+        ))
+    }
+}
+
+/// `GET /api/v1/runs/{id}/logs/{node}`: one node's log (`node` may be hierarchical).
+pub async fn node_log(
+    State(st): St,
+    Path((id, node)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    if let Err(e) = validate_segment(&id) {
+        return bad_request(format!("invalid run id: {e}"));
+    }
+    if let Err(e) = validate_hierarchical(&node) {
+        return bad_request(format!("invalid node id: {e}"));
+    }
+    let (format, opts) = match q.opts() {
+        Ok(o) => o,
+        Err(m) => return bad_request(m),
+    };
+    let Some(store) = &st.plan.logs else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no log store is configured for this dashboard",
+        );
+    };
+    match store.read(&id, &node, &ReadOpts::default()).await {
+        Ok(bytes) => Response::builder()
+            .header(header::CONTENT_TYPE, format.content_type())
+            .body(Body::from(logs::render(&bytes, format, &opts)))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Err(e) if e.is_not_found() => Response::builder()
+            .header(header::CONTENT_TYPE, format.content_type())
+            .body(Body::empty())
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Err(e) => internal(format!("read the log of `{node}` in `{id}`: {e}")),
+    }
+}
+
+/// `GET /api/v1/artifacts/{key}`: the object as a download; 404 when missing.
+pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
+    if let Err(e) = validate_key(&key) {
+        return bad_request(format!("invalid artifact key: {e}"));
+    }
+    let Some(store) = &st.plan.artifacts else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no artifact store is configured for this dashboard",
+        );
+    };
+    match store.get(&key).await {
+        Ok(bytes) => Response::builder()
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", download_name(&key)),
+            )
+            .body(Body::from(bytes))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+        Err(e) if e.is_not_found() => {
+            error(StatusCode::NOT_FOUND, format!("artifact `{key}` not found"))
+        }
+        Err(e) => internal(format!("read artifact `{key}`: {e}")),
+    }
+}
+
+/// The last key segment, reduced to characters that are safe inside a quoted header value.
+fn download_name(key: &str) -> String {
+    let last = key.rsplit('/').next().unwrap_or(key);
+    let name: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "artifact".into()
+    } else {
+        name
+    }
+}
+
+/// `POST /api/v1/runs/{id}/cancel` (mounted only when writes are allowed): SIGTERM to the
+/// supervisor of an in-flight local run; the run then ends `cancelled`.
+pub async fn cancel(State(st): St, Path(id): Path<String>) -> Response {
+    if let Err(e) = validate_segment(&id) {
+        return bad_request(format!("invalid run id: {e}"));
+    }
+    match super::cancel::cancel(&st.plan.home, &id) {
+        Ok(c) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({
+                "run_id": c.run_id,
+                "pipeline": c.pipeline,
+                "status": "cancelling",
+                "supervisor_pid": c.supervisor_pid,
+            })),
+        )
+            .into_response(),
+        Err(e @ super::cancel::CancelError::NotInFlight(_)) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
+        Err(e @ super::cancel::CancelError::BadMarker { .. }) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_values() {
+        let now = 10_000 * 1_000_000_000i64;
+        assert_eq!(parse_since("30m", now), Some(now - 1800 * 1_000_000_000));
+        assert_eq!(parse_since("1h30m", now), Some(now - 5400 * 1_000_000_000));
+        assert_eq!(parse_since("2d", now), Some(now - 172_800 * 1_000_000_000));
+        assert!(parse_since("2026-01-01T00:00:00Z", now).is_some());
+        for bad in ["", "30", "m", "3x", "-1h"] {
+            assert_eq!(parse_since(bad, now), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_query_validation() {
+        let q = ListQuery {
+            status: Some("failed, success".into()),
+            pipeline: Some("a,b".into()),
+            ..Default::default()
+        };
+        let w = q.wanted().unwrap();
+        assert_eq!(w.statuses, vec![RunStatus::Failed, RunStatus::Success]);
+        assert_eq!(w.pipelines, vec!["a", "b"]);
+        assert_eq!(w.limit, DEFAULT_LIMIT);
+        let q = ListQuery {
+            status: Some("weird".into()),
+            ..Default::default()
+        };
+        assert!(q.wanted().unwrap_err().contains("invalid status `weird`"));
+        let q = ListQuery {
+            limit: Some("0".into()),
+            ..Default::default()
+        };
+        assert!(q.wanted().is_err());
+        let q = ListQuery {
+            limit: Some("5000".into()),
+            ..Default::default()
+        };
+        assert!(q.wanted().is_err());
+    }
+
+    #[test]
+    fn log_query_validation() {
+        let q = LogQuery {
+            tail: Some("5".into()),
+            head: Some("2".into()),
+            ..Default::default()
+        };
+        assert!(q.opts().is_err());
+        let q = LogQuery {
+            lines: Some("3:1".into()),
+            ..Default::default()
+        };
+        assert!(q.opts().is_err());
+        let q = LogQuery {
+            format: Some("html".into()),
+            ..Default::default()
+        };
+        assert!(q.opts().unwrap_err().contains("invalid format"));
+        let q = LogQuery {
+            format: Some("ansi".into()),
+            lines: Some("2:4".into()),
+            ..Default::default()
+        };
+        let (f, o) = q.opts().unwrap();
+        assert_eq!(f, LogFormat::Ansi);
+        assert_eq!(o.lines, Some((2, 4)));
+    }
+
+    #[test]
+    fn download_names_are_header_safe() {
+        assert_eq!(download_name("build/out/app.tar.gz"), "app.tar.gz");
+        assert_eq!(download_name("x/we\"ird name"), "we_ird_name");
+    }
+}

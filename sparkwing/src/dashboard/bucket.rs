@@ -1,0 +1,518 @@
+//! Runs read straight from an artifact store's `runs/<id>/state.ndjson` dumps, with a cache of
+//! parsed dumps so a page of 50 runs out of 10,000 costs one key listing and 50 small reads.
+//!
+//! Freshness: a dump of an in-flight run is re-read when its copy is older than [`LIVE_TTL`]; a
+//! finished run's dump changes rarely (only when a supervisor finalizes it late), so it is kept
+//! for [`DONE_TTL`]. The key listing is refreshed in the background once it is older than
+//! [`LIVE_TTL`], and requests keep using the previous listing meanwhile, so a new run shows up
+//! within about a second without making every request pay for a full listing.
+
+use sparkwing_contract::{NodeRecord, RunRecord, StateDump, timefmt};
+use sparkwing_storage::{ArtifactStore, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How old a cached in-flight dump, or the key listing, may be before it is read again.
+pub const LIVE_TTL: Duration = Duration::from_millis(900);
+/// How long a finished run's dump (or an unreadable dump) is reused.
+pub const DONE_TTL: Duration = Duration::from_secs(30);
+/// A listing older than this is refreshed before answering, not in the background.
+const STALE_LISTING: Duration = Duration::from_secs(30);
+/// Dumps fetched at once.
+const FETCH_BATCH: usize = 32;
+/// Most parsed dumps kept in memory.
+const MAX_CACHED: usize = 4096;
+
+/// A parsed run and its nodes.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub run: Arc<RunRecord>,
+    pub nodes: Arc<Vec<NodeRecord>>,
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Ok(RunState),
+    /// A dump that could not be read as a run (warned about once).
+    Bad,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    entry: Entry,
+    at: Instant,
+    bad_lines: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Listing {
+    /// Run ids, newest first.
+    ids: Arc<Vec<String>>,
+    at: Instant,
+}
+
+/// The bucket-backed run index.
+#[derive(Debug)]
+pub struct BucketRuns {
+    store: Arc<dyn ArtifactStore>,
+    listing: Mutex<Option<Listing>>,
+    /// Serializes foreground listings so concurrent cold requests list once.
+    list_lock: tokio::sync::Mutex<()>,
+    refreshing: AtomicBool,
+    dumps: Mutex<HashMap<String, Cached>>,
+}
+
+/// Which runs a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    pub pipelines: Vec<String>,
+    pub statuses: Vec<sparkwing_contract::RunStatus>,
+    /// Unix nanoseconds: runs started at or after.
+    pub since: Option<i64>,
+    pub limit: usize,
+}
+
+impl Wanted {
+    /// True when the run passes every filter.
+    pub fn matches(&self, run: &RunRecord) -> bool {
+        (self.pipelines.is_empty() || self.pipelines.contains(&run.pipeline))
+            && (self.statuses.is_empty() || self.statuses.contains(&run.status))
+            && self.since.is_none_or(|since| {
+                timefmt::parse_rfc3339_nanos(&run.started_at).is_some_and(|t| t >= since)
+            })
+    }
+}
+
+impl BucketRuns {
+    /// An index over `store`; nothing is read until the first request.
+    pub fn new(store: Arc<dyn ArtifactStore>) -> Arc<BucketRuns> {
+        Arc::new(BucketRuns {
+            store,
+            listing: Mutex::new(None),
+            list_lock: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
+            dumps: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs passing `wanted`, newest first (run ids sort by start time).
+    pub async fn list(self: &Arc<Self>, wanted: &Wanted) -> Result<Vec<RunState>, StoreError> {
+        let ids = self.ids().await?;
+        let mut out = Vec::new();
+        let mut next = 0;
+        while out.len() < wanted.limit && next < ids.len() {
+            // Without filters a page needs exactly `limit` dumps; with filters read ahead.
+            let unfiltered = wanted.pipelines.is_empty() && wanted.statuses.is_empty();
+            let want = if unfiltered {
+                wanted.limit - out.len()
+            } else {
+                FETCH_BATCH
+            };
+            let end = (next + want.clamp(1, FETCH_BATCH)).min(ids.len());
+            let mut batch = &ids[next..end];
+            next = end;
+            // Ids carry their start time: once they are older than `since`, nothing later can match.
+            let mut past_since = false;
+            if let Some(since) = wanted.since
+                && let Some(cut) = batch
+                    .iter()
+                    .position(|id| id_time(id).is_some_and(|t| t < since - 1_000_000_000))
+            {
+                batch = &batch[..cut];
+                past_since = true;
+            }
+            for state in self.load_many(batch).await.into_iter().flatten() {
+                if wanted.matches(&state.run) && out.len() < wanted.limit {
+                    out.push(state);
+                }
+            }
+            if past_since {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One run, read fresh unless the cached copy is recent enough. `None` if it has no dump.
+    pub async fn get(self: &Arc<Self>, id: &str) -> Result<Option<RunState>, StoreError> {
+        if let Some(state) = self.cached(id, |c| c.at.elapsed() < LIVE_TTL) {
+            return Ok(state);
+        }
+        self.fetch(id).await
+    }
+
+    /// Run ids, newest first, from a listing at most about [`LIVE_TTL`] old.
+    async fn ids(self: &Arc<Self>) -> Result<Arc<Vec<String>>, StoreError> {
+        let current = self.listing.lock().map(|l| l.clone()).unwrap_or(None);
+        if let Some(l) = &current {
+            let age = l.at.elapsed();
+            if age < LIVE_TTL {
+                return Ok(l.ids.clone());
+            }
+            if age < STALE_LISTING {
+                if !self.refreshing.swap(true, Ordering::AcqRel) {
+                    let me = Arc::clone(self);
+                    tokio::spawn(async move {
+                        if let Err(e) = me.relist().await {
+                            eprintln!("warning: list runs in `{}`: {e}", me.store.describe());
+                        }
+                        me.refreshing.store(false, Ordering::Release);
+                    });
+                }
+                return Ok(l.ids.clone());
+            }
+        }
+        let _guard = self.list_lock.lock().await;
+        // Another request may have listed while this one waited.
+        if let Some(l) = self.listing.lock().map(|l| l.clone()).unwrap_or(None)
+            && l.at.elapsed() < LIVE_TTL
+        {
+            return Ok(l.ids);
+        }
+        self.relist().await
+    }
+
+    async fn relist(&self) -> Result<Arc<Vec<String>>, StoreError> {
+        let keys = self.store.list("runs/").await?;
+        let mut ids: Vec<String> = keys
+            .iter()
+            .filter(|k| crate::source::is_state_key(k))
+            .filter_map(|k| {
+                k.strip_prefix("runs/")?
+                    .strip_suffix("/state.ndjson")
+                    .map(str::to_string)
+            })
+            .collect();
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let ids = Arc::new(ids);
+        if let Ok(mut l) = self.listing.lock() {
+            *l = Some(Listing {
+                ids: ids.clone(),
+                at: Instant::now(),
+            });
+        }
+        Ok(ids)
+    }
+
+    /// The cached state when `fresh` says the copy may be used; `Some(None)` for a cached bad dump.
+    fn cached(&self, id: &str, fresh: impl Fn(&Cached) -> bool) -> Option<Option<RunState>> {
+        let dumps = self.dumps.lock().ok()?;
+        let c = dumps.get(id)?;
+        if !fresh(c) {
+            return None;
+        }
+        Some(match &c.entry {
+            Entry::Ok(s) => Some(s.clone()),
+            Entry::Bad => None,
+        })
+    }
+
+    /// Dumps for `ids` in order (`None` for missing or unreadable ones), reading only stale ones.
+    async fn load_many(self: &Arc<Self>, ids: &[String]) -> Vec<Option<RunState>> {
+        let mut results: Vec<Option<Option<RunState>>> = ids
+            .iter()
+            .map(|id| {
+                self.cached(id, |c| {
+                    let ttl = match &c.entry {
+                        Entry::Ok(s) if !s.run.status.is_terminal() => LIVE_TTL,
+                        _ => DONE_TTL,
+                    };
+                    c.at.elapsed() < ttl
+                })
+            })
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if results[i].is_none() {
+                let me = Arc::clone(self);
+                let id = id.clone();
+                tasks.spawn(async move { (i, me.fetch(&id).await) });
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((i, fetched)) = joined else { continue };
+            results[i] = Some(match fetched {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("warning: skipping run `{}`: {e}", ids[i]);
+                    None
+                }
+            });
+        }
+        results.into_iter().map(Option::flatten).collect()
+    }
+
+    /// Reads and parses one dump, updating the cache.
+    async fn fetch(&self, id: &str) -> Result<Option<RunState>, StoreError> {
+        let key = format!("runs/{id}/state.ndjson");
+        let bytes = match self.store.get(&key).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                if let Ok(mut d) = self.dumps.lock() {
+                    d.remove(id);
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let dump = StateDump::parse(&String::from_utf8_lossy(&bytes));
+        let previous_bad = self.dumps.lock().ok().and_then(|d| {
+            d.get(id)
+                .map(|c| (c.bad_lines, matches!(c.entry, Entry::Bad)))
+        });
+        let bad_lines = dump.bad_lines.len();
+        // Warn when something new is wrong, not on every re-read of a live dump.
+        let entry = match dump.run {
+            Some(run) => {
+                if bad_lines > 0 && previous_bad.is_none_or(|(n, _)| n != bad_lines) {
+                    for (line, why) in &dump.bad_lines {
+                        eprintln!("warning: `{}` line {line} skipped: {why}", self.at(&key));
+                    }
+                }
+                Entry::Ok(RunState {
+                    run: Arc::new(run),
+                    nodes: Arc::new(dump.nodes),
+                })
+            }
+            None => {
+                if !previous_bad.is_some_and(|(_, bad)| bad) {
+                    let why = dump
+                        .bad_lines
+                        .first()
+                        .map(|(l, w)| format!("line {l}: {w}"))
+                        .unwrap_or_else(|| "no run record in it".into());
+                    eprintln!("warning: skipping `{}`: {why}", self.at(&key));
+                }
+                Entry::Bad
+            }
+        };
+        if let Ok(mut d) = self.dumps.lock() {
+            if d.len() >= MAX_CACHED {
+                // Finished runs far down the list are the cheapest to read again.
+                let oldest: Vec<String> = {
+                    let mut v: Vec<(&String, Instant)> = d.iter().map(|(k, c)| (k, c.at)).collect();
+                    v.sort_by_key(|(_, at)| *at);
+                    v.into_iter()
+                        .take(MAX_CACHED / 4)
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                };
+                for k in oldest {
+                    d.remove(&k);
+                }
+            }
+            d.insert(
+                id.to_string(),
+                Cached {
+                    entry: entry.clone(),
+                    at: Instant::now(),
+                    bad_lines,
+                },
+            );
+        }
+        Ok(match entry {
+            Entry::Ok(s) => Some(s),
+            Entry::Bad => None,
+        })
+    }
+
+    fn at(&self, key: &str) -> String {
+        format!("{}/{key}", self.store.describe())
+    }
+}
+
+/// Start time encoded in a run id (`run-YYYYMMDD-HHMMSS-…`), as unix nanoseconds.
+pub fn id_time(id: &str) -> Option<i64> {
+    let rest = id.strip_prefix("run-")?;
+    let (date, rest) = rest.split_once('-')?;
+    let time = rest.get(..6)?;
+    if date.len() != 8 || !date.bytes().chain(time.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let text = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &date[..4],
+        &date[4..6],
+        &date[6..],
+        &time[..2],
+        &time[2..4],
+        &time[4..]
+    );
+    timefmt::parse_rfc3339_nanos(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparkwing_contract::{Invocation, NodeStatus, RunStatus};
+    use sparkwing_storage::FsArtifactStore;
+
+    fn run(id: &str, pipeline: &str, status: RunStatus) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            pipeline: pipeline.into(),
+            status,
+            error: String::new(),
+            started_at: timefmt::unix_nanos_to_rfc3339(id_time(id).unwrap()),
+            finished_at: None,
+            git_branch: String::new(),
+            git_sha: String::new(),
+            repo_url: String::new(),
+            args: Default::default(),
+            invocation: Invocation::default(),
+            format_version: Some(1),
+        }
+    }
+
+    fn node(run: &str, id: &str) -> NodeRecord {
+        serde_json::from_value(
+            serde_json::json!({"run_id": run, "id": id, "status": NodeStatus::Pending}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn id_times() {
+        let t = id_time("run-20260420-093112-a7f2c3d4").unwrap();
+        assert_eq!(
+            timefmt::unix_nanos_to_rfc3339(t).get(..19),
+            Some("2026-04-20T09:31:12")
+        );
+        assert!(id_time("run-2026042-093112-a7").is_none());
+        assert!(id_time("nope").is_none());
+    }
+
+    #[tokio::test]
+    async fn lists_newest_first_filters_and_skips_bad_dumps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ArtifactStore> = Arc::new(FsArtifactStore::new(dir.path()));
+        let ids = [
+            ("run-20260101-000001-00000001", "build", RunStatus::Success),
+            ("run-20260101-000002-00000002", "deploy", RunStatus::Failed),
+            ("run-20260101-000003-00000003", "build", RunStatus::Running),
+        ];
+        for (id, p, s) in ids {
+            let text = StateDump::render(&run(id, p, s), &[node(id, "a")]);
+            store
+                .put(&format!("runs/{id}/state.ndjson"), text.into_bytes())
+                .await
+                .unwrap();
+        }
+        store
+            .put(
+                "runs/run-20260101-000004-00000004/state.ndjson",
+                b"{garbage\n".to_vec(),
+            )
+            .await
+            .unwrap();
+        store
+            .put("runs/unrelated.txt", b"x".to_vec())
+            .await
+            .unwrap();
+        let index = BucketRuns::new(store.clone());
+        let all = index
+            .list(&Wanted {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let got: Vec<&str> = all.iter().map(|s| s.run.id.as_str()).collect();
+        assert_eq!(
+            got,
+            [
+                "run-20260101-000003-00000003",
+                "run-20260101-000002-00000002",
+                "run-20260101-000001-00000001"
+            ]
+        );
+        let builds = index
+            .list(&Wanted {
+                pipelines: vec!["build".into()],
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(builds.len(), 2);
+        let failed = index
+            .list(&Wanted {
+                statuses: vec![RunStatus::Failed],
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed[0].run.pipeline, "deploy");
+        let one = index
+            .list(&Wanted {
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        let since = id_time("run-20260101-000003-00000003").unwrap();
+        let recent = index
+            .list(&Wanted {
+                since: Some(since),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(recent.len(), 1);
+        assert!(
+            index
+                .get("run-20260101-000004-00000004")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            index
+                .get("run-20991231-000000-00000000")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn live_runs_are_reread_after_the_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ArtifactStore> = Arc::new(FsArtifactStore::new(dir.path()));
+        let id = "run-20260101-000001-00000009";
+        let key = format!("runs/{id}/state.ndjson");
+        store
+            .put(
+                &key,
+                StateDump::render(&run(id, "p", RunStatus::Running), &[]).into_bytes(),
+            )
+            .await
+            .unwrap();
+        let index = BucketRuns::new(store.clone());
+        assert_eq!(
+            index.get(id).await.unwrap().unwrap().run.status,
+            RunStatus::Running
+        );
+        store
+            .put(
+                &key,
+                StateDump::render(&run(id, "p", RunStatus::Success), &[]).into_bytes(),
+            )
+            .await
+            .unwrap();
+        tokio::time::sleep(LIVE_TTL + Duration::from_millis(50)).await;
+        let listed = index
+            .list(&Wanted {
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed[0].run.status, RunStatus::Success);
+    }
+}

@@ -1,0 +1,154 @@
+//! Turns `dashboard start` flags into a validated plan: where runs, logs and artifacts come from,
+//! and whether writes are mounted. Nothing here touches the network.
+
+use super::StartArgs;
+use crate::error::CliError;
+use sparkwing_config::{Resolved, Source, Surface, SurfaceKind};
+use sparkwing_storage::{ArtifactStore, LogStore};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the runs the dashboard lists come from.
+#[derive(Debug, Clone)]
+pub enum RunsFrom {
+    /// The local SQLite record.
+    Local { db: PathBuf },
+    /// `runs/*/state.ndjson` in the artifact store.
+    Bucket,
+}
+
+/// A validated `dashboard start`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub addr: SocketAddr,
+    /// No write route is mounted (`--read-only`, or implied by `--no-local-store`).
+    pub read_only: bool,
+    pub runs_from: RunsFrom,
+    pub logs: Option<Arc<dyn LogStore>>,
+    pub artifacts: Option<Arc<dyn ArtifactStore>>,
+    /// `$SPARKWING_HOME`: pid file, log file, active-run markers.
+    pub home: PathBuf,
+    /// The profile that supplied the stores (`built-in` when none did).
+    pub profile: String,
+}
+
+impl Plan {
+    /// Resolves the profile and the store flags, and opens the stores (no request is made).
+    pub fn from_args(args: &StartArgs) -> Result<Plan, CliError> {
+        let home = crate::home::sparkwing_home()?;
+        let cwd = std::env::current_dir()
+            .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
+        let project = match crate::project::find(&cwd) {
+            Ok(p) => sparkwing_config::ProjectConfig::load_optional(
+                &p.config_path(),
+                &crate::commands::profile::env_lookup,
+            )
+            .map_err(crate::commands::profile::config_error)?,
+            Err(_) => None,
+        };
+        let profile =
+            crate::commands::profile::resolve(args.profile.as_deref(), project.as_ref(), &home)?;
+        let log_flag = args
+            .log_store
+            .as_deref()
+            .map(|u| flag_surface("--log-store", u))
+            .transpose()?;
+        let art_flag = args
+            .artifact_store
+            .as_deref()
+            .map(|u| flag_surface("--artifact-store", u))
+            .transpose()?;
+
+        let (logs, cache, runs_from) = if args.no_local_store {
+            let logs = log_flag.or_else(|| declared(&profile, SurfaceKind::Logs));
+            let cache = art_flag.or_else(|| declared(&profile, SurfaceKind::Cache));
+            let (Some(logs), Some(cache)) = (logs, cache) else {
+                return Err(CliError::usage(
+                    "start the dashboard: `--no-local-store` needs both a log store and an artifact store",
+                )
+                .with_hint(
+                    "pass `--log-store URL` and `--artifact-store URL`, or a `--profile NAME` whose `logs:` and `cache:` surfaces supply them",
+                ));
+            };
+            (Some(logs), Some(cache), RunsFrom::Bucket)
+        } else {
+            let db = crate::source::state_db_path(&profile, &home);
+            let logs = log_flag.unwrap_or_else(|| profile.logs.clone());
+            let cache = art_flag.unwrap_or_else(|| profile.cache.clone());
+            (Some(logs), Some(cache), RunsFrom::Local { db })
+        };
+
+        let logs =
+            match logs {
+                // Logs that went to a console were never stored: show runs without logs.
+                Some(Surface::Stdout) => None,
+                Some(s) => Some(sparkwing_storage::open_log_store(&s.spec_string()).map_err(
+                    |e| CliError::failure(format!("open the log store `{}`: {e}", s.spec_string())),
+                )?),
+                None => None,
+            };
+        let artifacts = match cache {
+            Some(s) => Some(
+                sparkwing_storage::open_artifact_store(&s.spec_string()).map_err(|e| {
+                    CliError::failure(format!(
+                        "open the artifact store `{}`: {e}",
+                        s.spec_string()
+                    ))
+                })?,
+            ),
+            None => None,
+        };
+        Ok(Plan {
+            addr: args.addr,
+            read_only: args.read_only || args.no_local_store,
+            runs_from,
+            logs,
+            artifacts,
+            home,
+            profile: profile.name.clone(),
+        })
+    }
+
+    /// `local` over SQLite, `bucket` over state dumps.
+    pub fn mode(&self) -> &'static str {
+        match self.runs_from {
+            RunsFrom::Local { .. } => "local",
+            RunsFrom::Bucket => "bucket",
+        }
+    }
+
+    /// Spec string of where runs come from.
+    pub fn runs_spec(&self) -> String {
+        match &self.runs_from {
+            RunsFrom::Local { db } => format!("sqlite:{}", db.display()),
+            RunsFrom::Bucket => self
+                .artifacts
+                .as_ref()
+                .map(|a| a.describe())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn flag_surface(flag: &str, url: &str) -> Result<Surface, CliError> {
+    Surface::from_store_url(url).map_err(|e| {
+        let text = e.to_string();
+        match text.split_once("\nhint: ") {
+            Some((m, h)) => CliError::usage(format!("{flag}: {m}")).with_hint(h.to_string()),
+            None => CliError::usage(format!("{flag}: {text}")),
+        }
+    })
+}
+
+/// The surface only when a selected profile declares it (not a built-in default, not stdout):
+/// `--no-local-store` must read what a CI machine wrote, never an empty local directory.
+fn declared(profile: &Resolved, kind: SurfaceKind) -> Option<Surface> {
+    if profile.source == Source::BuiltIn || profile.defaulted.contains(&kind) {
+        return None;
+    }
+    match profile.surface(kind) {
+        Surface::Stdout => None,
+        s => Some(s.clone()),
+    }
+}

@@ -1,0 +1,225 @@
+//! The HTTP server: routes, the guards every `/api/v1` request passes, and the foreground loop.
+
+use super::api;
+use super::assets;
+use super::bucket::BucketRuns;
+use super::plan::{Plan, RunsFrom};
+use super::runs::Runs;
+use crate::error::{CliError, CliResult};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// What every handler sees.
+pub struct AppState {
+    pub plan: Plan,
+    pub runs: Runs,
+}
+
+/// Builds the router for a plan. Write routes exist only when the plan allows writes.
+pub fn router(plan: Plan) -> Router {
+    let runs = match &plan.runs_from {
+        RunsFrom::Local { db } => Runs::Local { db: db.clone() },
+        RunsFrom::Bucket => {
+            // `Plan::from_args` guarantees the artifact store in bucket mode.
+            let store = plan
+                .artifacts
+                .clone()
+                .expect("bucket mode has an artifact store");
+            Runs::Bucket {
+                store: store.describe(),
+                index: BucketRuns::new(store),
+            }
+        }
+    };
+    let writes = !plan.read_only;
+    let state = Arc::new(AppState { plan, runs });
+
+    let mut api = Router::new()
+        .route("/version", get(api::version))
+        .route("/capabilities", get(api::capabilities))
+        .route("/runs", get(api::list_runs))
+        .route("/runs/{id}", get(api::get_run))
+        .route("/runs/{id}/logs/{*node}", get(api::node_log))
+        .route("/artifacts/{*key}", get(api::artifact));
+    if writes {
+        api = api.route("/runs/{id}/cancel", post(api::cancel));
+    }
+    let api = api
+        .fallback(api::not_found)
+        .layer(middleware::from_fn(move |req, next| {
+            guard_api(writes, req, next)
+        }));
+
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{name}", get(asset))
+        .nest("/api/v1", api)
+        .with_state(state)
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Rejects what no `/api/v1` route may see, before routing: encoded separators inside a path
+/// segment (they would let a segment smuggle `/` past the router), and writes that are not
+/// mounted (405, so clients can tell "not allowed here" from "no such thing").
+async fn guard_api(writes: bool, req: Request, next: Next) -> Response {
+    let raw = req.uri().path().to_ascii_lowercase();
+    if raw.contains("%2f") || raw.contains("%5c") || raw.contains("%00") {
+        return api::error(
+            StatusCode::BAD_REQUEST,
+            "encoded `/`, `\\` or NUL in a path segment is not allowed",
+        );
+    }
+    let method = req.method();
+    if method != Method::GET && method != Method::HEAD {
+        let is_cancel = raw.ends_with("/cancel") && method == Method::POST;
+        if !writes || !is_cancel {
+            let mut r = api::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                if writes {
+                    "this endpoint only reads"
+                } else {
+                    "read-only dashboard: writes are disabled"
+                },
+            );
+            let allow = if writes && raw.ends_with("/cancel") {
+                "POST"
+            } else {
+                "GET, HEAD"
+            };
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            return r;
+        }
+    }
+    let mut resp = next.run(req).await;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Headers that keep data from ever being run as code: no MIME sniffing (a log with `<script>`
+/// served as text stays text), and a policy allowing only this origin's own scripts and styles.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    resp
+}
+
+async fn index() -> Response {
+    asset_response(&assets::INDEX)
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match assets::get(&name) {
+        Some(a) => asset_response(&a),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+fn asset_response(a: &assets::Asset) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, a.content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from(a.body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Binds, writes the pid file, serves until SIGTERM or SIGINT, removes the pid file.
+pub fn serve_foreground(plan: Plan) -> CliResult {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = bind(plan.addr)?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::failure(format!("read the bound address: {e}")))?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| CliError::failure(format!("listen on `{addr}`: {e}")))?;
+        let files = super::daemon::PidFiles::new(&plan.home);
+        files.write(std::process::id(), addr)?;
+        println!(
+            "dashboard: serving {} (runs: {}, logs: {}, artifacts: {}, {})",
+            super::daemon::url(addr),
+            plan.runs_spec(),
+            plan.logs
+                .as_ref()
+                .map(|l| l.describe())
+                .unwrap_or_else(|| "none".into()),
+            plan.artifacts
+                .as_ref()
+                .map(|a| a.describe())
+                .unwrap_or_else(|| "none".into()),
+            if plan.read_only {
+                "read-only"
+            } else {
+                "writes enabled"
+            },
+        );
+        let app = router(plan);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+        files.remove_if_mine(std::process::id());
+        served.map_err(|e| CliError::failure(format!("serve the dashboard on `{addr}`: {e}")))?;
+        println!("dashboard: stopped");
+        Ok(0)
+    })
+}
+
+/// Binds `addr`; a taken port names the process holding it.
+pub fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, CliError> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(l) => {
+            l.set_nonblocking(true)
+                .map_err(|e| CliError::failure(format!("listen on `{addr}`: {e}")))?;
+            Ok(l)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let holder = super::port::holder_of(addr.port())
+                .map(|h| format!("by {h}"))
+                .unwrap_or_else(|| "by another process".into());
+            Err(CliError::failure(format!(
+                "bind `{addr}`: the address is already in use {holder}"
+            ))
+            .with_hint("stop that process, or pass `--addr 127.0.0.1:<port>` to bind elsewhere"))
+        }
+        Err(e) => Err(CliError::failure(format!("bind `{addr}`: {e}"))
+            .with_hint("pass `--addr HOST:PORT` with an address of this machine")),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the server still stops when the process is killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,1228 @@
+//! The dashboard: the real `sparkwing dashboard` process over a real S3 server (SeaweedFS, from
+//! `scripts/s3-server.sh`) and local records, its JSON API spoken over raw HTTP (so paths reach
+//! the server exactly as written, `..` and `%2F` included), and its page in headless Chromium.
+
+use crate::support::{LineWatcher, World, find_run_id, wait_timeout, workspace};
+use sparkwing_contract::{NodeRecord, RunRecord, StateDump, timefmt};
+use sparkwing_storage::s3::{S3ArtifactStore, S3LogStore, S3Options};
+use sparkwing_storage::testing::TestS3;
+use sparkwing_storage::{ArtifactStore, LogStore};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+// ------------------------------------------------------------------------------------ helpers
+
+/// A world with no project around it (the dashboard needs none).
+fn bare_world() -> World {
+    let dir = crate::support::scratch().join(format!("dash-{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    World::new(dir)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A `sparkwing dashboard start --foreground` process; stopped with SIGTERM when dropped.
+struct Dashboard {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Dashboard {
+    fn start(w: &World, extra: &[&str]) -> Dashboard {
+        let addr = free_addr();
+        let log = w.home.join(format!("foreground-{}.log", unique()));
+        let out = std::fs::File::create(&log).unwrap();
+        let addr_s = addr.to_string();
+        let mut args = vec!["dashboard", "start", "--foreground", "--addr", &addr_s];
+        args.extend_from_slice(extra);
+        let child = w
+            .cmd(&args)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut d = Dashboard { child, addr, log };
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!(
+                    "dashboard exited ({status}) before listening:\n{}",
+                    d.output()
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return d;
+            }
+            assert!(
+                Instant::now() < end,
+                "dashboard never listened:\n{}",
+                d.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    fn get(&self, path: &str) -> Resp {
+        http(self.addr, "GET", path)
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.text()))
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP response.
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP/1.1 request with the path sent byte for byte (no client-side normalization).
+fn http(addr: SocketAddr, method: &str, path: &str) -> Resp {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+    out
+}
+
+// -------------------------------------------------------------------------- bucket fixtures
+
+/// Stores under a fresh prefix of the S3 test server, and the URLs the dashboard opens them by.
+struct Bucket {
+    rt: tokio::runtime::Runtime,
+    arts: std::sync::Arc<S3ArtifactStore>,
+    logs: S3LogStore,
+    art_url: String,
+    log_url: String,
+    endpoint: String,
+}
+
+impl Bucket {
+    fn new(label: &str) -> Bucket {
+        let s3 = TestS3::from_env();
+        let prefix = s3.unique_prefix(label);
+        let arts = S3ArtifactStore::new(
+            s3.config(),
+            &s3.bucket,
+            &format!("{prefix}/cache"),
+            S3Options::default(),
+        )
+        .map(std::sync::Arc::new)
+        .expect("open the artifact store");
+        let logs = S3LogStore::new(
+            s3.config(),
+            &s3.bucket,
+            &format!("{prefix}/logs"),
+            S3Options::default(),
+        )
+        .expect("open the log store");
+        Bucket {
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+            arts,
+            logs,
+            art_url: format!("s3://{}/{prefix}/cache", s3.bucket),
+            log_url: format!("s3://{}/{prefix}/logs", s3.bucket),
+            endpoint: s3.endpoint.clone(),
+        }
+    }
+
+    fn put_state(&self, run: &RunRecord, nodes: &[NodeRecord]) {
+        let key = format!("runs/{}/state.ndjson", run.id);
+        self.rt
+            .block_on(
+                self.arts
+                    .put(&key, StateDump::render(run, nodes).into_bytes()),
+            )
+            .unwrap();
+    }
+
+    fn put_raw(&self, key: &str, bytes: &[u8]) {
+        self.rt
+            .block_on(self.arts.put(key, bytes.to_vec()))
+            .unwrap();
+    }
+
+    fn log(&self, run: &str, node: &str, msgs: &[&str]) {
+        let mut part = String::new();
+        for m in msgs {
+            part.push_str(&serde_json::json!({"ts": timefmt::now_rfc3339(), "level": "info", "node": node, "msg": m}).to_string());
+            part.push('\n');
+        }
+        self.rt
+            .block_on(self.logs.append_part(run, node, part.into_bytes()))
+            .unwrap();
+    }
+
+    /// A world whose dashboard reads this bucket.
+    fn world(&self) -> World {
+        let mut w = bare_world();
+        w.set("SPARKWING_S3_ENDPOINT", &self.endpoint);
+        w
+    }
+
+    fn dashboard(&self, w: &World) -> Dashboard {
+        Dashboard::start(
+            w,
+            &[
+                "--no-local-store",
+                "--log-store",
+                &self.log_url,
+                "--artifact-store",
+                &self.art_url,
+            ],
+        )
+    }
+}
+
+/// A run id for a start `secs_ago` seconds back, and its RFC 3339 start time.
+fn run_id_at(secs_ago: i64, tag: u32) -> (String, String) {
+    let nanos = timefmt::now_unix_nanos() - secs_ago * 1_000_000_000;
+    let ts = timefmt::unix_nanos_to_rfc3339(nanos);
+    let digits: String = ts.chars().filter(|c| c.is_ascii_digit()).take(14).collect();
+    (
+        format!("run-{}-{}-{tag:08x}", &digits[..8], &digits[8..14]),
+        ts,
+    )
+}
+
+fn run_record(
+    id: &str,
+    started: &str,
+    pipeline: &str,
+    status: &str,
+    extra: serde_json::Value,
+) -> RunRecord {
+    let mut v = serde_json::json!({
+        "id": id, "pipeline": pipeline, "status": status, "started_at": started,
+        "git_branch": "main", "git_sha": "3f2c0a9d1e4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d",
+        "invocation": {"mode": "ci-embedded", "workers": 4, "profile": "ci-team",
+                       "ci_vendor": "github-actions", "ci_job_url": "https://ci.example.com/job/42"},
+        "format_version": 1,
+    });
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, val) in e {
+            o.insert(k.clone(), val.clone());
+        }
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+fn node_record(
+    run: &str,
+    id: &str,
+    deps: &[&str],
+    status: &str,
+    outcome: Option<&str>,
+    extra: serde_json::Value,
+) -> NodeRecord {
+    let mut v = serde_json::json!({"run_id": run, "id": id, "deps": deps, "status": status,
+                                   "started_at": timefmt::now_rfc3339()});
+    if let Some(o) = outcome {
+        v["outcome"] = o.into();
+        v["finished_at"] = timefmt::now_rfc3339().into();
+    }
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, val) in e {
+            o.insert(k.clone(), val.clone());
+        }
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+/// The runs every bucket test starts from.
+struct Seeded {
+    /// Finished: build (success, saved an artifact) -> test (failed; ANSI + XSS log) -> deploy (cancelled).
+    done: String,
+    /// In flight: build, test done; deploy running.
+    live: String,
+    live_started: String,
+    /// Finished successfully, with a `javascript:` CI link that must never become a link.
+    hello: String,
+    /// From 2020, for `since`.
+    old: String,
+    /// A dump that is not JSON.
+    bad: String,
+}
+
+const ARTIFACT_KEY: &str = "release/app.tar.gz";
+const ARTIFACT_BYTES: &[u8] = b"\x1f\x8bnot really a tarball";
+const XSS: &str = "<script>alert(1)</script>";
+
+fn seed(b: &Bucket) -> Seeded {
+    let (old, _) = ("run-20200101-000000-0000000a".to_string(), ());
+    b.put_state(
+        &run_record(
+            &old,
+            "2020-01-01T00:00:00Z",
+            "hello",
+            "success",
+            serde_json::json!({"finished_at": "2020-01-01T00:01:00Z"}),
+        ),
+        &[],
+    );
+    let (hello, t) = run_id_at(240, 1);
+    b.put_state(
+        &run_record(&hello, &t, "hello", "success", serde_json::json!({
+            "finished_at": timefmt::now_rfc3339(),
+            "invocation": {"mode": "local", "ci_vendor": "evil", "ci_job_url": "javascript:alert(2)"}
+        })),
+        &[node_record(&hello, "only", &[], "done", Some("success"), serde_json::json!({}))],
+    );
+    let (done, t) = run_id_at(180, 2);
+    b.put_state(
+        &run_record(
+            &done,
+            &t,
+            "release",
+            "failed",
+            serde_json::json!({
+                "finished_at": timefmt::now_rfc3339(), "error": "nodes failed: [test]"
+            }),
+        ),
+        &[
+            node_record(
+                &done,
+                "build",
+                &[],
+                "done",
+                Some("success"),
+                serde_json::json!({"artifacts": [ARTIFACT_KEY]}),
+            ),
+            node_record(
+                &done,
+                "test",
+                &["build"],
+                "done",
+                Some("failed"),
+                serde_json::json!({"exit_code": 1, "error": "test: exit status 1"}),
+            ),
+            node_record(
+                &done,
+                "deploy",
+                &["test"],
+                "done",
+                Some("cancelled"),
+                serde_json::json!({"failure_reason": "upstream-failed"}),
+            ),
+        ],
+    );
+    b.put_raw(ARTIFACT_KEY, ARTIFACT_BYTES);
+    b.log(
+        &done,
+        "build",
+        &["compiling app v1.0.0", "finished release build"],
+    );
+    b.log(
+        &done,
+        "test",
+        &[
+            "running 2 tests",
+            "\u{1b}[31mFAILED\u{1b}[0m test_parse",
+            XSS,
+        ],
+    );
+    b.log(&done, "test", &["error: 1 test failed"]);
+    let (live, live_started) = run_id_at(120, 3);
+    let (live_run, live_nodes) = live_state(&live, &live_started, false);
+    b.put_state(&live_run, &live_nodes);
+    b.log(&live, "deploy", &["deploying…"]);
+    let (bad, _) = run_id_at(60, 4);
+    b.put_raw(&format!("runs/{bad}/state.ndjson"), b"this is {not json\n");
+    Seeded {
+        done,
+        live,
+        live_started,
+        hello,
+        old,
+        bad,
+    }
+}
+
+fn live_state(id: &str, started: &str, finished: bool) -> (RunRecord, Vec<NodeRecord>) {
+    let run = if finished {
+        run_record(
+            id,
+            started,
+            "release",
+            "success",
+            serde_json::json!({"finished_at": timefmt::now_rfc3339()}),
+        )
+    } else {
+        run_record(id, started, "release", "running", serde_json::json!({}))
+    };
+    let deploy = if finished {
+        node_record(
+            id,
+            "deploy",
+            &["test"],
+            "done",
+            Some("success"),
+            serde_json::json!({}),
+        )
+    } else {
+        node_record(
+            id,
+            "deploy",
+            &["test"],
+            "running",
+            None,
+            serde_json::json!({}),
+        )
+    };
+    let nodes = vec![
+        node_record(
+            id,
+            "build",
+            &[],
+            "done",
+            Some("success"),
+            serde_json::json!({}),
+        ),
+        node_record(
+            id,
+            "test",
+            &["build"],
+            "done",
+            Some("success"),
+            serde_json::json!({}),
+        ),
+        deploy,
+    ];
+    (run, nodes)
+}
+
+fn ids(v: &serde_json::Value) -> Vec<String> {
+    v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------ tests
+
+#[test]
+fn api_over_a_bucket_without_a_local_store() {
+    let b = Bucket::new("dash-api");
+    let s = seed(&b);
+    let w = b.world();
+    let d = b.dashboard(&w);
+
+    let caps = d.json("/api/v1/capabilities");
+    assert_eq!(caps["mode"], "bucket", "{caps}");
+    assert_eq!(caps["read_only"], true);
+    assert_eq!(caps["stores"]["runs"], b.art_url.as_str());
+    assert_eq!(caps["stores"]["logs"], b.log_url.as_str());
+    assert_eq!(caps["writes"], serde_json::json!([]));
+    let version = d.json("/api/v1/version");
+    assert_eq!(version["pid"], d.child.id());
+
+    // Newest first; the malformed dump is skipped (with a warning) and the rest still list.
+    let all = d.json("/api/v1/runs");
+    assert_eq!(
+        ids(&all),
+        [
+            s.live.clone(),
+            s.done.clone(),
+            s.hello.clone(),
+            s.old.clone()
+        ],
+        "{all:#}"
+    );
+    assert!(!ids(&all).contains(&s.bad));
+    let warned = Instant::now() + Duration::from_secs(5);
+    while !d.output().contains(&s.bad) && Instant::now() < warned {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        d.output().contains(&format!("runs/{}/state.ndjson", s.bad)),
+        "no warning:\n{}",
+        d.output()
+    );
+    assert_eq!(
+        all["runs"][1]["invocation"]["ci_job_url"],
+        "https://ci.example.com/job/42"
+    );
+
+    assert_eq!(
+        ids(&d.json("/api/v1/runs?pipeline=hello")),
+        [s.hello.clone(), s.old.clone()]
+    );
+    assert_eq!(
+        ids(&d.json("/api/v1/runs?status=failed,running")),
+        [s.live.clone(), s.done.clone()]
+    );
+    assert_eq!(
+        ids(&d.json("/api/v1/runs?limit=2")),
+        [s.live.clone(), s.done.clone()]
+    );
+    assert_eq!(ids(&d.json("/api/v1/runs?since=1h")).len(), 3);
+    assert_eq!(
+        ids(&d.json("/api/v1/runs?since=2019-06-01T00:00:00Z")).len(),
+        4
+    );
+    for bad in [
+        "/api/v1/runs?status=bogus",
+        "/api/v1/runs?limit=0",
+        "/api/v1/runs?since=yesterday",
+    ] {
+        let r = d.get(bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert!(r.text().contains("invalid"), "{}", r.text());
+    }
+
+    let run = d.json(&format!("/api/v1/runs/{}", s.done));
+    assert_eq!(run["pipeline"], "release");
+    assert!(run.get("nodes").is_none());
+    let with = d.json(&format!("/api/v1/runs/{}?include=nodes", s.done));
+    assert_eq!(with["run"]["status"], "failed");
+    let nodes: Vec<&str> = with["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["build", "test", "deploy"]);
+    assert_eq!(with["nodes"][1]["deps"], serde_json::json!(["build"]));
+    assert_eq!(
+        with["nodes"][0]["artifacts"],
+        serde_json::json!([ARTIFACT_KEY])
+    );
+    assert_eq!(
+        d.get("/api/v1/runs/run-20990101-000000-00000000").status,
+        404
+    );
+    assert_eq!(d.get(&format!("/api/v1/runs/{}", s.bad)).status, 404);
+
+    // Logs: plain (ANSI removed, HTML kept as text), ansi, ndjson, filters.
+    let plain = d.get(&format!("/api/v1/runs/{}/logs/test", s.done));
+    assert_eq!(plain.status, 200);
+    assert_eq!(
+        plain.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(plain.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        plain.text(),
+        format!("running 2 tests\nFAILED test_parse\n{XSS}\nerror: 1 test failed\n")
+    );
+    let ansi = d.get(&format!("/api/v1/runs/{}/logs/test?format=ansi", s.done));
+    assert!(
+        ansi.text().contains("\u{1b}[31mFAILED\u{1b}[0m"),
+        "{}",
+        ansi.text()
+    );
+    assert_eq!(
+        ansi.header("content-type"),
+        Some("text/x-ansi; charset=utf-8")
+    );
+    let nd = d.get(&format!("/api/v1/runs/{}/logs/test?format=ndjson", s.done));
+    assert_eq!(nd.header("content-type"), Some("application/x-ndjson"));
+    let recs: Vec<serde_json::Value> = nd
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 4);
+    assert_eq!(recs[2]["msg"], XSS);
+    assert_eq!(
+        d.get(&format!("/api/v1/runs/{}/logs/test?tail=1", s.done))
+            .text(),
+        "error: 1 test failed\n"
+    );
+    assert_eq!(
+        d.get(&format!("/api/v1/runs/{}/logs/test?head=1", s.done))
+            .text(),
+        "running 2 tests\n"
+    );
+    assert_eq!(
+        d.get(&format!("/api/v1/runs/{}/logs/test?grep=FAIL", s.done))
+            .text(),
+        "FAILED test_parse\n"
+    );
+    assert_eq!(
+        d.get(&format!("/api/v1/runs/{}/logs/test?lines=2:3", s.done))
+            .text(),
+        format!("FAILED test_parse\n{XSS}\n")
+    );
+    assert_eq!(
+        d.get(&format!("/api/v1/runs/{}/logs/test?tail=1&head=1", s.done))
+            .status,
+        400
+    );
+    assert_eq!(
+        d.get(&format!("/api/v1/runs/{}/logs/test?format=html", s.done))
+            .status,
+        400
+    );
+    let none = d.get(&format!("/api/v1/runs/{}/logs/nothing-here", s.done));
+    assert_eq!((none.status, none.body.len()), (200, 0));
+
+    // Artifacts.
+    let art = d.get(&format!("/api/v1/artifacts/{ARTIFACT_KEY}"));
+    assert_eq!(art.status, 200);
+    assert_eq!(art.body, ARTIFACT_BYTES);
+    assert_eq!(art.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        art.header("content-disposition"),
+        Some("attachment; filename=\"app.tar.gz\"")
+    );
+    assert_eq!(
+        d.get("/api/v1/artifacts/release/missing.tar.gz").status,
+        404
+    );
+
+    // Nothing outside the stores: `..`, encoded separators, control characters.
+    for path in [
+        "/api/v1/artifacts/../../etc/passwd",
+        "/api/v1/artifacts/release/..",
+        "/api/v1/artifacts/..%2F..%2Fetc%2Fpasswd",
+        "/api/v1/artifacts/release%2fapp.tar.gz",
+        "/api/v1/artifacts/%2e%2e/x",
+        "/api/v1/runs/..",
+        "/api/v1/runs/a%2Fb",
+        "/api/v1/runs/..%5C..",
+        &format!("/api/v1/runs/{}/logs/a/../b", s.done),
+        &format!("/api/v1/runs/{}/logs/..", s.done),
+        &format!("/api/v1/runs/{}/logs/a%00b", s.done),
+        "/api/v1/runs/x%0Ay",
+    ] {
+        let r = d.get(path);
+        assert_eq!(r.status, 400, "{path}: {} {}", r.status, r.text());
+    }
+
+    // No write route is mounted: every write is 405.
+    for (method, path) in [
+        ("POST", format!("/api/v1/runs/{}/cancel", s.live)),
+        ("DELETE", format!("/api/v1/runs/{}", s.done)),
+        ("PUT", format!("/api/v1/artifacts/{ARTIFACT_KEY}")),
+        ("POST", "/api/v1/runs".to_string()),
+        ("PATCH", "/api/v1/anything".to_string()),
+    ] {
+        let r = http(d.addr, method, &path);
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.text());
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    }
+    assert_eq!(http(d.addr, "HEAD", "/api/v1/runs").status, 200);
+    assert_eq!(d.get("/api/v1/nope").status, 404);
+
+    // The page and its assets are served from the binary, with a strict content policy.
+    let page = d.get("/");
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("/assets/app.js"));
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert!(d.get("/assets/app.js").text().contains("textContent"));
+    assert_eq!(d.get("/assets/nope.js").status, 404);
+
+    // A change in the bucket shows through the API within the live window.
+    let (run, nodes) = live_state(&s.live, &s.live_started, true);
+    b.put_state(&run, &nodes);
+    let changed = Instant::now();
+    loop {
+        let v = d.json(&format!("/api/v1/runs/{}?include=nodes", s.live));
+        if v["run"]["status"] == "success" && v["nodes"][2]["outcome"] == "success" {
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(2),
+            "no update after 2 s: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let listed = Instant::now();
+    while d.json("/api/v1/runs?limit=1")["runs"][0]["status"] != "success" {
+        assert!(
+            listed.elapsed() < Duration::from_secs(2),
+            "the list never showed the update"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A run that appears later is listed too.
+    let (newest, t) = run_id_at(0, 9);
+    b.put_state(
+        &run_record(&newest, &t, "late", "running", serde_json::json!({})),
+        &[],
+    );
+    let appeared = Instant::now();
+    while d.json("/api/v1/runs?limit=1")["runs"][0]["id"] != newest.as_str() {
+        assert!(
+            appeared.elapsed() < Duration::from_secs(3),
+            "a new run never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_page_in_headless_chromium() {
+    let setup = Command::new(workspace().join("scripts/browser-setup.sh"))
+        .status()
+        .unwrap();
+    assert!(setup.success(), "scripts/browser-setup.sh failed");
+    let b = Bucket::new("dash-browser");
+    let s = seed(&b);
+    let w = b.world();
+    let d = b.dashboard(&w);
+    let shots = workspace().join("target/browser-screenshots");
+    let mut node = Command::new("node")
+        .arg(workspace().join("tests/browser/dashboard.test.mjs"))
+        .args([&d.url(), &s.done, &s.live])
+        .arg(&shots)
+        .current_dir(workspace().join("tests/browser"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run node (install Node.js 20)");
+    let mut stdin = node.stdin.take().unwrap();
+    let stderr = LineWatcher::new(node.stderr.take().unwrap());
+    let mut out = String::new();
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "UPDATE" {
+            let (run, nodes) = live_state(&s.live, &s.live_started, true);
+            b.put_state(&run, &nodes);
+            writeln!(stdin, "UPDATED").unwrap();
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let code = wait_timeout(&mut node, Duration::from_secs(60));
+    assert_eq!(
+        code,
+        0,
+        "browser checks failed:\n{out}\n--- stderr ---\n{}\n--- dashboard ---\n{}",
+        stderr.text(),
+        d.output()
+    );
+    assert!(out.contains("all browser checks passed"), "{out}");
+    for shot in ["runs.png", "run.png", "live-before.png", "live-after.png"] {
+        let p = shots.join(shot);
+        assert!(
+            std::fs::metadata(&p)
+                .map(|m| m.len() > 1000)
+                .unwrap_or(false),
+            "no screenshot {}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn start_status_stop_in_the_background() {
+    let w = bare_world();
+    let r = w.run(&["dashboard", "status"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("dashboard not running"), "{}", r.all());
+
+    let addr = free_addr();
+    let r = w.run(&["dashboard", "start", "--addr", &addr.to_string()]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains(&format!("dashboard: http://{addr}/")),
+        "{}",
+        r.all()
+    );
+    let pid: i32 = std::fs::read_to_string(w.home.join("dashboard.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        r.stdout.contains(&format!("pid:       {pid}")),
+        "{}",
+        r.all()
+    );
+    // Whatever happens below, never leave the server behind.
+    struct Reap(i32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let _reap = Reap(pid);
+    assert_eq!(http(addr, "GET", "/api/v1/version").status, 200);
+    let caps: serde_json::Value =
+        serde_json::from_slice(&http(addr, "GET", "/api/v1/capabilities").body).unwrap();
+    assert_eq!(caps["mode"], "local");
+    assert_eq!(caps["read_only"], false);
+    assert_eq!(
+        caps["stores"]["runs"],
+        format!("sqlite:{}", w.home.join("state.db").display())
+    );
+    let empty: serde_json::Value =
+        serde_json::from_slice(&http(addr, "GET", "/api/v1/runs").body).unwrap();
+    assert_eq!(empty, serde_json::json!({"runs": []}));
+
+    let st = w.run(&["dashboard", "status"]);
+    assert_eq!(st.code, 0, "{}", st.all());
+    assert!(
+        st.stdout.contains(&format!("pid {pid}")) && st.stdout.contains(&addr.to_string()),
+        "{}",
+        st.all()
+    );
+    let again = w.run(&["dashboard", "start", "--addr", &free_addr().to_string()]);
+    assert_eq!(again.code, 1, "{}", again.all());
+    assert!(again.stderr.contains("already running"), "{}", again.all());
+
+    let stop = w.run(&["dashboard", "stop"]);
+    assert_eq!(stop.code, 0, "{}", stop.all());
+    assert!(stop.stdout.contains("dashboard stopped"), "{}", stop.all());
+    assert!(!w.home.join("dashboard.pid").exists());
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(),
+        "still listening"
+    );
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err(),
+        "server process still alive"
+    );
+    assert_eq!(w.run(&["dashboard", "status"]).code, 1);
+    let log = std::fs::read_to_string(w.home.join("dashboard.log")).unwrap();
+    assert!(log.contains("dashboard: serving"), "{log}");
+}
+
+#[test]
+fn a_taken_port_names_its_holder() {
+    let w = bare_world();
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    for extra in [&[][..], &["--foreground"][..]] {
+        let mut args = vec!["dashboard", "start"];
+        args.extend_from_slice(extra);
+        let a = addr.to_string();
+        args.extend_from_slice(&["--addr", &a]);
+        let r = w.run(&args);
+        assert_eq!(r.code, 1, "{}", r.all());
+        assert!(
+            r.stderr
+                .contains(&format!("bind `{addr}`: the address is already in use")),
+            "{}",
+            r.all()
+        );
+        assert!(
+            r.stderr.contains(&format!("pid {}", std::process::id())),
+            "holder not named:\n{}",
+            r.all()
+        );
+        assert!(r.stderr.contains("--addr"), "{}", r.all());
+    }
+    assert!(!w.home.join("dashboard.pid").exists());
+}
+
+#[test]
+fn no_local_store_needs_both_stores() {
+    let w = bare_world();
+    let dir = w.home.join("store");
+    let url = format!("fs://{}", dir.display());
+    for args in [
+        vec!["dashboard", "start", "--no-local-store"],
+        vec![
+            "dashboard",
+            "start",
+            "--no-local-store",
+            "--log-store",
+            &url,
+        ],
+        vec![
+            "dashboard",
+            "start",
+            "--no-local-store",
+            "--artifact-store",
+            &url,
+            "--foreground",
+        ],
+    ] {
+        let r = w.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.all());
+        for needle in [
+            "--no-local-store",
+            "--log-store",
+            "--artifact-store",
+            "--profile",
+        ] {
+            assert!(
+                r.stderr.contains(needle),
+                "{args:?}: `{needle}` missing:\n{}",
+                r.all()
+            );
+        }
+    }
+    // A profile whose logs and cache surfaces are declared supplies both.
+    std::fs::write(
+        w.home.join("profiles.yaml"),
+        format!(
+            "profiles:\n  team:\n    logs: {{ type: filesystem, path: {0}/logs }}\n    cache: {{ type: filesystem, path: {0}/cache }}\n  half:\n    logs: {{ type: filesystem, path: {0}/logs }}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let half = w.run(&[
+        "dashboard",
+        "start",
+        "--no-local-store",
+        "--profile",
+        "half",
+        "--foreground",
+    ]);
+    assert_eq!(half.code, 2, "{}", half.all());
+    let d = Dashboard::start(&w, &["--no-local-store", "--profile", "team"]);
+    let caps = d.json("/api/v1/capabilities");
+    assert_eq!(
+        caps["stores"]["artifacts"],
+        format!("filesystem:{}/cache", dir.display())
+    );
+    assert_eq!(caps["read_only"], true);
+    assert_eq!(d.json("/api/v1/runs"), serde_json::json!({"runs": []}));
+}
+
+#[test]
+fn read_only_local_dashboard_mounts_no_writes() {
+    let w = bare_world();
+    let ro = Dashboard::start(&w, &["--read-only"]);
+    let r = http(
+        ro.addr,
+        "POST",
+        "/api/v1/runs/run-20260101-000000-00000000/cancel",
+    );
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert!(r.text().contains("read-only"), "{}", r.text());
+    assert_eq!(
+        ro.json("/api/v1/capabilities")["writes"],
+        serde_json::json!([])
+    );
+    drop(ro);
+    let rw = Dashboard::start(&w, &[]);
+    assert_eq!(
+        rw.json("/api/v1/capabilities")["writes"],
+        serde_json::json!(["cancel"])
+    );
+    let r = http(
+        rw.addr,
+        "POST",
+        "/api/v1/runs/run-20260101-000000-00000000/cancel",
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("not in flight"), "{}", r.text());
+    assert_eq!(http(rw.addr, "POST", "/api/v1/runs/../cancel").status, 400);
+    assert_eq!(
+        http(
+            rw.addr,
+            "DELETE",
+            "/api/v1/runs/run-20260101-000000-00000000"
+        )
+        .status,
+        405
+    );
+}
+
+#[test]
+fn cancel_ends_an_in_flight_local_run_cancelled() {
+    let mut w = World::sample();
+    w.set("SPARKWING_KILL_GRACE_MS", "500");
+    let warm = w.run(&["run", "hello"]);
+    assert_eq!(warm.code, 0, "{}", warm.all());
+    let d = Dashboard::start(&w, &[]);
+    let mut child = w.spawn(&["run", "trap"]);
+    let out = LineWatcher::new(child.stdout.take().unwrap());
+    assert!(
+        out.wait_for("ready", Duration::from_secs(60)),
+        "never ready:\n{}",
+        out.text()
+    );
+    let id = find_run_id(&out.text()).expect("run id on the console");
+    let listed = d.json("/api/v1/runs?status=running");
+    assert_eq!(ids(&listed), [id.clone()], "{listed}");
+    let r = http(d.addr, "POST", &format!("/api/v1/runs/{id}/cancel"));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let code = wait_timeout(&mut child, Duration::from_secs(15));
+    assert_eq!(code, 1, "a cancelled run exits 1:\n{}", out.text());
+    let run = d.json(&format!("/api/v1/runs/{id}?include=nodes"));
+    assert_eq!(run["run"]["status"], "cancelled", "{run:#}");
+    assert_eq!(run["nodes"][0]["outcome"], "cancelled", "{run:#}");
+    // The page shows its log from the local log store.
+    let log = d.get(&format!(
+        "/api/v1/runs/{id}/logs/{}",
+        run["nodes"][0]["id"].as_str().unwrap()
+    ));
+    assert!(log.text().contains("ready"), "{}", log.text());
+    // Once over, there is nothing left to cancel.
+    assert_eq!(
+        http(d.addr, "POST", &format!("/api/v1/runs/{id}/cancel")).status,
+        409
+    );
+}
+
+// ------------------------------------------------------------------------------ benchmarks
+
+/// `make bench` runs this (`cargo test -p sparkwing --test e2e dashboard_bench -- --ignored
+/// --nocapture`): 10,000 runs in the bucket, first page cold and warm; a 1,000-node run drawn in
+/// the browser. Prints one `bench:` line per number.
+#[test]
+#[ignore = "benchmark: writes 10,000 objects; run with --ignored"]
+fn dashboard_bench() {
+    let b = Bucket::new("dash-bench");
+    let total = 10_000usize;
+    let started = Instant::now();
+    b.rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        let arts = b.arts.clone();
+        for i in 0..total {
+            let arts = arts.clone();
+            set.spawn(async move {
+                let secs_ago = (total - i) as i64 * 60;
+                let (id, t) = run_id_at(secs_ago, i as u32);
+                let run = run_record(
+                    &id,
+                    &t,
+                    if i % 3 == 0 { "deploy" } else { "build" },
+                    "success",
+                    serde_json::json!({"finished_at": t}),
+                );
+                let nodes: Vec<NodeRecord> = (0..5)
+                    .map(|n| {
+                        node_record(
+                            &id,
+                            &format!("job-{n}"),
+                            &[],
+                            "done",
+                            Some("success"),
+                            serde_json::json!({}),
+                        )
+                    })
+                    .collect();
+                arts.put(
+                    &format!("runs/{id}/state.ndjson"),
+                    StateDump::render(&run, &nodes).into_bytes(),
+                )
+                .await
+                .unwrap();
+            });
+            while set.len() >= 32 {
+                set.join_next().await.unwrap().unwrap();
+            }
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap();
+        }
+    });
+    eprintln!(
+        "bench: seeded {total} runs in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // A 1,000-node run: 10 layers of 100, each node needing two of the layer before.
+    let (big, t) = run_id_at(0, 0xb16);
+    let nodes: Vec<NodeRecord> = (0..1000)
+        .map(|i| {
+            let (layer, k) = (i / 100, i % 100);
+            let deps: Vec<String> = if layer == 0 {
+                vec![]
+            } else {
+                vec![
+                    format!("n{}-{}", layer - 1, k),
+                    format!("n{}-{}", layer - 1, (k + 1) % 100),
+                ]
+            };
+            let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+            node_record(
+                &big,
+                &format!("n{layer}-{k}"),
+                &deps,
+                "done",
+                Some(if i % 7 == 0 { "failed" } else { "success" }),
+                serde_json::json!({}),
+            )
+        })
+        .collect();
+    b.put_state(
+        &run_record(
+            &big,
+            &t,
+            "huge",
+            "failed",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &nodes,
+    );
+
+    let w = b.world();
+    let d = b.dashboard(&w);
+    let timed = |path: &str| {
+        let t = Instant::now();
+        let r = d.get(path);
+        assert_eq!(r.status, 200, "{}", r.text());
+        (t.elapsed(), r)
+    };
+    let (cold, r) = timed("/api/v1/runs");
+    let page: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(page["runs"].as_array().unwrap().len(), 50);
+    assert_eq!(page["runs"][0]["id"], big.as_str());
+    let (warm, _) = timed("/api/v1/runs");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (warm_later, _) = timed("/api/v1/runs");
+    let (filtered_cold, _) = timed("/api/v1/runs?pipeline=deploy");
+    let (run_page, _) = timed(&format!("/api/v1/runs/{big}?include=nodes"));
+    eprintln!(
+        "bench: GET /api/v1/runs cold (10,000 runs, first page of 50): {} ms",
+        cold.as_millis()
+    );
+    eprintln!("bench: GET /api/v1/runs warm: {} ms", warm.as_millis());
+    eprintln!(
+        "bench: GET /api/v1/runs warm, listing 1.5 s old: {} ms",
+        warm_later.as_millis()
+    );
+    eprintln!(
+        "bench: GET /api/v1/runs?pipeline=deploy (first use of the filter): {} ms",
+        filtered_cold.as_millis()
+    );
+    eprintln!(
+        "bench: GET /api/v1/runs/<1,000-node run>?include=nodes: {} ms",
+        run_page.as_millis()
+    );
+
+    let setup = Command::new(workspace().join("scripts/browser-setup.sh"))
+        .status()
+        .unwrap();
+    assert!(setup.success());
+    let out = Command::new("node")
+        .arg(workspace().join("tests/browser/dag-bench.mjs"))
+        .args([&d.url(), &big])
+        .arg(workspace().join("target/browser-screenshots"))
+        .current_dir(workspace().join("tests/browser"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprint!("{text}");
+    assert!(
+        cold < Duration::from_millis(1500),
+        "cold first page took {cold:?}"
+    );
+    assert!(
+        warm < Duration::from_millis(100),
+        "warm first page took {warm:?}"
+    );
+}
