@@ -12,6 +12,8 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$REPO/target/s3/compat
+# The compatibility instance of SeaweedFS must not replace the test server's settings file.
+export SPARKWING_S3_ENV_FILE=
 BIG_MIB=${SPARKWING_COMPAT_BIG_MIB:-200}
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=(seaweedfs moto s3s-fs)

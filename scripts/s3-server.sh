@@ -8,7 +8,9 @@
 #
 # Settings (environment): SPARKWING_S3_DIR (default <repo>/target/s3), SPARKWING_S3_PORT
 # (default 8333; the server also uses the next nine ports), SPARKWING_S3_BUCKET
-# (default sparkwing-test).
+# (default sparkwing-test), SPARKWING_S3_ENV_FILE (default <repo>/target/s3/test-s3.env: the
+# `env` output, written on start and removed on stop, where the storage test helper finds the
+# server without an `eval`; empty = do not write it).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +30,7 @@ RUN=$DIR/run-$PORT
 PIDFILE=$RUN/weed.pid
 LOG=$RUN/weed.log
 ENDPOINT=http://127.0.0.1:$PORT
+ENV_FILE=${SPARKWING_S3_ENV_FILE-$REPO/target/s3/test-s3.env}
 
 # Every port `weed mini` opens, derived from the S3 port so two instances can coexist.
 MASTER_PORT=$((PORT + 1)) MASTER_GRPC=$((PORT + 2)) FILER_PORT=$((PORT + 3))
@@ -77,6 +80,7 @@ start() {
   mkdir -p "$DIR"
   if running; then
     wait_ready 30
+    if [ -n "$ENV_FILE" ]; then mkdir -p "$(dirname "$ENV_FILE")" && print_env > "$ENV_FILE"; fi
     echo "s3-server: already running (pid $(cat "$PIDFILE")) at $ENDPOINT" >&2
     return 0
   fi
@@ -111,6 +115,7 @@ EOF
     stop >/dev/null 2>&1 || true
     exit 1
   fi
+  if [ -n "$ENV_FILE" ]; then mkdir -p "$(dirname "$ENV_FILE")" && print_env > "$ENV_FILE"; fi
   echo "s3-server: SeaweedFS $WEED_VERSION running (pid $(cat "$PIDFILE")) at $ENDPOINT, bucket $BUCKET" >&2
 }
 
@@ -131,6 +136,7 @@ stop() {
     fi
   fi
   rm -f "$PIDFILE"
+  if [ -n "$ENV_FILE" ] && grep -qs "=$ENDPOINT\$" "$ENV_FILE"; then rm -f "$ENV_FILE"; fi
   # gRPC unix sockets are hard-coded to /tmp and named by port; these ports were ours.
   local p
   for p in "$MASTER_GRPC" "$FILER_GRPC" "$VOLUME_GRPC" "$S3_GRPC" "$ADMIN_GRPC"; do

@@ -353,28 +353,47 @@ pub async fn publish(
         .map_err(store_err("probe", &bkey, store))?;
     let mut outcome = PublishOutcome::Published;
     if conditional {
-        let data = tokio::fs::read(binary)
+        let mut f = tokio::fs::File::open(binary)
             .await
-            .map_err(io_err("read", binary))?;
-        match store.put_if_absent(&bkey, data).await {
+            .map_err(io_err("open", binary))?;
+        match store.put_from_reader_if_absent(&bkey, &mut f).await {
             Ok(_) => {}
+            // The probe said yes but the store refused the header for this object: last write
+            // wins, which is safe because the manifest below describes what is stored.
+            Err(StoreError::NotSupported { .. }) => {
+                let mut f = tokio::fs::File::open(binary)
+                    .await
+                    .map_err(io_err("open", binary))?;
+                store
+                    .put_from_reader(&bkey, &mut f)
+                    .await
+                    .map_err(store_err("publish", &bkey, store))?;
+            }
             Err(StoreError::PreconditionFailed(_)) => {
                 // Builds are not byte-for-byte reproducible: describe the binary that is
                 // actually stored, not ours, so the pair stays consistent.
-                let existing = store
-                    .get(&bkey)
+                let mut hasher = HashingSink::default();
+                store
+                    .get_to_writer(&bkey, &mut hasher)
                     .await
                     .map_err(store_err("fetch", &bkey, store))?;
-                manifest.blake3 = blake3::hash(&existing).to_hex().to_string();
-                manifest.size = existing.len() as u64;
+                manifest.blake3 = hasher.hasher.finalize().to_hex().to_string();
+                manifest.size = hasher.len;
                 outcome = PublishOutcome::Completed;
             }
             Err(e) => return Err(store_err("publish", &bkey, store)(e)),
         }
         let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-        match store.put_if_absent(&mkey, json).await {
+        match store.put_if_absent(&mkey, json.clone()).await {
             Ok(_) => Ok(outcome),
             Err(StoreError::PreconditionFailed(_)) => Ok(PublishOutcome::AlreadyPublished),
+            Err(StoreError::NotSupported { .. }) => {
+                store
+                    .put(&mkey, json)
+                    .await
+                    .map_err(store_err("publish", &mkey, store))?;
+                Ok(outcome)
+            }
             Err(e) => Err(store_err("publish", &mkey, store)(e)),
         }
     } else {
@@ -391,5 +410,38 @@ pub async fn publish(
             .await
             .map_err(store_err("publish", &mkey, store))?;
         Ok(PublishOutcome::Published)
+    }
+}
+
+/// Hashes what is written to it (an object streamed from the store) without keeping it.
+#[derive(Default)]
+struct HashingSink {
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl tokio::io::AsyncWrite for HashingSink {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }

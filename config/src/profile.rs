@@ -28,6 +28,8 @@ pub struct Profile {
     pub cache: Option<Surface>,
     /// Node log parts.
     pub logs: Option<Surface>,
+    /// `read_only: true` on the cache surface: never publish to it.
+    pub cache_read_only: bool,
 }
 
 impl Profile {
@@ -211,6 +213,7 @@ fn parse_profile(
         state: None,
         cache: None,
         logs: None,
+        cache_read_only: false,
     };
     for (key, v) in doc.keys(map, path, &within, &["state", "cache", "logs"])? {
         let kind = match key.as_str() {
@@ -218,10 +221,13 @@ fn parse_profile(
             "cache" => SurfaceKind::Cache,
             _ => SurfaceKind::Logs,
         };
-        let surface = parse_surface(doc, kind, name, v, &path.key(&key))?;
+        let (surface, read_only) = parse_surface(doc, kind, name, v, &path.key(&key))?;
         match kind {
             SurfaceKind::State => profile.state = Some(surface),
-            SurfaceKind::Cache => profile.cache = Some(surface),
+            SurfaceKind::Cache => {
+                profile.cache = Some(surface);
+                profile.cache_read_only = read_only;
+            }
             SurfaceKind::Logs => profile.logs = Some(surface),
         }
     }

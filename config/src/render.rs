@@ -35,6 +35,9 @@ pub fn render_pretty(r: &Resolved) -> String {
         if r.defaulted.contains(&kind) {
             line.push_str("  (built-in default)");
         }
+        if kind == SurfaceKind::Cache && r.cache_read_only {
+            line.push_str("  (read-only)");
+        }
         out.push_str(&line);
         out.push('\n');
     }
@@ -80,6 +83,7 @@ pub fn to_json(r: &Resolved) -> Value {
             "state": r.state.spec_string(),
             "logs": r.logs.spec_string(),
             "cache": r.cache.spec_string(),
+            "cache_read_only": r.cache_read_only,
             "defaulted": r.defaulted.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         },
         "considered": r.considered.iter().map(|c| json!({

@@ -77,6 +77,8 @@ pub struct Resolved {
     pub cache: Surface,
     /// Surfaces the profile does not declare, filled in with built-in defaults.
     pub defaulted: Vec<SurfaceKind>,
+    /// The cache surface is declared `read_only: true`: readers only, never publish to it.
+    pub cache_read_only: bool,
     /// The chain steps looked at, in order; the last one is selected.
     pub considered: Vec<Considered>,
 }
@@ -255,6 +257,7 @@ pub fn resolve(
         logs: SurfaceKind::Logs.built_in(home),
         cache: SurfaceKind::Cache.built_in(home),
         defaulted: Vec::new(),
+        cache_read_only: false,
         considered,
     })
 }
@@ -305,6 +308,7 @@ fn from_profile(
         logs,
         cache,
         defaulted,
+        cache_read_only: profile.cache_read_only,
         considered,
     }
 }

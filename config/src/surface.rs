@@ -173,7 +173,7 @@ pub(crate) fn parse_surface(
     profile: &str,
     v: &Value,
     path: &YPath,
-) -> Result<Surface, ConfigError> {
+) -> Result<(Surface, bool), ConfigError> {
     let within = format!("the `{kind}` surface of profile `{profile}`");
     let Some(map) = doc.mapping(v, path, &within)? else {
         return Err(missing_type(doc, kind, path, &within));
@@ -209,9 +209,13 @@ pub(crate) fn parse_surface(
             None,
         ));
     }
-    let allowed: &[&'static str] = match ty.as_str() {
-        "sqlite" | "filesystem" => &["type", "path"],
-        "s3" => &["type", "bucket", "prefix"],
+    // `read_only` only means something for the cache: it keeps CI jobs that must not write
+    // (pull requests) from publishing pipeline binaries.
+    let allowed: &[&'static str] = match (ty.as_str(), kind) {
+        ("filesystem", SurfaceKind::Cache) => &["type", "path", "read_only"],
+        ("s3", SurfaceKind::Cache) => &["type", "bucket", "prefix", "read_only"],
+        ("sqlite" | "filesystem", _) => &["type", "path"],
+        ("s3", _) => &["type", "bucket", "prefix"],
         _ => &["type"],
     };
     let entries = doc.keys(
@@ -221,8 +225,16 @@ pub(crate) fn parse_surface(
         allowed,
     )?;
     let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+    let read_only = match get("read_only") {
+        Some(v) => doc.boolean(
+            v,
+            &path.key("read_only"),
+            &format!("`read_only` in {within}"),
+        )?,
+        None => false,
+    };
     let because = Some(format!("type `{ty}` needs it"));
-    match ty.as_str() {
+    let surface = match ty.as_str() {
         "sqlite" => {
             let path = match get("path") {
                 None => None,
@@ -281,7 +293,8 @@ pub(crate) fn parse_surface(
             checked(doc, &spec, &bp, &pp, &within)
         }
         _ => Ok(Surface::Stdout),
-    }
+    }?;
+    Ok((surface, read_only))
 }
 
 fn missing_type(doc: &Doc<'_>, kind: SurfaceKind, path: &YPath, within: &str) -> ConfigError {

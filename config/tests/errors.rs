@@ -83,7 +83,7 @@ fn unknown_keys_at_every_depth() {
     );
     assert_user(
         "profiles:\n  ci:\n    cache:\n      type: s3\n      bucket: b\n      path: /x\n",
-        "/home/u/.config/sparkwing/profiles.yaml:6:7: unknown key `path` in the `s3` cache surface of profile `ci` (expected one of: type, bucket, prefix)",
+        "/home/u/.config/sparkwing/profiles.yaml:6:7: unknown key `path` in the `s3` cache surface of profile `ci` (expected one of: type, bucket, prefix, read_only)",
     );
     // The user file is strict too: a typo must not silently mean "no such surface".
     assert_user(

@@ -446,6 +446,7 @@ fn json_output() {
                 "state": "s3://team-ci/state",
                 "logs": "s3://team-ci",
                 "cache": "s3://team-ci/cache",
+                "cache_read_only": false,
                 "defaulted": [],
             },
             "considered": [
@@ -456,4 +457,21 @@ fn json_output() {
             ],
         })
     );
+}
+
+#[test]
+fn a_read_only_cache_surface_is_carried_through() {
+    let u = user(
+        "profiles:\n  pr:\n    cache: { type: s3, bucket: team, prefix: cache, read_only: true }\n",
+    );
+    let r = resolve(Some("pr"), None, &u, Path::new(HOME)).unwrap();
+    assert!(r.cache_read_only);
+    assert!(render_pretty(&r).contains("s3://team/cache  (read-only)"));
+    let bad = ProfilesFile::parse(
+        "profiles:\n  pr:\n    logs: { type: s3, bucket: team, read_only: true }\n",
+        Path::new("/p.yaml"),
+        None,
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("unknown key `read_only`"), "{bad}");
 }

@@ -246,6 +246,12 @@ impl JobCtx {
     }
 
     fn store(&self, op: &'static str, key: &str) -> Result<&Arc<dyn ArtifactStore>, JobError> {
+        // Refused before any I/O, whatever the store would do with it.
+        sparkwing_contract::id::validate_key(key).map_err(|e| JobError::Artifact {
+            op,
+            key: key.escape_debug().to_string(),
+            source: Box::new(StoreError::BadId(e)),
+        })?;
         self.inner
             .artifacts
             .as_ref()

@@ -43,6 +43,7 @@ mod pipelines;
 mod plan;
 mod run;
 mod settings;
+mod state;
 
 pub use args::{Args, ArgsError};
 pub use ctx::{JobCtx, Upstream};

@@ -3,13 +3,14 @@
 use crate::args::Args;
 use crate::backends;
 use crate::dispatch::{self, RecordSink, RunEnv};
-use crate::invocation::{ci_info, git_info};
+use crate::invocation::git_info;
 use crate::log::{Console, LogHub, Masker, Sink};
 use crate::plan::ValidPlan;
 use crate::settings::Settings;
+use crate::state::{StateStream, state_key};
 use sparkwing_contract::exit;
 use sparkwing_contract::record::{
-    FORMAT_VERSION, Invocation, NodeRecord, Outcome, RunRecord, RunStatus, StateDump,
+    FORMAT_VERSION, Invocation, NodeRecord, Outcome, RunRecord, RunStatus,
 };
 use sparkwing_contract::timefmt::now_rfc3339;
 use sparkwing_records::Writer;
@@ -28,16 +29,35 @@ pub(crate) fn human(d: Duration) -> String {
     }
 }
 
-/// Masks secrets in node records before they reach the database.
+/// Bounds on the work after the last job: delivering spooled log parts, then the final state.
+const LOG_DRAIN: Duration = Duration::from_secs(12);
+const STATE_DRAIN: Duration = Duration::from_secs(3);
+/// After a cancelling signal, everything must be recorded and in the store within 5 s of it.
+const CANCEL_LOGS_BY: Duration = Duration::from_millis(3000);
+const CANCEL_STATE_BY: Duration = Duration::from_millis(4000);
+
+/// `1.5 KiB`, `12 MiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Where node records go as they change: SQLite (the fast local record) and the state stream.
+/// Masks secrets first.
 struct Records<'a> {
     writer: &'a Writer,
     masker: &'a Masker,
-}
-
-impl Records<'_> {
-    fn mask_node(&self, rec: &NodeRecord) -> NodeRecord {
-        records_mask(self.masker, rec)
-    }
+    state: Option<&'a StateStream>,
 }
 
 fn mask_value(masker: &Masker, v: &mut serde_json::Value) {
@@ -53,9 +73,24 @@ fn mask_value(masker: &Masker, v: &mut serde_json::Value) {
     }
 }
 
+impl Records<'_> {
+    fn run(&self, run: &RunRecord) {
+        let mut run = run.clone();
+        run.error = self.masker.mask(&run.error).into_owned();
+        if let Some(state) = self.state {
+            state.run(&run);
+        }
+        self.writer.put_run(run);
+    }
+}
+
 impl RecordSink for Records<'_> {
     fn node(&self, rec: &NodeRecord) {
-        self.writer.put_node(self.mask_node(rec));
+        let masked = records_mask(self.masker, rec);
+        if let Some(state) = self.state {
+            state.node(&masked);
+        }
+        self.writer.put_node(masked);
     }
 }
 
@@ -68,6 +103,7 @@ pub(crate) async fn execute(
 ) -> i32 {
     let began = Instant::now();
     let run_id = settings.run_id.to_string();
+    let spool_dir = settings.home.join("spool").join(&run_id);
     let db = sparkwing_records::db_path(&settings.home);
     let writer = match Writer::open(&db) {
         Ok(w) => w,
@@ -86,7 +122,9 @@ pub(crate) async fn execute(
     let artifacts = match backends::open_artifact_store(&settings.backends.cache) {
         Ok(s) => Some(s),
         Err(e) => {
-            eprintln!("warning: {e}; artifacts are unavailable in this run");
+            eprintln!(
+                "warning: {e}; artifacts and the run state in the store are unavailable in this run"
+            );
             None
         }
     };
@@ -94,13 +132,18 @@ pub(crate) async fn execute(
     for s in &settings.secrets {
         masker.add(s);
     }
+    let log_store_name = log_store.as_ref().map(|s| s.describe());
     let hub = Arc::new(LogHub {
         masker: masker.clone(),
-        console: Console::new(settings.log_format),
-        sink: log_store.map(|s| Sink::start(s, run_id.clone())),
+        console: Console::new(
+            settings.log_format,
+            settings.console_grouping(),
+            settings.workers,
+        ),
+        sink: log_store.map(|s| Sink::start(s, run_id.clone(), spool_dir.clone())),
     });
 
-    let ci = ci_info(|k| std::env::var(k).ok());
+    let ci = settings.ci.clone();
     let work_dir = settings.work_dir.clone();
     let git = {
         let ci = ci.clone();
@@ -128,22 +171,32 @@ pub(crate) async fn execute(
             workers: settings.workers.min(u32::MAX as usize) as u32,
             profile: settings.profile.clone(),
             backends: settings.backends.all.clone(),
-            ci_vendor: ci.vendor,
-            ci_job_url: ci.job_url,
+            ci_vendor: ci.vendor.clone(),
+            ci_job_url: ci.job_url.clone(),
             binary_source: settings.binary_source.clone(),
             cwd: settings.work_dir.display().to_string(),
-            extra: Default::default(),
+            extra: ci.extra().collect(),
         },
         format_version: Some(FORMAT_VERSION),
     };
-    writer.put_run(run.clone());
+    let pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
+    let state = artifacts.as_ref().map(|store| {
+        StateStream::start(
+            store.clone(),
+            &run,
+            &pending,
+            spool_dir.join("state.ndjson"),
+        )
+    });
+    let state_store = artifacts.as_ref().map(|a| a.describe());
     let records = Records {
         writer: &writer,
         masker: &masker,
+        state: state.as_ref(),
     };
-    let pending = dispatch::pending_records(&plan, &run_id);
+    records.run(&run);
     for rec in &pending {
-        records.node(rec);
+        writer.put_node(rec.clone());
     }
     let job_count = pending.len();
     hub.console.run_start(
@@ -191,30 +244,56 @@ pub(crate) async fn execute(
         (RunStatus::Success, String::new())
     };
     run.finished_at = Some(now_rfc3339());
-    writer.put_run(run.clone());
+    // The verdict is recorded before the logs drain, so a reader sees the run end at once and a
+    // process killed while draining is still recorded with its real verdict.
+    records.run(&run);
 
+    let now = tokio::time::Instant::now();
+    let (logs_by, state_by) = match done.cancelled_at {
+        Some(t) => {
+            let logs_by = (t + CANCEL_LOGS_BY).max(now + Duration::from_millis(250));
+            (
+                logs_by,
+                (t + CANCEL_STATE_BY).max(logs_by + Duration::from_millis(500)),
+            )
+        }
+        None => (now + LOG_DRAIN, now + LOG_DRAIN + STATE_DRAIN),
+    };
     let log_stats = match &hub.sink {
-        Some(s) => s.close().await,
+        Some(s) => s.close(logs_by).await,
         None => Default::default(),
     };
-    let db_error = tokio::task::block_in_place(|| writer.close()).err();
-
-    // The state dump beside the artifacts, as readers of the bucket layout expect it.
-    let masked_nodes: Vec<NodeRecord> = done
-        .nodes
-        .iter()
-        .map(|n| records_mask(&masker, n))
-        .collect();
-    let dump_error = match &artifacts {
-        Some(store) => store
-            .put(
-                &format!("runs/{run_id}/state.ndjson"),
-                StateDump::render(&run, &masked_nodes).into_bytes(),
-            )
-            .await
-            .err(),
-        None => None,
+    // Storage trouble is part of the record (`invocation.extra`), never silent.
+    let extra = &mut run.invocation.extra;
+    if log_stats.spooled_parts > 0 || log_stats.failed_parts > 0 {
+        extra.insert("log_parts_spooled".into(), log_stats.spooled_parts.into());
+        extra.insert(
+            "log_parts_undelivered".into(),
+            log_stats.failed_parts.into(),
+        );
+        extra.insert(
+            "log_bytes_undelivered".into(),
+            log_stats.failed_bytes.into(),
+        );
+    }
+    if let Some(dir) = &log_stats.spool_dir {
+        extra.insert("log_spool".into(), dir.display().to_string().into());
+    }
+    records.run(&run);
+    let state_outcome = match state {
+        Some(s) => s.close(state_by).await,
+        None => Default::default(),
     };
+    if let Some((_, path)) = &state_outcome.undelivered {
+        run.invocation
+            .extra
+            .insert("state_undelivered".into(), true.into());
+        run.invocation
+            .extra
+            .insert("state_spool".into(), path.display().to_string().into());
+        writer.put_run(run.clone());
+    }
+    let db_error = tokio::task::block_in_place(|| writer.close()).err();
 
     let mut lines = vec![format!(
         "{run_id} {pipeline} {} in {}: {ok} succeeded, {failed} failed, {cancelled} cancelled, {skipped} skipped",
@@ -228,20 +307,41 @@ pub(crate) async fn execute(
         "logs:    {}",
         backends::logs_location(&settings.backends.logs, &run_id)
     ));
+    if let Some(store) = &state_store {
+        lines.push(format!("state:   {store}/{}", state_key(&run_id)));
+    }
     lines.push(format!("records: {}", db.display()));
+    let logs_name = log_store_name.as_deref().unwrap_or("the log store");
     if log_stats.failed_parts > 0 {
         lines.push(format!(
-            "warning: {} log part(s) ({} bytes) could not be written: {}",
+            "warning: {} log part(s) ({}) could not be delivered to {logs_name}; kept in `{}`",
             log_stats.failed_parts,
-            log_stats.failed_bytes,
+            human_bytes(log_stats.failed_bytes),
+            log_stats.spool_dir.as_ref().map_or_else(
+                || spool_dir.display().to_string(),
+                |d| d.display().to_string()
+            ),
+        ));
+        if let Some(e) = &log_stats.first_error {
+            lines.push(format!("  cause: {e}"));
+        }
+    } else if log_stats.spooled_parts > 0 {
+        lines.push(format!(
+            "note:    {} log part(s) reached {logs_name} late, after storage trouble ({})",
+            log_stats.spooled_parts,
             log_stats.first_error.as_deref().unwrap_or("unknown error")
         ));
     }
+    if let Some((e, path)) = &state_outcome.undelivered {
+        lines.push(format!(
+            "warning: the run state could not be delivered to {}; kept in `{}`",
+            state_store.as_deref().unwrap_or("the artifact store"),
+            path.display()
+        ));
+        lines.push(format!("  cause: {e}"));
+    }
     if let Some(e) = &db_error {
         lines.push(format!("warning: failed to write run records: {e}"));
-    }
-    if let Some(e) = &dump_error {
-        lines.push(format!("warning: failed to write the state dump: {e}"));
     }
     let mut attrs = serde_json::Map::new();
     attrs.insert("run_id".into(), run_id.clone().into());
@@ -252,10 +352,17 @@ pub(crate) async fn execute(
     );
     attrs.insert("records".into(), db.display().to_string().into());
     attrs.insert("log_parts".into(), log_stats.parts.into());
+    attrs.insert("log_parts_spooled".into(), log_stats.spooled_parts.into());
     attrs.insert("log_parts_failed".into(), log_stats.failed_parts.into());
+    attrs.insert("log_bytes_failed".into(), log_stats.failed_bytes.into());
+    attrs.insert(
+        "state_delivered".into(),
+        (state_store.is_some() && state_outcome.undelivered.is_none()).into(),
+    );
     hub.console
         .summary(&lines, run.status != RunStatus::Success, attrs);
 
+    // Storage trouble is reported above; the pipeline's own result decides the exit code.
     if run.status == RunStatus::Success && db_error.is_none() {
         exit::SUCCESS
     } else {

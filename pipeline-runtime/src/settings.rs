@@ -1,6 +1,7 @@
 //! What the supervisor tells the child through the environment, parsed and validated before the
 //! run touches disk.
 
+use crate::invocation::{CiInfo, ci_info};
 use sparkwing_contract::{RunId, env};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -67,12 +68,23 @@ pub(crate) struct Settings {
     pub kill_grace: Duration,
     /// Values of the variables named in `SPARKWING_SECRET_ENV`.
     pub secrets: Vec<String>,
+    /// What the CI environment tells about the job (empty outside CI).
+    pub ci: CiInfo,
 }
 
 /// Default grace between SIGTERM and SIGKILL for a node's process group.
 const DEFAULT_GRACE: Duration = Duration::from_millis(2000);
 
 impl Settings {
+    /// Whether the console folds each node's lines into a CI group: only in `ci-embedded` mode,
+    /// on a vendor whose console has groups, and not in JSON format (machines read that).
+    pub fn console_grouping(&self) -> Option<crate::log::Grouping> {
+        if self.mode != "ci-embedded" || self.log_format == LogFormat::Json {
+            return None;
+        }
+        self.ci.console_groups()
+    }
+
     /// Reads the settings through `get` (the process environment in production).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
         let nonempty = |name: &str| get(name).filter(|v| !v.trim().is_empty());
@@ -162,6 +174,7 @@ impl Settings {
             log_format,
             kill_grace,
             secrets,
+            ci: ci_info(&get),
         })
     }
 }

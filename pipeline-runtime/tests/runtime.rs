@@ -458,3 +458,27 @@ fn ten_thousand_noop_jobs_all_complete() {
     assert_eq!(nodes.len(), 10_000);
     assert!(nodes.values().all(|n| n.outcome == Some(Outcome::Success)));
 }
+
+#[test]
+fn artifact_keys_that_could_escape_the_store_are_refused() {
+    let h = Harness::new();
+    let code = h.run(
+        one("escape", |p| {
+            p.job("save").step_fn("save", |ctx| async move {
+                ctx.save_artifact("../outside.txt", "x").await?;
+                Ok(())
+            });
+        }),
+        &["escape"],
+    );
+    assert_eq!(code, 1);
+    let (_, nodes) = h.records();
+    assert_eq!(nodes["save"].outcome, Some(Outcome::Failed));
+    assert!(
+        nodes["save"].error.contains("save artifact"),
+        "{}",
+        nodes["save"].error
+    );
+    assert!(nodes["save"].artifacts.is_empty());
+    assert!(!h.home().join("outside.txt").exists());
+}

@@ -23,8 +23,12 @@ fn example_bin() -> PathBuf {
     bin
 }
 
-/// Starts the trap pipeline, waits for `ready`, sends `signals`, returns (exit code, elapsed, home).
-fn cancel_with(signals: &[Signal]) -> (i32, Duration, tempfile::TempDir, String) {
+/// Starts the trap pipeline, waits for `ready`, sends `signals` (each after its delay), returns
+/// (exit code, elapsed since the first signal, home, stdout).
+fn cancel_with(
+    grace_ms: u64,
+    signals: &[(Duration, Signal)],
+) -> (i32, Duration, tempfile::TempDir, String) {
     let home = tempfile::tempdir().unwrap();
     let mut child = Command::new(example_bin())
         .arg("trap")
@@ -33,7 +37,7 @@ fn cancel_with(signals: &[Signal]) -> (i32, Duration, tempfile::TempDir, String)
         .env("SPARKWING_RUN_ID", RUN)
         .env("SPARKWING_WORKERS", "4")
         .env("SPARKWING_LOG_FORMAT", "plain")
-        .env("SPARKWING_KILL_GRACE_MS", "1500")
+        .env("SPARKWING_KILL_GRACE_MS", grace_ms.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -48,9 +52,9 @@ fn cancel_with(signals: &[Signal]) -> (i32, Duration, tempfile::TempDir, String)
     }
     std::thread::sleep(Duration::from_millis(100));
     let began = Instant::now();
-    for s in signals {
+    for (delay, s) in signals {
+        std::thread::sleep(*delay);
         kill(Pid::from_raw(child.id() as i32), *s).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
     }
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
@@ -72,7 +76,7 @@ fn check_records(home: &tempfile::TempDir) {
 
 #[test]
 fn sigterm_stops_jobs_after_the_grace_and_records_the_cancellation() {
-    let (code, elapsed, home, out) = cancel_with(&[Signal::SIGTERM]);
+    let (code, elapsed, home, out) = cancel_with(1500, &[(Duration::ZERO, Signal::SIGTERM)]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("trapped TERM"), "{out}");
     // The trapping job needs the whole 1.5 s grace, then SIGKILL.
@@ -83,9 +87,36 @@ fn sigterm_stops_jobs_after_the_grace_and_records_the_cancellation() {
 }
 
 #[test]
-fn a_second_signal_kills_at_once() {
-    let (code, elapsed, home, out) = cancel_with(&[Signal::SIGINT, Signal::SIGINT]);
+fn a_second_signal_a_second_later_kills_at_once() {
+    let (code, elapsed, home, out) = cancel_with(
+        4000,
+        &[
+            (Duration::ZERO, Signal::SIGINT),
+            (Duration::from_millis(1200), Signal::SIGINT),
+        ],
+    );
     assert_eq!(code, 1, "{out}");
-    assert!(elapsed < Duration::from_millis(1400), "{elapsed:?}");
+    // Without the escalation the trapping job would hold out for the whole 4 s grace.
+    assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+    check_records(&home);
+}
+
+#[test]
+fn the_same_signal_delivered_twice_does_not_escalate() {
+    // A CI runner signals the process group and the supervisor forwards the same signal.
+    let (code, elapsed, home, out) = cancel_with(
+        1500,
+        &[
+            (Duration::ZERO, Signal::SIGINT),
+            (Duration::from_millis(50), Signal::SIGTERM),
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("trapped TERM"), "{out}");
+    assert!(
+        elapsed >= Duration::from_millis(1400),
+        "grace cut short: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     check_records(&home);
 }

@@ -59,6 +59,16 @@ pub enum PipelineCommand {
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: Format,
     },
+    /// Pipeline library crates (`sparks:` in sparkwing.yaml)
+    #[command(subcommand)]
+    Sparks(SparksCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SparksCommand {
+    /// Resolve the sparks to the newest versions their requirements allow and refresh
+    /// `.sparkwing/.resolved.lock` (commit it)
+    Update,
 }
 
 #[derive(Debug, Args)]
@@ -138,8 +148,11 @@ pub enum CacheCommand {
     /// Remove cache entries (least recently used first) down to the limits, or all
     Prune {
         /// Remove every entry that is not in use
-        #[arg(long)]
+        #[arg(long, conflicts_with = "older_than")]
         all: bool,
+        /// Remove entries not used for this long (`90m`, `12h`, `7d`)
+        #[arg(long, value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
     },
 }
 
@@ -149,4 +162,36 @@ pub struct ProfileArgs {
     pub profile: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: Format,
+}
+
+/// `90s`, `90m`, `12h`, `7d`.
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like `12h` or `7d`"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a duration like `12h` or `7d` (units: s, m, h, d)"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages() {
+        assert_eq!(super::parse_age("7d").unwrap().as_secs(), 7 * 86_400);
+        assert_eq!(super::parse_age("90m").unwrap().as_secs(), 5400);
+        assert!(super::parse_age("7").is_err());
+        assert!(super::parse_age("d").is_err());
+    }
 }

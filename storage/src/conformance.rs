@@ -1094,20 +1094,35 @@ async fn unsafe_ids_are_refused(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseRe
 // ---------------------------------------------------------------------------------------------
 // Streaming helpers.
 
-/// An `AsyncRead` of `len` pseudo-random bytes made on the fly (nothing is held), hashing what
-/// it hands out so the reader can be compared with what comes back.
+/// An `AsyncRead` of `len` pseudo-random bytes made on the fly (nothing but a 1 MiB table is
+/// held), hashing what it hands out so the reader can be compared with what comes back. Each
+/// MiB is a different rotation of the table, so a lost, repeated or reordered part changes the
+/// digest.
 pub struct PatternReader {
     remaining: u64,
-    state: u64,
+    pos: u64,
+    table: Vec<u8>,
     hasher: blake3::Hasher,
 }
+
+const TABLE: usize = 1 << 20;
 
 impl PatternReader {
     /// `len` bytes from `seed`.
     pub fn new(len: u64, seed: u64) -> Self {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut table = vec![0u8; TABLE];
+        for w in table.chunks_exact_mut(8) {
+            // xorshift64: incompressible enough that no layer can shortcut the transfer.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
         PatternReader {
             remaining: len,
-            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            pos: 0,
+            table,
             hasher: blake3::Hasher::new(),
         }
     }
@@ -1124,22 +1139,22 @@ impl AsyncRead for PatternReader {
         _cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let n = (buf.remaining() as u64).min(self.remaining).min(256 * 1024) as usize;
-        let words = n.div_ceil(8);
-        let mut out = Vec::with_capacity(words * 8);
-        let mut x = self.state;
-        for _ in 0..words {
-            // xorshift64: fast even unoptimized, and incompressible enough for a transfer test.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        self.state = x;
-        out.truncate(n);
-        self.hasher.update(&out);
-        self.remaining -= n as u64;
-        buf.put_slice(&out);
+        let this = &mut *self;
+        let block = (this.pos / TABLE as u64) as usize;
+        let within = (this.pos % TABLE as u64) as usize;
+        let n = (buf.remaining() as u64)
+            .min(this.remaining)
+            .min((TABLE - within) as u64) as usize;
+        // Byte `within` of block `block` is table[(within + block * 7919) % TABLE].
+        let start = (within + block.wrapping_mul(7919)) % TABLE;
+        let first = n.min(TABLE - start);
+        let (a, b) = (&this.table[start..start + first], &this.table[..n - first]);
+        this.hasher.update(a);
+        this.hasher.update(b);
+        buf.put_slice(a);
+        buf.put_slice(b);
+        this.remaining -= n as u64;
+        this.pos += n as u64;
         Poll::Ready(Ok(()))
     }
 }

@@ -1,8 +1,10 @@
 //! The one way tests reach the S3 test server (started by `scripts/s3-server.sh`, which
 //! `make s3-start` runs). A test that needs S3 fails, never skips, when the server is missing.
 //!
-//! Environment (printed by `scripts/s3-server.sh env`): `SPARKWING_TEST_S3_ENDPOINT`,
-//! `SPARKWING_TEST_S3_BUCKET`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`.
+//! Settings (printed by `scripts/s3-server.sh env`): `SPARKWING_TEST_S3_ENDPOINT`,
+//! `SPARKWING_TEST_S3_BUCKET`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, all
+//! from the environment when `SPARKWING_TEST_S3_ENDPOINT` is set there, else all from
+//! `target/s3/test-s3.env`, which `scripts/s3-server.sh start` writes and `stop` removes.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -14,6 +16,7 @@
 //! ```
 
 use crate::s3::{S3ArtifactStore, S3Config, S3LogStore, S3Options};
+use std::collections::HashMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -21,6 +24,10 @@ use std::time::Duration;
 pub const ENDPOINT_VAR: &str = "SPARKWING_TEST_S3_ENDPOINT";
 /// Bucket of the S3 test server.
 pub const BUCKET_VAR: &str = "SPARKWING_TEST_S3_BUCKET";
+
+/// Written by `scripts/s3-server.sh start` (relative to this crate), read when
+/// `SPARKWING_TEST_S3_ENDPOINT` is not set, so `make s3-start && cargo test` needs no `eval`.
+const ENV_FILE: &str = "../target/s3/test-s3.env";
 
 const HOW_TO_START: &str = "S3 test server not running: run `make s3-start` (or `scripts/s3-server.sh start`) and export its settings with `eval \"$(scripts/s3-server.sh env)\"`";
 
@@ -49,17 +56,39 @@ impl TestS3 {
 
     /// [`TestS3::from_env`] without the panic.
     pub fn try_from_env() -> Result<TestS3, String> {
+        let from_env = std::env::var(ENDPOINT_VAR).is_ok_and(|v| !v.is_empty());
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(ENV_FILE);
+        // All settings come from one source: never the file's endpoint with a developer's own
+        // AWS credentials from the environment.
+        let settings: HashMap<String, String> = if from_env {
+            std::env::vars().collect()
+        } else {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => text
+                    .lines()
+                    .filter_map(|l| l.trim().trim_start_matches("export ").split_once('='))
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .collect(),
+                Err(_) => {
+                    return Err(format!(
+                        "`{ENDPOINT_VAR}` is not set and `{}` does not exist",
+                        file.display()
+                    ));
+                }
+            }
+        };
         let var = |k: &str| {
-            std::env::var(k)
-                .ok()
+            settings
+                .get(k)
                 .filter(|v| !v.is_empty())
+                .cloned()
                 .ok_or_else(|| format!("`{k}` is not set"))
         };
         let endpoint = var(ENDPOINT_VAR)?;
         let bucket = var(BUCKET_VAR)?;
         let ak = var("AWS_ACCESS_KEY_ID")?;
         let sk = var("AWS_SECRET_ACCESS_KEY")?;
-        let region = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty());
+        let region = var("AWS_REGION").ok();
         let hostport = endpoint
             .trim_start_matches("http://")
             .trim_start_matches("https://")

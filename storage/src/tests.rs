@@ -78,9 +78,9 @@ async fn s3_log_store_conforms() {
     report.assert_passed();
 }
 
-/// Stores opened from URLs (the product path) reach the same server and layout.
+/// Log parts land at `<prefix>/<run>/<node>/<part>` in the bucket, as DESIGN §6 lays out.
 #[tokio::test]
-async fn s3_stores_open_from_urls_share_the_layout() {
+async fn s3_log_parts_use_the_documented_layout() {
     let s3 = TestS3::from_env();
     let url = s3.url("layout");
     let prefix = url

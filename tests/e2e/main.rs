@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cache;
+mod ci_embedded;
 mod dashboard;
 mod local_run;
 mod scaffold;

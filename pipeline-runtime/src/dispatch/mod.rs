@@ -23,6 +23,10 @@ use tokio::time::Instant;
 
 /// How long past the kill grace the dispatcher waits for stopped nodes before aborting them.
 const FORCE_SLACK: Duration = Duration::from_millis(1500);
+/// A signal this soon after the one that started the cancellation is the same request delivered
+/// twice (a CI runner signals the process group and the supervisor forwards it too), so it does
+/// not escalate.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Receives node records as they change (the SQLite writer, later the state stream).
 pub(crate) trait RecordSink: Send + Sync {
@@ -34,6 +38,9 @@ pub(crate) struct Dispatched {
     pub nodes: Vec<NodeRecord>,
     /// The name of the first signal that cancelled the run.
     pub cancelled_by: Option<&'static str>,
+    /// When that signal arrived: the run's remaining work (flushing logs, the final records) is
+    /// timed from it.
+    pub cancelled_at: Option<Instant>,
 }
 
 struct Running {
@@ -134,7 +141,19 @@ pub(crate) async fn dispatch(
     let mut sigterm = signal(SignalKind::terminate()).ok();
     let grace = st.env.grace;
     let mut signals = 0u32;
+    let mut last_signal: Option<Instant> = None;
+    let mut first_signal: Option<Instant> = None;
     let mut force_at: Option<Instant> = None;
+    let mut counted = |name: &str| -> bool {
+        let now = Instant::now();
+        if last_signal.is_some_and(|t| now.duration_since(t) < DUPLICATE_WINDOW) {
+            eprintln!("sparkwing: received {name} again within a second: already stopping");
+            return false;
+        }
+        last_signal = Some(now);
+        first_signal.get_or_insert(now);
+        true
+    };
 
     loop {
         if signals == 0 {
@@ -150,12 +169,16 @@ pub(crate) async fn dispatch(
         tokio::select! {
             Some(joined) = st.tasks.join_next_with_id() => st.joined(joined, signals > 0),
             _ = recv_opt(&mut sigint) => {
-                signals += 1;
-                force_at = st.on_signal("SIGINT", signals, grace, force_at);
+                if counted("SIGINT") {
+                    signals += 1;
+                    force_at = st.on_signal("SIGINT", signals, grace, force_at);
+                }
             }
             _ = recv_opt(&mut sigterm) => {
-                signals += 1;
-                force_at = st.on_signal("SIGTERM", signals, grace, force_at);
+                if counted("SIGTERM") {
+                    signals += 1;
+                    force_at = st.on_signal("SIGTERM", signals, grace, force_at);
+                }
             }
             _ = sleep_until_opt(force_at), if force_at.is_some() => {
                 force_at = None;
@@ -179,6 +202,7 @@ pub(crate) async fn dispatch(
     Dispatched {
         nodes: st.recs,
         cancelled_by: st.cancelled_by,
+        cancelled_at: first_signal,
     }
 }
 

@@ -1,8 +1,27 @@
-//! The console view: node output prefixed with the node id, lifecycle lines, the summary.
+//! The console view: node output prefixed with the node id, lifecycle lines, the summary; on a
+//! CI console that folds output, one group per node.
 
 use super::{Level, RecordRef};
 use crate::settings::LogFormat;
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A CI console's way of folding lines into a named, collapsible group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grouping {
+    /// `::group::<title>` … `::endgroup::`.
+    GitHub,
+    /// `--- <title>` (collapsed) or `+++ <title>` (expanded); a group runs to the next header.
+    Buildkite,
+    /// `section_start:<unix>:<id>[collapsed=true]` … `section_end:<unix>:<id>`.
+    GitLab,
+}
+
+/// Past this many bytes a node's held-back lines move to a temporary file.
+const GROUP_MEM_MAX: usize = 4 << 20;
 
 /// A lifecycle mark shown before a node id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +81,108 @@ impl Mark {
 #[derive(Debug)]
 pub(crate) struct Console {
     format: LogFormat,
-    pending: std::sync::Mutex<Vec<u8>>,
+    pending: Mutex<Vec<u8>>,
+    groups: Option<Groups>,
+    /// Every write holds this lock, so a group printed in several writes is never interleaved.
+    out: Mutex<Out>,
+}
+
+/// Groups cannot interleave, so with several workers a node's lines are held back and printed as
+/// one group when the node ends; with one worker they stream live inside the open group.
+#[derive(Debug)]
+struct Groups {
+    kind: Grouping,
+    live: bool,
+    held: Mutex<HashMap<String, Held>>,
+    seq: AtomicU64,
+}
+
+/// One node's held-back console text: in memory, then in a temporary file past
+/// [`GROUP_MEM_MAX`], so a chatty node cannot exhaust memory.
+#[derive(Debug, Default)]
+struct Held {
+    mem: Vec<u8>,
+    file: Option<(PathBuf, std::fs::File)>,
+}
+
+impl Held {
+    fn push(&mut self, bytes: &[u8]) {
+        if self.file.is_none() && self.mem.len() + bytes.len() > GROUP_MEM_MAX {
+            static N: AtomicU64 = AtomicU64::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "sparkwing-console-{}-{}.txt",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            if let Ok(mut f) = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                && f.write_all(&self.mem).is_ok()
+            {
+                self.mem = Vec::new();
+                self.file = Some((path, f));
+            }
+        }
+        match &mut self.file {
+            Some((_, f)) => {
+                // A full disk loses console text only; the log store keeps every line.
+                let _ = f.write_all(bytes);
+            }
+            None => self.mem.extend_from_slice(bytes),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.mem.is_empty() && self.file.is_none()
+    }
+
+    /// Writes the held text to stdout and removes the spill file.
+    fn drain_to(mut self, out: &mut dyn Write) {
+        if let Some((path, mut f)) = self.file.take() {
+            if f.rewind().is_ok() {
+                let mut buf = vec![0u8; 256 * 1024];
+                while let Ok(n) = f.read(&mut buf) {
+                    if n == 0 || out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = out.write_all(&self.mem);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some((path, _)) = self.file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A GitLab section id: `[A-Za-z0-9_.-]`, unique within the job log.
+fn section_id(node: &str, n: u64) -> String {
+    let clean: String = node
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("sw_{n}_{clean}")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 const PALETTE: [&str; 6] = ["36", "35", "34", "33", "32", "96"];
@@ -74,27 +194,56 @@ fn node_color(node: &str) -> &'static str {
     PALETTE[h as usize % PALETTE.len()]
 }
 
-fn write_out(bytes: &[u8]) {
-    // A closed stdout (a pager that quit) must not fail the run: the store still has the logs.
-    let _ = std::io::stdout().lock().write_all(bytes);
+/// Where console text goes: stdout, or memory for tests.
+#[derive(Debug)]
+enum Out {
+    Stdout,
+    #[cfg(test)]
+    Capture(Vec<u8>),
 }
 
 /// Flush the lifecycle buffer on its own past this size.
 const PENDING_MAX: usize = 32 * 1024;
 
 impl Console {
-    pub fn new(format: LogFormat) -> Console {
+    /// A console in `format`; with `grouping`, each node's lines fold into a CI group, streamed
+    /// live when `workers` is 1 and held back until the node ends otherwise.
+    pub fn new(format: LogFormat, grouping: Option<Grouping>, workers: usize) -> Console {
         Console {
             format,
-            pending: std::sync::Mutex::new(Vec::new()),
+            pending: Mutex::new(Vec::new()),
+            groups: grouping.map(|kind| Groups {
+                kind,
+                live: workers == 1,
+                held: Mutex::new(HashMap::new()),
+                seq: AtomicU64::new(0),
+            }),
+            out: Mutex::new(Out::Stdout),
         }
+    }
+
+    /// Runs `f` with the output locked.
+    fn with_out<R>(&self, f: impl FnOnce(&mut dyn Write) -> R) -> R {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *out {
+            Out::Stdout => f(&mut std::io::stdout().lock()),
+            #[cfg(test)]
+            Out::Capture(v) => f(v),
+        }
+    }
+
+    fn write_out(&self, bytes: &[u8]) {
+        // A closed stdout (a pager that quit) must not fail the run: the store still has the logs.
+        self.with_out(|o| {
+            let _ = o.write_all(bytes);
+        });
     }
 
     /// Writes buffered lifecycle lines.
     pub fn flush(&self) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if !p.is_empty() {
-            write_out(&p);
+            self.write_out(&p);
             p.clear();
         }
     }
@@ -103,7 +252,7 @@ impl Console {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.extend_from_slice(bytes);
         if p.len() >= PENDING_MAX {
-            write_out(&p);
+            self.write_out(&p);
             p.clear();
         }
     }
@@ -116,55 +265,200 @@ impl Console {
         lines: impl Iterator<Item = &'a str>,
         json: &[u8],
     ) {
+        if self.format == LogFormat::Json {
+            self.flush();
+            return self.write_out(json);
+        }
+        // Inside a group the group's title names the node, so lines go without the prefix.
+        let text = self.format_lines(node, level, lines, self.groups.is_none());
+        match &self.groups {
+            Some(g) if !g.live => {
+                let mut held = g.held.lock().unwrap_or_else(|e| e.into_inner());
+                held.entry(node.to_string())
+                    .or_default()
+                    .push(text.as_bytes());
+            }
+            _ => {
+                // Lifecycle lines queued before this output belong before it.
+                self.flush();
+                self.write_out(text.as_bytes());
+            }
+        }
+    }
+
+    fn format_lines<'a>(
+        &self,
+        node: &str,
+        level: Level,
+        lines: impl Iterator<Item = &'a str>,
+        prefix: bool,
+    ) -> String {
         let label = match level {
             Level::Warn => "warning: ",
             Level::Error => "error: ",
             Level::Debug => "debug: ",
             Level::Info => "",
         };
-        // Lifecycle lines queued before this output belong before it.
-        self.flush();
-        let mut text = String::with_capacity(json.len());
-        match self.format {
-            LogFormat::Json => return write_out(json),
-            LogFormat::Plain => {
-                for l in lines {
-                    text.push('[');
-                    text.push_str(node);
-                    text.push_str("] ");
-                    text.push_str(label);
-                    text.push_str(l);
-                    text.push('\n');
-                }
-            }
-            LogFormat::Pretty => {
-                let c = node_color(node);
-                let lc = match level {
-                    Level::Warn => "\x1b[33m",
-                    Level::Error => "\x1b[31m",
-                    _ => "",
-                };
-                for l in lines {
+        let mut text = String::new();
+        let pretty = self.format == LogFormat::Pretty;
+        let c = node_color(node);
+        let lc = match level {
+            Level::Warn => "\x1b[33m",
+            Level::Error => "\x1b[31m",
+            _ => "",
+        };
+        for l in lines {
+            if prefix {
+                if pretty {
                     text.push_str("\x1b[");
                     text.push_str(c);
                     text.push_str("m[");
                     text.push_str(node);
                     text.push_str("]\x1b[0m ");
-                    if !lc.is_empty() {
-                        text.push_str(lc);
-                        text.push_str(label);
-                        text.push_str("\x1b[0m");
-                    }
-                    text.push_str(l);
-                    text.push('\n');
+                } else {
+                    text.push('[');
+                    text.push_str(node);
+                    text.push_str("] ");
                 }
             }
+            if pretty && !lc.is_empty() {
+                text.push_str(lc);
+                text.push_str(label);
+                text.push_str("\x1b[0m");
+            } else {
+                text.push_str(label);
+            }
+            text.push_str(l);
+            text.push('\n');
         }
-        write_out(text.as_bytes());
+        text
+    }
+
+    /// The plain or coloured text of a lifecycle line.
+    fn lifecycle_text(&self, mark: Mark, node: &str, detail: &str) -> String {
+        match self.format {
+            LogFormat::Pretty => format!(
+                "\x1b[{}m{}\x1b[0m \x1b[1m{node}\x1b[0m {detail}",
+                mark.color(),
+                mark.symbol()
+            ),
+            _ if detail.is_empty() => format!("{} {node}", mark.symbol()),
+            _ => format!("{} {node} {detail}", mark.symbol()),
+        }
+    }
+
+    /// The line that opens a group titled `title`; `expanded` for a failed node where the console
+    /// can show it open.
+    fn group_open(g: &Groups, node: &str, title: &str, expanded: bool) -> (String, String) {
+        match g.kind {
+            Grouping::GitHub => (format!("::group::{title}\n"), "::endgroup::\n".into()),
+            Grouping::Buildkite => {
+                let mark = if expanded { "+++" } else { "---" };
+                (format!("{mark} {title}\n"), String::new())
+            }
+            Grouping::GitLab => {
+                let id = section_id(node, g.seq.fetch_add(1, Ordering::Relaxed));
+                let collapsed = if expanded { "" } else { "[collapsed=true]" };
+                (
+                    format!(
+                        "\x1b[0Ksection_start:{}:{id}{collapsed}\r\x1b[0K{title}\n",
+                        unix_now()
+                    ),
+                    format!("\x1b[0Ksection_end:{}:{id}\r\x1b[0K\n", unix_now()),
+                )
+            }
+        }
+    }
+
+    /// Lifecycle handling when nodes fold into groups. Returns false when the line is an ordinary
+    /// one after all.
+    fn grouped_lifecycle(&self, g: &Groups, mark: Mark, node: &str, detail: &str) -> bool {
+        let text = self.lifecycle_text(mark, node, detail);
+        let failed = mark == Mark::Failed;
+        let annotation = (failed && g.kind == Grouping::GitHub)
+            .then(|| format!("::error title=sparkwing::job `{node}` failed: {detail}\n"));
+        if g.live {
+            let mut held = g.held.lock().unwrap_or_else(|e| e.into_inner());
+            match mark {
+                Mark::Start => {
+                    let (open, close) = Self::group_open(g, node, node, false);
+                    // In live mode the held entry only remembers how to close the open group.
+                    held.insert(
+                        node.to_string(),
+                        Held {
+                            mem: close.into_bytes(),
+                            file: None,
+                        },
+                    );
+                    drop(held);
+                    self.buffered(format!("{text}\n{open}").as_bytes());
+                }
+                Mark::Retry => self.buffered(format!("{text}\n").as_bytes()),
+                _ => {
+                    let close = held.remove(node).map(|mut h| std::mem::take(&mut h.mem));
+                    drop(held);
+                    let mut out =
+                        String::from_utf8_lossy(close.as_deref().unwrap_or(b"")).into_owned();
+                    if failed && g.kind == Grouping::Buildkite && close.is_some() {
+                        // Expand the section just printed so the failure shows open.
+                        out.push_str("^^^ +++\n");
+                    }
+                    out.push_str(&text);
+                    out.push('\n');
+                    out.push_str(annotation.as_deref().unwrap_or(""));
+                    self.buffered(out.as_bytes());
+                }
+            }
+            return true;
+        }
+        match mark {
+            Mark::Start => false,
+            Mark::Retry => {
+                let mut held = g.held.lock().unwrap_or_else(|e| e.into_inner());
+                held.entry(node.to_string())
+                    .or_default()
+                    .push(format!("{text}\n").as_bytes());
+                true
+            }
+            _ => {
+                let lines = g
+                    .held
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(node);
+                self.flush();
+                self.with_out(|out| {
+                    match lines {
+                        Some(lines) if !lines.is_empty() => {
+                            let (open, close) = Self::group_open(g, node, &text, failed);
+                            let _ = out.write_all(open.as_bytes());
+                            lines.drain_to(out);
+                            let _ = out.write_all(close.as_bytes());
+                        }
+                        _ => {
+                            let _ = out.write_all(format!("{text}\n").as_bytes());
+                        }
+                    }
+                    if let Some(a) = &annotation {
+                        let _ = out.write_all(a.as_bytes());
+                    }
+                });
+                true
+            }
+        }
     }
 
     /// `✔ build 1.2s`, `✘ test exit 1 (0.3s)`, …
     pub fn lifecycle(&self, mark: Mark, node: &str, detail: &str) {
+        if let Some(g) = &self.groups
+            && self.grouped_lifecycle(g, mark, node, detail)
+        {
+            return;
+        }
+        self.plain_lifecycle(mark, node, detail);
+    }
+
+    fn plain_lifecycle(&self, mark: Mark, node: &str, detail: &str) {
         let line = match self.format {
             LogFormat::Json => {
                 let ts = sparkwing_contract::timefmt::now_rfc3339();
@@ -201,7 +495,7 @@ impl Console {
     /// `run_start` record.
     pub fn run_start(&self, pipeline: &str, run_id: &str, detail: &str) {
         if self.format != LogFormat::Json {
-            return self.lifecycle(Mark::Start, &format!("{pipeline} {run_id}"), detail);
+            return self.plain_lifecycle(Mark::Start, &format!("{pipeline} {run_id}"), detail);
         }
         let ts = sparkwing_contract::timefmt::now_rfc3339();
         let mut attrs = serde_json::Map::new();
@@ -243,7 +537,7 @@ impl Console {
                     attrs: Some(&attrs),
                 }
                 .write_to(&mut buf);
-                write_out(&buf);
+                self.write_out(&buf);
             }
             LogFormat::Plain | LogFormat::Pretty => {
                 let mut text = String::from("\n");
@@ -256,8 +550,123 @@ impl Console {
                         text.push('\n');
                     }
                 }
-                write_out(text.as_bytes());
+                self.write_out(text.as_bytes());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(grouping: Option<Grouping>, workers: usize) -> Console {
+        let c = Console::new(LogFormat::Plain, grouping, workers);
+        *c.out.lock().unwrap() = Out::Capture(Vec::new());
+        c
+    }
+
+    fn text(c: &Console) -> String {
+        c.flush();
+        match &*c.out.lock().unwrap() {
+            Out::Capture(v) => String::from_utf8_lossy(v).into_owned(),
+            Out::Stdout => unreachable!(),
+        }
+    }
+
+    fn lines(c: &Console, node: &str, l: &[&str]) {
+        c.node_lines(node, Level::Info, l.iter().copied(), b"");
+    }
+
+    #[test]
+    fn local_mode_prefixes_every_line_with_its_node() {
+        let c = console(None, 4);
+        c.lifecycle(Mark::Start, "a", "");
+        lines(&c, "a", &["one"]);
+        c.lifecycle(Mark::Success, "a", "1ms");
+        assert_eq!(text(&c), "▶ a\n[a] one\n✔ a 1ms\n");
+    }
+
+    #[test]
+    fn github_groups_hold_each_node_back_until_it_ends() {
+        let c = console(Some(Grouping::GitHub), 2);
+        c.lifecycle(Mark::Start, "a", "");
+        c.lifecycle(Mark::Start, "b", "");
+        lines(&c, "a", &["a1"]);
+        lines(&c, "b", &["b1"]);
+        lines(&c, "a", &["a2"]);
+        c.lifecycle(Mark::Failed, "b", "exit 1 (2ms)");
+        c.lifecycle(Mark::Success, "a", "3ms");
+        c.lifecycle(Mark::Cancelled, "c", "cancelled: upstream-failed");
+        assert_eq!(
+            text(&c),
+            "▶ a\n▶ b\n\
+             ::group::✘ b exit 1 (2ms)\nb1\n::endgroup::\n\
+             ::error title=sparkwing::job `b` failed: exit 1 (2ms)\n\
+             ::group::✔ a 3ms\na1\na2\n::endgroup::\n\
+             ⊘ c cancelled: upstream-failed\n"
+        );
+    }
+
+    #[test]
+    fn one_worker_streams_live_inside_the_open_group() {
+        let c = console(Some(Grouping::GitHub), 1);
+        c.lifecycle(Mark::Start, "a", "");
+        lines(&c, "a", &["a1"]);
+        assert_eq!(text(&c), "▶ a\n::group::a\na1\n", "lines are not held back");
+        c.lifecycle(Mark::Success, "a", "3ms");
+        assert!(
+            text(&c).ends_with("a1\n::endgroup::\n✔ a 3ms\n"),
+            "{}",
+            text(&c)
+        );
+    }
+
+    #[test]
+    fn buildkite_expands_a_failed_node_and_gitlab_uses_sections() {
+        let c = console(Some(Grouping::Buildkite), 2);
+        c.lifecycle(Mark::Start, "ok", "");
+        lines(&c, "ok", &["fine"]);
+        c.lifecycle(Mark::Success, "ok", "1ms");
+        c.lifecycle(Mark::Start, "bad", "");
+        lines(&c, "bad", &["boom"]);
+        c.lifecycle(Mark::Failed, "bad", "exit 2 (1ms)");
+        let t = text(&c);
+        assert!(t.contains("--- ✔ ok 1ms\nfine\n"), "{t}");
+        assert!(t.contains("+++ ✘ bad exit 2 (1ms)\nboom\n"), "{t}");
+
+        let c = console(Some(Grouping::GitLab), 2);
+        c.lifecycle(Mark::Start, "x/y", "");
+        lines(&c, "x/y", &["l"]);
+        c.lifecycle(Mark::Success, "x/y", "1ms");
+        let t = text(&c);
+        let start = t.find("\x1b[0Ksection_start:").expect(&t);
+        assert!(
+            t[start..].contains(":sw_0_x_y[collapsed=true]\r\x1b[0K✔ x/y 1ms\nl\n"),
+            "{t:?}"
+        );
+        assert!(t.contains("\x1b[0Ksection_end:"), "{t:?}");
+        assert!(t.contains(":sw_0_x_y\r\x1b[0K\n"), "{t:?}");
+    }
+
+    #[test]
+    fn a_chatty_node_spills_to_disk_and_prints_whole() {
+        let c = console(Some(Grouping::GitHub), 2);
+        c.lifecycle(Mark::Start, "big", "");
+        let line = "x".repeat(1000);
+        for _ in 0..6000 {
+            lines(&c, "big", &[&line]);
+        }
+        let spilled = c.groups.as_ref().unwrap().held.lock().unwrap()["big"]
+            .file
+            .as_ref()
+            .map(|(p, _)| p.clone())
+            .expect("past 4 MiB the lines moved to a file");
+        assert!(spilled.exists());
+        c.lifecycle(Mark::Success, "big", "1s");
+        let t = text(&c);
+        assert_eq!(t.matches(&line).count(), 6000);
+        assert!(t.ends_with("::endgroup::\n"));
+        assert!(!spilled.exists(), "the spill file is removed once printed");
     }
 }

@@ -4,7 +4,7 @@ mod console;
 mod mask;
 mod sink;
 
-pub(crate) use console::{Console, Mark};
+pub(crate) use console::{Console, Grouping, Mark};
 pub(crate) use mask::Masker;
 pub(crate) use sink::Sink;
 

@@ -35,12 +35,12 @@ pub fn execute(cmd: CacheCommand) -> CliResult {
                 )?,
             }
         }
-        CacheCommand::Prune { all } => {
+        CacheCommand::Prune { all, older_than } => {
             let cache = open_cache(&home)?;
-            let opts = if all {
-                PruneOpts::All
-            } else {
-                PruneOpts::ToLimits
+            let opts = match (all, older_than) {
+                (true, _) => PruneOpts::All,
+                (false, Some(age)) => PruneOpts::OlderThan(age),
+                (false, None) => PruneOpts::ToLimits,
             };
             let report = cache
                 .prune(opts)

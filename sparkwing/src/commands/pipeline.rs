@@ -19,7 +19,28 @@ pub fn execute(cmd: PipelineCommand) -> CliResult {
     match cmd {
         PipelineCommand::New { name, description } => new(&name, description.as_deref()),
         PipelineCommand::List { output } => list(output),
+        PipelineCommand::Sparks(crate::cli::SparksCommand::Update) => sparks_update(),
     }
+}
+
+/// `sparkwing pipeline sparks update`: the deliberate refresh of `.sparkwing/.resolved.lock`.
+fn sparks_update() -> CliResult {
+    let project = project::find(&current_dir()?)?;
+    let config = load_project_config(&project)?;
+    if config.sparks.is_empty() {
+        println!(
+            "no sparks declared in `{}`; nothing to resolve",
+            project.config_path().display()
+        );
+        return Ok(0);
+    }
+    let home = crate::home::sparkwing_home()?;
+    let ctx = crate::run::binary::BuildContext::new(&project.sparkwing_dir, &home);
+    ctx.ensure_lockfile()?;
+    if let Some(report) = ctx.sparks(&config, true)? {
+        print!("{}", sparkwing_bincache::render_report(&report));
+    }
+    Ok(0)
 }
 
 /// Reads `.sparkwing/sparkwing.yaml` (errors carry `path:line:col`).

@@ -5,7 +5,9 @@
 //! finished run's dump changes rarely (only when a supervisor finalizes it late), so it is kept
 //! for [`DONE_TTL`]. The key listing is refreshed in the background once it is older than
 //! [`LIVE_TTL`], and requests keep using the previous listing meanwhile, so a new run shows up
-//! within about a second without making every request pay for a full listing.
+//! within about a second without making every request pay for a full listing. Before the first
+//! full listing lands (10,000 runs are ten sequential list pages), the newest page is found by
+//! listing the `runs/run-YYYYMMDD` prefixes of recent days, newest first.
 
 use sparkwing_contract::{NodeRecord, RunRecord, StateDump, timefmt};
 use sparkwing_storage::{ArtifactStore, StoreError};
@@ -23,7 +25,11 @@ const STALE_LISTING: Duration = Duration::from_secs(30);
 /// Dumps fetched at once.
 const FETCH_BATCH: usize = 32;
 /// Most parsed dumps kept in memory.
-const MAX_CACHED: usize = 4096;
+const MAX_CACHED: usize = 10_000;
+/// How far back the first page of a cold listing looks by day prefix.
+const RECENT_DAYS: i64 = 62;
+/// Most day prefixes listed at once.
+const MAX_DAYS_AT_ONCE: i64 = 16;
 
 /// A parsed run and its nodes.
 #[derive(Debug, Clone)]
@@ -51,6 +57,8 @@ struct Listing {
     /// Run ids, newest first.
     ids: Arc<Vec<String>>,
     at: Instant,
+    /// False for the newest ids only (from recent day prefixes), while a full listing runs.
+    complete: bool,
 }
 
 /// The bucket-backed run index.
@@ -99,12 +107,12 @@ impl BucketRuns {
 
     /// Runs passing `wanted`, newest first (run ids sort by start time).
     pub async fn list(self: &Arc<Self>, wanted: &Wanted) -> Result<Vec<RunState>, StoreError> {
-        let ids = self.ids().await?;
+        let unfiltered = wanted.pipelines.is_empty() && wanted.statuses.is_empty();
+        let ids = self.ids(unfiltered.then_some(wanted.limit)).await?;
         let mut out = Vec::new();
         let mut next = 0;
         while out.len() < wanted.limit && next < ids.len() {
             // Without filters a page needs exactly `limit` dumps; with filters read ahead.
-            let unfiltered = wanted.pipelines.is_empty() && wanted.statuses.is_empty();
             let want = if unfiltered {
                 wanted.limit - out.len()
             } else {
@@ -144,29 +152,55 @@ impl BucketRuns {
     }
 
     /// Run ids, newest first, from a listing at most about [`LIVE_TTL`] old.
-    async fn ids(self: &Arc<Self>) -> Result<Arc<Vec<String>>, StoreError> {
+    ///
+    /// Without a listing yet, a full listing starts in the background; when `quick` asks for the
+    /// newest N ids only, they come from the per-day prefixes of recent days (a few small
+    /// concurrent listings) instead of waiting for every page of a long history.
+    async fn ids(self: &Arc<Self>, quick: Option<usize>) -> Result<Arc<Vec<String>>, StoreError> {
         let current = self.listing.lock().map(|l| l.clone()).unwrap_or(None);
         if let Some(l) = &current {
             let age = l.at.elapsed();
-            if age < LIVE_TTL {
-                return Ok(l.ids.clone());
-            }
-            if age < STALE_LISTING {
-                if !self.refreshing.swap(true, Ordering::AcqRel) {
-                    let me = Arc::clone(self);
-                    tokio::spawn(async move {
-                        if let Err(e) = me.relist().await {
-                            eprintln!("warning: list runs in `{}`: {e}", me.store.describe());
-                        }
-                        me.refreshing.store(false, Ordering::Release);
-                    });
+            if l.complete {
+                if age < LIVE_TTL {
+                    return Ok(l.ids.clone());
                 }
+                if age < STALE_LISTING {
+                    self.relist_in_background();
+                    return Ok(l.ids.clone());
+                }
+            } else if age < LIVE_TTL && quick.is_some_and(|n| n <= l.ids.len()) {
                 return Ok(l.ids.clone());
             }
         }
+        if let Some(n) = quick {
+            let recent = self.recent_ids(n).await;
+            // Started after the day listings so they do not compete for the server.
+            self.relist_in_background();
+            match recent {
+                Ok(Some(ids)) => {
+                    let ids = Arc::new(ids);
+                    if let Ok(mut l) = self.listing.lock()
+                        && !l.as_ref().is_some_and(|l| l.complete)
+                    {
+                        *l = Some(Listing {
+                            ids: ids.clone(),
+                            at: Instant::now(),
+                            complete: false,
+                        });
+                    }
+                    return Ok(ids);
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!(
+                    "warning: list recent runs in `{}`: {e}",
+                    self.store.describe()
+                ),
+            }
+        }
         let _guard = self.list_lock.lock().await;
-        // Another request may have listed while this one waited.
+        // The background listing (or another request) may have finished while this one waited.
         if let Some(l) = self.listing.lock().map(|l| l.clone()).unwrap_or(None)
+            && l.complete
             && l.at.elapsed() < LIVE_TTL
         {
             return Ok(l.ids);
@@ -174,26 +208,72 @@ impl BucketRuns {
         self.relist().await
     }
 
+    /// Starts a full listing unless one is running.
+    fn relist_in_background(self: &Arc<Self>) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let guard = me.list_lock.lock().await;
+            let fresh = me
+                .listing
+                .lock()
+                .ok()
+                .and_then(|l| l.as_ref().map(|l| l.complete && l.at.elapsed() < LIVE_TTL))
+                .unwrap_or(false);
+            if !fresh && let Err(e) = me.relist().await {
+                eprintln!("warning: list runs in `{}`: {e}", me.store.describe());
+            }
+            drop(guard);
+            me.refreshing.store(false, Ordering::Release);
+        });
+    }
+
     async fn relist(&self) -> Result<Arc<Vec<String>>, StoreError> {
         let keys = self.store.list("runs/").await?;
-        let mut ids: Vec<String> = keys
-            .iter()
-            .filter(|k| crate::source::is_state_key(k))
-            .filter_map(|k| {
-                k.strip_prefix("runs/")?
-                    .strip_suffix("/state.ndjson")
-                    .map(str::to_string)
-            })
-            .collect();
-        ids.sort_unstable_by(|a, b| b.cmp(a));
-        let ids = Arc::new(ids);
+        let ids = Arc::new(ids_newest_first(&keys));
         if let Ok(mut l) = self.listing.lock() {
             *l = Some(Listing {
                 ids: ids.clone(),
                 at: Instant::now(),
+                complete: true,
             });
         }
         Ok(ids)
+    }
+
+    /// At least `n` of the newest run ids, read from `runs/run-YYYYMMDD` prefixes backwards from
+    /// tomorrow (clock skew): two days first, then ever wider rounds of concurrent listings.
+    /// `None` when the last [`RECENT_DAYS`] days hold fewer.
+    async fn recent_ids(&self, n: usize) -> Result<Option<Vec<String>>, StoreError> {
+        let now = timefmt::now_unix_nanos();
+        let mut out = Vec::new();
+        let (mut day, mut width) = (-1i64, 2i64);
+        while day < RECENT_DAYS {
+            let mut tasks = tokio::task::JoinSet::new();
+            for d in day..(day + width).min(RECENT_DAYS) {
+                let stamp = timefmt::unix_nanos_to_rfc3339(now - d * 86_400_000_000_000);
+                let ymd: String = stamp.chars().filter(char::is_ascii_digit).take(8).collect();
+                let store = self.store.clone();
+                tasks.spawn(async move { (d, store.list(&format!("runs/run-{ymd}")).await) });
+            }
+            let mut days = Vec::new();
+            while let Some(joined) = tasks.join_next().await {
+                let Ok((d, listed)) = joined else { continue };
+                days.push((d, listed?));
+            }
+            days.sort_by_key(|(d, _)| *d);
+            for (_, keys) in days {
+                out.extend(ids_newest_first(&keys));
+            }
+            if out.len() >= n {
+                return Ok(Some(out));
+            }
+            day += width;
+            width = (width * 2).min(MAX_DAYS_AT_ONCE);
+        }
+        Ok(None)
     }
 
     /// The cached state when `fresh` says the copy may be used; `Some(None)` for a cached bad dump.
@@ -321,6 +401,21 @@ impl BucketRuns {
     fn at(&self, key: &str) -> String {
         format!("{}/{key}", self.store.describe())
     }
+}
+
+/// Run ids of the state keys among `keys`, newest first.
+fn ids_newest_first(keys: &[String]) -> Vec<String> {
+    let mut ids: Vec<String> = keys
+        .iter()
+        .filter(|k| crate::source::is_state_key(k))
+        .filter_map(|k| {
+            k.strip_prefix("runs/")?
+                .strip_suffix("/state.ndjson")
+                .map(str::to_string)
+        })
+        .collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids
 }
 
 /// Start time encoded in a run id (`run-YYYYMMDD-HHMMSS-…`), as unix nanoseconds.
@@ -478,6 +573,59 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_cold_first_page_comes_from_recent_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ArtifactStore> = Arc::new(FsArtifactStore::new(dir.path()));
+        let now = timefmt::now_unix_nanos();
+        let day = 86_400_000_000_000i64;
+        let id_at = |nanos: i64, tag: u32| {
+            let digits: String = timefmt::unix_nanos_to_rfc3339(nanos)
+                .chars()
+                .filter(char::is_ascii_digit)
+                .take(14)
+                .collect();
+            format!("run-{}-{}-{tag:08x}", &digits[..8], &digits[8..])
+        };
+        let mut ids = vec![
+            id_at(now, 1),
+            id_at(now - day, 2),
+            id_at(now - 3 * day, 3),
+            id_at(now - 20 * day, 4),
+        ];
+        ids.push("run-20200101-000000-00000005".into());
+        for id in &ids {
+            let text = StateDump::render(&run(id, "p", RunStatus::Success), &[]);
+            store
+                .put(&format!("runs/{id}/state.ndjson"), text.into_bytes())
+                .await
+                .unwrap();
+        }
+        let index = BucketRuns::new(store);
+        let recent = index.recent_ids(3).await.unwrap().unwrap();
+        assert_eq!(recent[..3], ids[..3]);
+        assert!(index.recent_ids(10).await.unwrap().is_none());
+        let page = index
+            .list(&Wanted {
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let got: Vec<&str> = page.iter().map(|s| s.run.id.as_str()).collect();
+        assert_eq!(got, [ids[0].as_str(), ids[1].as_str()]);
+        // Older pages wait for the full listing.
+        let all = index
+            .list(&Wanted {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[4].run.id, "run-20200101-000000-00000005");
     }
 
     #[tokio::test]

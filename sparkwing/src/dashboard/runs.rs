@@ -12,8 +12,9 @@ pub enum RunsError {
     #[error("read run records in `{db}`: {source}")]
     Local {
         db: String,
+        // Boxed: the SQLite error is large and this travels through every async read.
         #[source]
-        source: sparkwing_records::RecordsError,
+        source: Box<sparkwing_records::RecordsError>,
     },
     #[error("read runs from `{store}`: {source}")]
     Bucket {
@@ -127,7 +128,7 @@ impl Runs {
 fn local(db: &std::path::Path, source: sparkwing_records::RecordsError) -> RunsError {
     RunsError::Local {
         db: db.display().to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -21,6 +21,7 @@ pub struct RunPlan {
     pub profile: crate::commands::profile::Effective,
     /// The name the pipeline binary registers for `args.pipeline`.
     pub entrypoint: String,
+    pub config: sparkwing_config::ProjectConfig,
 }
 
 /// `sparkwing run …`
@@ -62,11 +63,16 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
         workers,
         profile,
         entrypoint,
+        config,
     })
 }
 
 fn act(plan: RunPlan) -> CliResult {
-    let binary = binary::obtain(&plan)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("start the runtime: {e}")))?;
+    let binary = binary::obtain(&plan, &rt)?;
     let run_id = RunId::generate();
     let mut cmd = tokio::process::Command::new(binary.path());
     cmd.arg(&plan.entrypoint)
@@ -83,10 +89,6 @@ fn act(plan: RunPlan) -> CliResult {
     if let Ok(me) = std::env::current_exe() {
         cmd.env(env::CLI_BIN, me);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::failure(format!("start the runtime: {e}")))?;
     let active = active_marker(&plan, &run_id);
     let end = rt
         .block_on(supervise::run_to_completion(cmd, |child_pid| {
@@ -101,14 +103,19 @@ fn act(plan: RunPlan) -> CliResult {
     active.remove();
     drop(binary); // releases the cache lease only after the child is gone
     if !end.is_orderly() {
-        finalize_abandoned(&plan, &run_id, end);
+        finalize_abandoned(&plan, &run_id, end, &rt);
     }
     Ok(end.exit_code())
 }
 
 /// The child died without finishing its records (SIGKILL, OOM, panic): close the run in SQLite so
 /// no reader shows it running forever.
-fn finalize_abandoned(plan: &RunPlan, run_id: &RunId, end: supervise::ChildEnd) {
+fn finalize_abandoned(
+    plan: &RunPlan,
+    run_id: &RunId,
+    end: supervise::ChildEnd,
+    rt: &tokio::runtime::Runtime,
+) {
     let reason = match end {
         supervise::ChildEnd::Signal(s) => {
             let name = nix::sys::signal::Signal::try_from(s)
@@ -121,10 +128,33 @@ fn finalize_abandoned(plan: &RunPlan, run_id: &RunId, end: supervise::ChildEnd) 
     let db = crate::source::state_db_path(&plan.profile, &plan.home);
     match sparkwing_records::finalize_abandoned(&db, run_id.as_str(), &reason) {
         Ok(true) => eprintln!("sparkwing: run {run_id} marked failed: {reason}"),
-        Ok(false) => {}
-        Err(e) => eprintln!(
-            "warning: could not finalize run {run_id} in `{}`: {e}",
-            db.display()
+        Ok(false) => return,
+        Err(e) => {
+            eprintln!(
+                "warning: could not finalize run {run_id} in `{}`: {e}",
+                db.display()
+            );
+            return;
+        }
+    }
+    // The bucket must not show the run as running forever either: upload the finalized dump.
+    let dump = sparkwing_records::Reader::open(&db).and_then(|r| r.dump_state(run_id.as_str()));
+    let Ok(Some(dump)) = dump else { return };
+    let spec = plan.profile.cache.spec_string();
+    let key = format!("runs/{run_id}/state.ndjson");
+    let upload = async {
+        let store = sparkwing_storage::open_artifact_store(&spec)?;
+        store.put(&key, dump.into_bytes()).await
+    };
+    match rt
+        .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(30), upload).await })
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("warning: could not upload the finalized state of {run_id} to `{spec}`: {e}")
+        }
+        Err(_) => eprintln!(
+            "warning: uploading the finalized state of {run_id} to `{spec}` timed out after 30 s"
         ),
     }
 }

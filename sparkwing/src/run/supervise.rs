@@ -57,7 +57,7 @@ pub async fn run_to_completion(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigquit = signal(SignalKind::quit())?;
-    let mut child = cmd.spawn()?;
+    let mut child = spawn_retrying(&mut cmd).await?;
     if let Some(pid) = child.id() {
         on_spawn(pid);
     }
@@ -90,4 +90,19 @@ pub async fn run_to_completion(
         }
     };
     Ok(ChildEnd::from_status(status))
+}
+
+/// A binary that was just written may be briefly busy (ETXTBSY) if another thread of some
+/// process forked while a writable descriptor to it was open; that clears within milliseconds.
+async fn spawn_retrying(cmd: &mut Command) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20 * tries)).await;
+            }
+            other => return other,
+        }
+    }
 }

@@ -31,8 +31,10 @@ impl Cond {
             ),
             Cond::Match(etag) => (
                 http::header::IF_MATCH,
+                // An ETag that cannot be a header value matches no object: the swap is then
+                // refused by the server like any other stale ETag.
                 http::HeaderValue::from_str(etag)
-                    .unwrap_or_else(|_| http::HeaderValue::from_static("\"invalid\"")),
+                    .unwrap_or_else(|_| http::HeaderValue::from_static("\"not-a-valid-etag\"")),
             ),
         }
     }

@@ -1,0 +1,345 @@
+//! The run's state in the artifact store, `runs/<runID>/state.ndjson` (DESIGN §6): rewritten
+//! from the record stream while the run is in flight (only when something changed, at most about
+//! a second behind) and a last time at exit, so a reader of the bucket sees a live run and then a
+//! terminal one.
+//!
+//! The dispatcher only updates an in-memory snapshot; a task of its own renders and uploads it,
+//! so a slow or unreachable store never holds a job. When an upload fails, the latest state is
+//! written to a local spool file and retried; the last state wins.
+
+use sparkwing_contract::record::{NodeRecord, RunRecord, StateDump};
+use sparkwing_storage::ArtifactStore;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Least time between two uploads: with an upload's own latency, a change is in the store at most
+/// about a second after it happened.
+const INTERVAL: Duration = Duration::from_millis(750);
+/// Upper bound of one upload, the store's own retries included.
+const PUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest pause between attempts while the store refuses uploads.
+const RETRY_MAX: Duration = Duration::from_secs(4);
+
+/// The artifact key of a run's state stream.
+pub(crate) fn state_key(run_id: &str) -> String {
+    format!("runs/{run_id}/state.ndjson")
+}
+
+/// How the last upload went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StateOutcome {
+    /// Uploads that reached the store.
+    pub uploads: u64,
+    /// Set when the final state could not be delivered: the error, and the local copy.
+    pub undelivered: Option<(String, PathBuf)>,
+}
+
+struct Snap {
+    run: RunRecord,
+    nodes: Vec<NodeRecord>,
+    index: HashMap<String, usize>,
+    version: u64,
+    /// Set by [`StateStream::close`]: upload the last state and stop by this instant.
+    closing: Option<Instant>,
+}
+
+struct Shared {
+    snap: Mutex<Snap>,
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snap> {
+        self.snap.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Handle of the uploading task. Records given to it must already be masked.
+pub(crate) struct StateStream {
+    shared: Arc<Shared>,
+    task: JoinHandle<StateOutcome>,
+}
+
+impl StateStream {
+    /// Starts streaming `run` and its `nodes` to `store`; failed uploads are kept at `spool`.
+    pub fn start(
+        store: Arc<dyn ArtifactStore>,
+        run: &RunRecord,
+        nodes: &[NodeRecord],
+        spool: PathBuf,
+    ) -> StateStream {
+        let index = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.clone(), i))
+            .collect();
+        let shared = Arc::new(Shared {
+            snap: Mutex::new(Snap {
+                run: run.clone(),
+                nodes: nodes.to_vec(),
+                index,
+                version: 1,
+                closing: None,
+            }),
+            wake: Notify::new(),
+        });
+        let task = tokio::spawn(upload_loop(
+            store,
+            state_key(&run.id),
+            spool,
+            shared.clone(),
+        ));
+        StateStream { shared, task }
+    }
+
+    /// Replaces the run record.
+    pub fn run(&self, run: &RunRecord) {
+        let mut s = self.shared.lock();
+        if s.run != *run {
+            s.run = run.clone();
+            s.version += 1;
+            drop(s);
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Replaces (or adds) one node record.
+    pub fn node(&self, rec: &NodeRecord) {
+        let mut s = self.shared.lock();
+        match s.index.get(&rec.id) {
+            Some(&i) => s.nodes[i] = rec.clone(),
+            None => {
+                let i = s.nodes.len();
+                s.index.insert(rec.id.clone(), i);
+                s.nodes.push(rec.clone());
+            }
+        }
+        s.version += 1;
+        drop(s);
+        self.shared.wake.notify_one();
+    }
+
+    /// Uploads the latest state, retrying until `deadline`, and stops the task.
+    pub async fn close(self, deadline: Instant) -> StateOutcome {
+        self.shared.lock().closing = Some(deadline);
+        self.shared.wake.notify_one();
+        match self.task.await {
+            Ok(outcome) => outcome,
+            Err(e) => StateOutcome {
+                uploads: 0,
+                undelivered: Some((format!("the upload task failed: {e}"), PathBuf::new())),
+            },
+        }
+    }
+}
+
+async fn upload_loop(
+    store: Arc<dyn ArtifactStore>,
+    key: String,
+    spool: PathBuf,
+    shared: Arc<Shared>,
+) -> StateOutcome {
+    let mut outcome = StateOutcome::default();
+    let mut sent = 0u64;
+    let mut next_at = Instant::now();
+    let mut backoff = INTERVAL;
+    loop {
+        let (version, closing) = {
+            let s = shared.lock();
+            (s.version, s.closing)
+        };
+        if version == sent {
+            if closing.is_some() {
+                return outcome;
+            }
+            shared.wake.notified().await;
+            continue;
+        }
+        if closing.is_none() && Instant::now() < next_at {
+            // Pace the uploads; a close (or any change) wakes the loop to look again.
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_at) => {}
+                _ = shared.wake.notified() => {}
+            }
+            continue;
+        }
+        let (version, text) = {
+            let s = shared.lock();
+            (s.version, StateDump::render(&s.run, &s.nodes).into_bytes())
+        };
+        let limit = Instant::now() + PUT_TIMEOUT;
+        let put = store.put(&key, text.clone());
+        tokio::pin!(put);
+        let mut closing = closing;
+        let error = loop {
+            // A close while the upload is in flight shortens its time limit.
+            let at = closing.map_or(limit, |d| d.min(limit));
+            tokio::select! {
+                r = &mut put => break r.err().map(|e| e.to_string()),
+                _ = tokio::time::sleep_until(at) => {
+                    break Some("the artifact store did not answer in time".into());
+                }
+                _ = shared.wake.notified() => closing = shared.lock().closing,
+            }
+        };
+        let Some(error) = error else {
+            sent = version;
+            outcome.uploads += 1;
+            backoff = INTERVAL;
+            next_at = Instant::now() + INTERVAL;
+            if outcome.undelivered.take().is_some() {
+                let _ = std::fs::remove_file(&spool);
+                eprintln!(
+                    "sparkwing: {} reachable again: run state delivered",
+                    store.describe()
+                );
+            }
+            continue;
+        };
+        if outcome.undelivered.is_none() {
+            eprintln!(
+                "warning: failed to write the run state to {}: {error}\n  note: keeping it in `{}` and retrying",
+                store.describe(),
+                spool.display()
+            );
+        }
+        // The last state wins: one local file, overwritten each time.
+        let kept = spool
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::write(&spool, &text));
+        let path = if kept.is_ok() {
+            spool.clone()
+        } else {
+            PathBuf::new()
+        };
+        outcome.undelivered = Some((error, path));
+        backoff = (backoff * 2).min(RETRY_MAX);
+        next_at = Instant::now() + backoff;
+        if let Some(deadline) = closing {
+            if Instant::now() >= deadline {
+                return outcome;
+            }
+            tokio::time::sleep_until(next_at.min(deadline)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparkwing_contract::record::{Invocation, NodeStatus, RunStatus};
+    use sparkwing_storage::FsArtifactStore;
+
+    fn run() -> RunRecord {
+        RunRecord {
+            id: "run-20261127-141500-1a2b3c4d".into(),
+            pipeline: "ci".into(),
+            status: RunStatus::Running,
+            error: String::new(),
+            started_at: "2026-11-27T14:15:00Z".into(),
+            finished_at: None,
+            git_branch: String::new(),
+            git_sha: String::new(),
+            repo_url: String::new(),
+            args: Default::default(),
+            invocation: Invocation::default(),
+            format_version: Some(1),
+        }
+    }
+
+    fn node(id: &str, status: NodeStatus) -> NodeRecord {
+        NodeRecord {
+            run_id: run().id,
+            id: id.into(),
+            status,
+            outcome: None,
+            deps: Vec::new(),
+            error: String::new(),
+            exit_code: None,
+            failure_reason: String::new(),
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            outputs: Default::default(),
+            artifacts: Vec::new(),
+        }
+    }
+
+    fn read(path: &std::path::Path) -> Option<StateDump> {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|t| StateDump::parse(&t))
+    }
+
+    #[tokio::test]
+    async fn changes_reach_the_store_within_a_second_and_idle_time_costs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FsArtifactStore::new(dir.path().join("cache")));
+        let file = dir.path().join("cache").join(state_key(&run().id));
+        let nodes = [
+            node("a", NodeStatus::Pending),
+            node("b", NodeStatus::Pending),
+        ];
+        let stream = StateStream::start(store, &run(), &nodes, dir.path().join("spool.ndjson"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let first = read(&file).expect("the first state is written at once");
+        assert_eq!(first.nodes.len(), 2);
+        // Idle: nothing changes, nothing is uploaded.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let changed = Instant::now();
+        stream.node(&node("a", NodeStatus::Running));
+        loop {
+            if read(&file).is_some_and(|d| d.nodes[0].status == NodeStatus::Running) {
+                break;
+            }
+            assert!(
+                changed.elapsed() < Duration::from_secs(1),
+                "more than a second behind"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut done = run();
+        done.status = RunStatus::Success;
+        stream.run(&done);
+        stream.run(&done); // unchanged: no new version
+        let outcome = stream.close(Instant::now() + Duration::from_secs(2)).await;
+        assert_eq!(outcome.undelivered, None);
+        assert_eq!(outcome.uploads, 3, "initial, node change, final");
+        assert_eq!(read(&file).unwrap().run.unwrap().status, RunStatus::Success);
+    }
+
+    #[tokio::test]
+    async fn a_state_that_cannot_be_delivered_is_kept_locally_by_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the store's root directory should be: every write fails.
+        std::fs::write(dir.path().join("cache"), b"").unwrap();
+        let store = Arc::new(FsArtifactStore::new(dir.path().join("cache")));
+        let spool = dir.path().join("spool/state.ndjson");
+        let stream = StateStream::start(store, &run(), &[], spool.clone());
+        let mut done = run();
+        done.status = RunStatus::Cancelled;
+        stream.run(&done);
+        let began = Instant::now();
+        let outcome = stream
+            .close(Instant::now() + Duration::from_millis(700))
+            .await;
+        assert!(
+            began.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            began.elapsed()
+        );
+        let (_, kept) = outcome.undelivered.expect("reported undelivered");
+        assert_eq!(kept, spool);
+        assert_eq!(
+            read(&spool).unwrap().run.unwrap().status,
+            RunStatus::Cancelled,
+            "the last state wins"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Benchmarks of `sparkwing run` in local mode (make bench runs this).
+
+Each number is reported with a baseline measured in the same run, because the machine is shared
+and noisy: ratios, not absolute timings, are what to compare across runs.
+"""
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+SPARKWING = os.path.join(ROOT, "target", "release", "sparkwing")
+WORK = os.path.join(ROOT, "target", "bench")
+TARGET_DIR = os.path.join(ROOT, "target", "bench-pipelines")
+
+
+def sh(args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def prepare():
+    repo = os.path.join(WORK, "repo")
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(repo)
+    shutil.copytree(os.path.join(ROOT, "fixtures", "sample", ".sparkwing"), os.path.join(repo, ".sparkwing"),
+                    ignore=shutil.ignore_patterns("target", "Cargo.lock"))
+    git = lambda *a: sh(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", *a], cwd=repo,
+                        stdout=subprocess.DEVNULL)
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "bench")
+    home = os.path.join(WORK, "home")
+    os.makedirs(home)
+    env = dict(os.environ)
+    for k in ("RUSTUP_TOOLCHAIN", "RUSTC", "SPARKWING_MODE", "SPARKWING_WORKERS"):
+        env.pop(k, None)
+    env.update(SPARKWING_HOME=home, SPARKWING_CARGO_TARGET_DIR=TARGET_DIR, SPARKWING_LOG_FORMAT="plain")
+    return repo, home, env
+
+
+def timed(args, cwd, env, quiet=True):
+    t = time.perf_counter()
+    subprocess.run(args, cwd=cwd, env=env, check=True,
+                   stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.DEVNULL if quiet else None)
+    return time.perf_counter() - t
+
+
+def median_of(n, f):
+    return statistics.median(f() for _ in range(n))
+
+
+def cached_binary(home):
+    entries = os.path.join(home, "cache", "pipelines", "v1", "entries")
+    (key,) = os.listdir(entries)
+    return os.path.join(entries, key, "pipeline")
+
+
+def rss_of_supervisor(args, cwd, env):
+    """Peak RSS (VmHWM) of the sparkwing process itself, not of the pipeline child."""
+    p = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while p.poll() is None:
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except FileNotFoundError:
+            pass
+        time.sleep(0.005)
+    return peak
+
+
+def main():
+    sh(["cargo", "build", "--release", "-p", "sparkwing"], cwd=ROOT)
+    repo, home, env = prepare()
+    print("==> building the sample pipelines once (release)", file=sys.stderr)
+    sh([SPARKWING, "run", "hello"], cwd=repo, env=env, stdout=subprocess.DEVNULL)
+    rows = []
+
+    # 1. Warm `sparkwing run` vs the cached binary run directly with the same environment.
+    binary = cached_binary(home)
+    direct_env = dict(env, SPARKWING_RUN_ID="run-20260101-000000-00000000", SPARKWING_WORKERS="2",
+                      SPARKWING_MODE="local", SPARKWING_WORK_DIR=repo)
+    n = 20
+    via = median_of(n, lambda: timed([SPARKWING, "run", "noop", "--count", "1", "--sw-workers=2"], repo, env))
+    def direct():
+        e = dict(direct_env, SPARKWING_RUN_ID="run-20260101-000000-%08x" % (time.perf_counter_ns() & 0xffffffff))
+        return timed([binary, "noop", "--count", "1"], repo, e)
+    raw = median_of(n, direct)
+    rows.append(("warm `sparkwing run noop --count 1` vs the cached binary run directly (median of 20)",
+                 f"{via*1000:.1f} ms vs {raw*1000:.1f} ms: +{(via-raw)*1000:.1f} ms", "≤ 10 ms added"))
+
+    # 2. 10,000 in-process no-op jobs, 2 workers, SQLite on.
+    t = median_of(3, lambda: timed([SPARKWING, "run", "noop", "--count", "10000", "--sw-workers=2"], repo, env))
+    base = median_of(3, lambda: timed([SPARKWING, "run", "noop", "--count", "1", "--sw-workers=2"], repo, env))
+    rate = 10000 / max(t - base, 1e-9)
+    rows.append(("10,000 no-op jobs, 2 workers, SQLite on (median of 3, startup of a 1-job run subtracted)",
+                 f"{t:.2f} s total, {rate:,.0f} jobs/s", "≥ 20,000 jobs/s"))
+
+    # 3. 1,000 shell jobs running `true` vs GNU make -j2 running the same 1,000 commands.
+    mk = os.path.join(WORK, "Makefile")
+    with open(mk, "w") as f:
+        f.write("all: " + " ".join(f"t{i}" for i in range(1000)) + "\n")
+        for i in range(1000):
+            f.write(f"t{i}:\n\t@true\n.PHONY: t{i}\n")
+    sw = median_of(3, lambda: timed([SPARKWING, "run", "shell", "--count", "1000", "--sw-workers=2"], repo, env))
+    make = median_of(3, lambda: timed(["make", "-j2", "-f", mk], WORK, env))
+    rows.append(("1,000 jobs running `true`, 2 workers, vs `make -j2` running the same 1,000 commands",
+                 f"{sw:.2f} s vs {make:.2f} s: ratio {sw/make:.2f}", "ratio ≤ 1.2"))
+
+    # 4. One job printing 1,000,000 lines to its log.
+    lines = 1_000_000
+    t = median_of(3, lambda: timed([SPARKWING, "run", "loglines", "--count", str(lines)], repo, env))
+    seq = median_of(3, lambda: timed(["seq", "1", str(lines)], repo, env))
+    rows.append(("one job printing 1,000,000 lines into its log (`seq` alone for reference)",
+                 f"{t:.2f} s: {lines/max(t,1e-9):,.0f} lines/s (seq alone {seq:.3f} s)", "≥ 1,000,000 lines/s"))
+
+    # 5. Supervisor memory.
+    rss = rss_of_supervisor([SPARKWING, "run", "loglines", "--count", "200000"], repo, env)
+    rows.append(("peak RSS of the `sparkwing` supervisor process during a run", f"{rss/1024:.1f} MiB", "-"))
+
+    print("\n| benchmark | result | goal |\n|---|---|---|")
+    for name, result, goal in rows:
+        print(f"| {name} | {result} | {goal} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+//! `--sw-mode=ci-embedded` against the real S3 test server: a CI machine leaves everything in the
+//! bucket, a second CI machine (other checkout path, fresh home, no Rust toolchain) runs the
+//! bucket's binary, and a laptop reads the runs and logs back with `--profile`.
+
+use crate::support::{World, fixture_repo};
+use sparkwing_storage::ArtifactStore;
+use sparkwing_storage::testing::TestS3;
+
+/// A world whose `ci` profile points cache and logs at a fresh prefix of the test bucket.
+fn ci_world(s3: &TestS3, prefix: &str, repo: std::path::PathBuf) -> World {
+    let mut w = World::new(repo);
+    std::fs::write(
+        w.home.join("profiles.yaml"),
+        format!(
+            "profiles:\n  ci:\n    cache: {{ type: s3, bucket: {b}, prefix: {prefix}/cache }}\n    logs: {{ type: s3, bucket: {b}, prefix: {prefix}/logs }}\n",
+            b = s3.bucket
+        ),
+    )
+    .unwrap();
+    w.set("SPARKWING_S3_ENDPOINT", &s3.endpoint);
+    w
+}
+
+fn on_github(w: &mut World) {
+    w.set("GITHUB_ACTIONS", "true")
+        .set("GITHUB_REPOSITORY", "acme/app")
+        .set("GITHUB_SERVER_URL", "https://github.example")
+        .set("GITHUB_RUN_ID", "4242")
+        .set("GITHUB_REF_NAME", "main");
+}
+
+/// The artifact store at exactly `<prefix>/cache`, as the `ci` profile names it.
+fn cache_at(s3: &TestS3, prefix: &str) -> sparkwing_storage::s3::S3ArtifactStore {
+    sparkwing_storage::s3::S3ArtifactStore::new(
+        s3.config(),
+        &s3.bucket,
+        &format!("{prefix}/cache"),
+        sparkwing_storage::s3::S3Options::default(),
+    )
+    .unwrap()
+}
+
+fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn ci_machine_to_bucket_to_second_machine_to_laptop() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-ci");
+    let cache = cache_at(&s3, &prefix);
+
+    // CI machine A: builds, publishes the binary, leaves state and logs in the bucket.
+    let mut a = ci_world(&s3, &prefix, fixture_repo("sample"));
+    on_github(&mut a);
+    let r = a.run(&[
+        "run",
+        "hello",
+        "--sw-mode=ci-embedded",
+        "--profile",
+        "ci",
+        "--sw-workers=2",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("published pipeline binary"),
+        "{}",
+        r.all()
+    );
+    let first = r.run_id();
+    let keys = block(cache.list("")).unwrap();
+    let bin: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("bin/") && !k.ends_with(".json"))
+        .collect();
+    assert_eq!(bin.len(), 1, "one published binary: {keys:?}");
+    assert!(
+        keys.contains(&format!("{}.json", bin[0])),
+        "manifest next to it: {keys:?}"
+    );
+    let state = String::from_utf8(block(cache.get(&format!("runs/{first}/state.ndjson"))).unwrap())
+        .unwrap();
+    let dump = sparkwing_contract::StateDump::parse(&state);
+    let run = dump.run.expect("run record in the bucket");
+    assert_eq!(run.status, sparkwing_contract::RunStatus::Success);
+    assert_eq!(run.invocation.mode, "ci-embedded");
+    assert_eq!(run.invocation.profile, "ci");
+    assert_eq!(run.invocation.ci_vendor, "github-actions");
+    assert_eq!(dump.nodes.len(), 3);
+
+    // CI machine B: the same source committed elsewhere (Cargo.lock included), a fresh home, and
+    // no cargo or rustc at all — the bucket's binary runs.
+    let repo_b = fixture_repo("sample");
+    std::fs::copy(
+        a.repo.join(".sparkwing/Cargo.lock"),
+        repo_b.join(".sparkwing/Cargo.lock"),
+    )
+    .unwrap();
+    let mut b = ci_world(&s3, &prefix, repo_b);
+    on_github(&mut b);
+    b.set("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .set("SPARKWING_CARGO", "/nonexistent/cargo");
+    let r = b.run(&["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("from the remote cache"), "{}", r.all());
+    let second = r.run_id();
+
+    // A failing run is recorded failed in the bucket and fails the CI step.
+    let r = b.run(&["run", "failing", "--sw-mode=ci-embedded", "--profile", "ci"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let failed = r.run_id();
+
+    // The laptop: another home, reads everything back from the bucket.
+    let laptop = ci_world(&s3, &prefix, a.repo.clone());
+    let list = laptop.run(&["runs", "list", "--profile", "ci", "-o", "json"]);
+    assert_eq!(list.code, 0, "{}", list.all());
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let ids: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for id in [&first, &second, &failed] {
+        assert!(ids.contains(&id.as_str()), "{id} missing from {ids:?}");
+    }
+    let show = laptop.run(&["runs", "show", &second, "--profile", "ci", "-o", "json"]);
+    let show: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(show["run"]["status"], "success");
+    assert_eq!(show["run"]["invocation"]["binary_source"], "remote-cache");
+    let show = laptop.run(&["runs", "show", &failed, "--profile", "ci", "-o", "json"]);
+    let show: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(show["run"]["status"], "failed");
+    let logs = laptop.run(&["runs", "logs", &first, "--node", "test", "--profile", "ci"]);
+    assert_eq!(logs.code, 0, "{}", logs.all());
+    assert!(
+        logs.stdout.contains("testing version 1.2.3"),
+        "{}",
+        logs.all()
+    );
+}
+
+#[test]
+fn no_cache_write_and_read_only_surfaces_never_publish() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-ro");
+    let cache = cache_at(&s3, &prefix);
+    let w = ci_world(&s3, &prefix, fixture_repo("sample"));
+    let r = w.run(&[
+        "run",
+        "hello",
+        "--sw-mode=ci-embedded",
+        "--profile",
+        "ci",
+        "--sw-no-cache-write",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("not publishing"), "{}", r.all());
+    let keys = block(cache.list("bin/")).unwrap();
+    assert!(keys.is_empty(), "nothing published: {keys:?}");
+
+    let ro = ci_world(&s3, &prefix, w.repo.clone());
+    std::fs::write(
+        ro.home.join("profiles.yaml"),
+        format!(
+            "profiles:\n  ci:\n    cache: {{ type: s3, bucket: {b}, prefix: {prefix}/cache, read_only: true }}\n    logs: {{ type: s3, bucket: {b}, prefix: {prefix}/logs }}\n",
+            b = s3.bucket
+        ),
+    )
+    .unwrap();
+    let r = ro.run(&["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("read_only"), "{}", r.all());
+    assert!(block(cache.list("bin/")).unwrap().is_empty());
+}
+
+#[test]
+fn a_child_killed_by_sigkill_is_finalized_in_the_bucket() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-kill");
+    let cache = cache_at(&s3, &prefix);
+    let w = ci_world(&s3, &prefix, fixture_repo("sample"));
+    let r = w.run(&["run", "die", "--sw-mode=ci-embedded", "--profile", "ci"]);
+    assert_eq!(r.code, 137, "{}", r.all());
+    let id = r.run_id();
+    let state =
+        String::from_utf8(block(cache.get(&format!("runs/{id}/state.ndjson"))).unwrap()).unwrap();
+    let dump = sparkwing_contract::StateDump::parse(&state);
+    let run = dump.run.unwrap();
+    assert_eq!(run.status, sparkwing_contract::RunStatus::Failed);
+    assert!(run.error.contains("SIGKILL"), "{}", run.error);
+    assert!(
+        dump.nodes
+            .iter()
+            .all(|n| n.status == sparkwing_contract::NodeStatus::Done),
+        "{state}"
+    );
+}
