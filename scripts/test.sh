@@ -15,5 +15,8 @@ scripts/s3-server.sh start
 trap 'scripts/s3-server.sh stop' EXIT
 eval "$(scripts/s3-server.sh env)"
 
+echo "==> headless Chromium and playwright-core for the browser tests"
+scripts/browser-setup.sh
+
 echo "==> cargo test"
 cargo test --workspace --no-fail-fast

@@ -5,7 +5,7 @@
 // links built from data are limited to http(s) URLs.
 'use strict';
 
-const POLL_MS = 1000;
+const POLL_MS = 800;
 const SLOW_POLL_MS = 5000;
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
@@ -561,7 +561,7 @@ const RunPage = {
       row.hidden = q !== '' && !hit;
       row.classList.toggle('hit', hit);
     }
-    this.logCount.textContent = q ? `${hits} of ${total} lines match` : `${total} lines`;
+    this.logCount.textContent = q ? `${hits} of ${total} lines match` : `${total} line${total === 1 ? '' : 's'}`;
   },
 
   async cancel() {

@@ -8,4 +8,5 @@ mod dashboard;
 mod local_run;
 mod scaffold;
 mod signals;
+mod sparks;
 mod support;

@@ -68,7 +68,7 @@ impl S3Env {
     }
 }
 
-/// Requests seen by the proxy, by HTTP method.
+/// Requests seen by the proxy, by `<HTTP method> <logs|state|other>`.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
     pub by_method: BTreeMap<String, u64>,
@@ -80,8 +80,13 @@ impl Counts {
     pub fn requests(&self) -> u64 {
         self.by_method.values().sum()
     }
-    pub fn method(&self, m: &str) -> u64 {
-        self.by_method.get(m).copied().unwrap_or(0)
+    /// Requests of `key` (`"PUT logs"`), or of every key starting with it (`"PUT"`).
+    pub fn of(&self, key: &str) -> u64 {
+        self.by_method
+            .iter()
+            .filter(|(k, _)| k.starts_with(key))
+            .map(|(_, v)| v)
+            .sum()
     }
 }
 
@@ -252,7 +257,18 @@ impl RequestCounter {
             if self.head.ends_with(b"\r\n\r\n") {
                 let text = String::from_utf8_lossy(&self.head).to_string();
                 self.head.clear();
-                let method = text.split(' ').next().unwrap_or("").to_string();
+                let mut words = text.split(' ');
+                let method = words.next().unwrap_or("");
+                let path = words.next().unwrap_or("");
+                // Which surface the request is for, by this crate's test layout.
+                let kind = if path.contains("state.ndjson") {
+                    "state"
+                } else if path.contains("/logs") {
+                    "logs"
+                } else {
+                    "other"
+                };
+                let method = format!("{method} {kind}");
                 self.body_left = text
                     .lines()
                     .filter_map(|l| l.split_once(':'))

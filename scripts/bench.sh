@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every benchmark, in one go (`make bench`). Starts the local S3 server when it is not running.
+# Set BENCH_COLD_BUILD=1 to include the two cold release builds (slow: ~2 × 5 minutes on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! scripts/s3-server.sh status >/dev/null 2>&1; then
+  scripts/s3-server.sh start
+  trap 'scripts/s3-server.sh stop' EXIT
+fi
+eval "$(scripts/s3-server.sh env)"
+
+echo "## sparkwing run (local mode, remote cache)"
+python3 scripts/bench.py
+
+echo
+echo "## Storage"
+cargo run -q --release -p sparkwing-storage --features conformance --example storage-bench
+
+echo
+echo "## Dashboard"
+scripts/browser-bench.sh
