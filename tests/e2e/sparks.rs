@@ -6,12 +6,19 @@ use crate::support::{World, fixture_repo};
 use std::os::unix::fs::PermissionsExt;
 
 fn real_cargo() -> String {
-    let out = std::process::Command::new("sh").args(["-c", "command -v cargo"]).output().unwrap();
+    let out = std::process::Command::new("sh")
+        .args(["-c", "command -v cargo"])
+        .output()
+        .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn calls(log: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_string).collect()
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -19,16 +26,31 @@ fn sparks_resolve_update_and_no_resolve() {
     let repo = fixture_repo("sample");
     let manifest = repo.join(".sparkwing/Cargo.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replace("[dependencies]\n", "[dependencies]\nitoa = \"1\"\n")).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("[dependencies]\n", "[dependencies]\nitoa = \"1\"\n"),
+    )
+    .unwrap();
     let yaml = repo.join(".sparkwing/sparkwing.yaml");
     let text = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(&yaml, format!("{text}sparks:\n  - name: itoa\n    version: \"^1\"\n")).unwrap();
+    std::fs::write(
+        &yaml,
+        format!("{text}sparks:\n  - name: itoa\n    version: \"^1\"\n"),
+    )
+    .unwrap();
 
     let mut w = World::new(repo.clone());
     let log = w.home.join("cargo-calls.log");
     let wrapper = w.home.join("cargo-wrapper");
-    std::fs::write(&wrapper, format!("#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real_cargo()))
-        .unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real_cargo()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     w.set("SPARKWING_CARGO", wrapper.to_str().unwrap());
 
@@ -37,7 +59,11 @@ fn sparks_resolve_update_and_no_resolve() {
     assert!(r.stdout.contains("itoa"), "{}", r.all());
     let overlay = repo.join(".sparkwing/.resolved.lock");
     assert!(overlay.is_file());
-    assert!(calls(&log).iter().any(|c| c == "update"), "{:?}", calls(&log));
+    assert!(
+        calls(&log).iter().any(|c| c == "update"),
+        "{:?}",
+        calls(&log)
+    );
     let overlay_bytes = std::fs::read(&overlay).unwrap();
 
     // Trusting the committed overlay: the build is the only cargo call.

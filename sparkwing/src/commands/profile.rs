@@ -32,10 +32,9 @@ pub fn resolve(
     sparkwing_config::resolve(flag, project, &user, home).map_err(config_error)
 }
 
-/// `sparkwing profile [--profile NAME] [-o pretty|json]`
-pub fn execute(args: ProfileArgs) -> CliResult {
-    let home = crate::home::sparkwing_home()?;
-    // The project is optional here: outside a repository only user profiles and defaults apply.
+/// Resolves `--profile` for a command run from the current directory. The project is optional:
+/// outside a repository only user profiles and the built-in defaults apply.
+pub fn resolve_here(flag: Option<&str>, home: &Path) -> Result<Effective, CliError> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
     let project = match crate::project::find(&cwd) {
@@ -44,7 +43,13 @@ pub fn execute(args: ProfileArgs) -> CliResult {
         }
         Err(_) => None,
     };
-    let resolved = resolve(args.profile.as_deref(), project.as_ref(), &home)?;
+    resolve(flag, project.as_ref(), home)
+}
+
+/// `sparkwing profile [--profile NAME] [-o pretty|json]`
+pub fn execute(args: ProfileArgs) -> CliResult {
+    let home = crate::home::sparkwing_home()?;
+    let resolved = resolve_here(args.profile.as_deref(), &home)?;
     match args.output {
         Format::Pretty => print!("{}", sparkwing_config::render_pretty(&resolved)),
         Format::Json => crate::output::print_json(&sparkwing_config::to_json(&resolved))?,

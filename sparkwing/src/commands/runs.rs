@@ -71,18 +71,7 @@ pub fn execute(cmd: RunsCommand) -> CliResult {
 
 fn open_sources(store: &StoreArgs) -> Result<Sources, CliError> {
     let home = crate::home::sparkwing_home()?;
-    let cwd = std::env::current_dir()
-        .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
-    let project = match crate::project::find(&cwd) {
-        Ok(p) => sparkwing_config::ProjectConfig::load_optional(
-            &p.config_path(),
-            &crate::commands::profile::env_lookup,
-        )
-        .map_err(crate::commands::profile::config_error)?,
-        Err(_) => None,
-    };
-    let profile =
-        crate::commands::profile::resolve(store.profile.as_deref(), project.as_ref(), &home)?;
+    let profile = crate::commands::profile::resolve_here(store.profile.as_deref(), &home)?;
     source::open(&profile, store.profile.is_some(), &home)
 }
 

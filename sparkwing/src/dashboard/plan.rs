@@ -37,18 +37,7 @@ impl Plan {
     /// Resolves the profile and the store flags, and opens the stores (no request is made).
     pub fn from_args(args: &StartArgs) -> Result<Plan, CliError> {
         let home = crate::home::sparkwing_home()?;
-        let cwd = std::env::current_dir()
-            .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
-        let project = match crate::project::find(&cwd) {
-            Ok(p) => sparkwing_config::ProjectConfig::load_optional(
-                &p.config_path(),
-                &crate::commands::profile::env_lookup,
-            )
-            .map_err(crate::commands::profile::config_error)?,
-            Err(_) => None,
-        };
-        let profile =
-            crate::commands::profile::resolve(args.profile.as_deref(), project.as_ref(), &home)?;
+        let profile = crate::commands::profile::resolve_here(args.profile.as_deref(), &home)?;
         let log_flag = args
             .log_store
             .as_deref()
