@@ -26,7 +26,11 @@ fn measure(label: &str, args: &[&str], workers: &str) -> (f64, support::Counts, 
     );
     // Let the proxy see the last responses through.
     std::thread::sleep(Duration::from_millis(100));
-    (took, proxy.counts(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        took,
+        proxy.counts(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]

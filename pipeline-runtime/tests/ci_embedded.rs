@@ -285,7 +285,7 @@ fn an_outage_mid_run_spools_log_parts_and_delivers_them_when_the_store_returns()
         &s3,
         &proxy.endpoint(),
         "outage",
-        &["slow", "--seconds", "8"],
+        &["slow", "--seconds", "13"],
     );
     let bucket = Bucket::new(&run);
     let p = Running::spawn(&mut run);
@@ -315,7 +315,7 @@ fn an_outage_mid_run_spools_log_parts_and_delivers_them_when_the_store_returns()
         .into_iter()
         .filter(|m| m.starts_with("tick "))
         .collect();
-    let expected: Vec<String> = (1..=80).map(|i| format!("tick {i}")).collect();
+    let expected: Vec<String> = (1..=130).map(|i| format!("tick {i}")).collect();
     assert_eq!(ticks, expected, "every line, in order, once");
 
     let state = bucket.state().unwrap();

@@ -404,7 +404,7 @@ impl State<'_> {
         let (level, at) = match count {
             1 => {
                 eprintln!(
-                    "sparkwing: received {name}: stopping {} running job(s) (SIGTERM, SIGKILL after {}); send it again to kill now",
+                    "sparkwing: received {name}: stopping {} running job(s) (SIGTERM, SIGKILL after {}); a signal a second or more later kills now",
                     self.running.len(),
                     crate::run::human(grace)
                 );

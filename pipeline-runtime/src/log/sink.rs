@@ -194,13 +194,24 @@ impl Batcher {
         }
     }
 
-    fn add(&mut self, node: Arc<str>, bytes: Vec<u8>, permits: u32) {
-        let needs_cut = self
-            .bufs
-            .get(&node)
-            .is_some_and(|p| !p.data.is_empty() && p.data.len() + bytes.len() > MAX_PART);
-        if needs_cut {
+    fn add(&mut self, node: Arc<str>, mut bytes: Vec<u8>, mut permits: u32) {
+        if let Some(p) = self.bufs.get_mut(&node)
+            && !p.data.is_empty()
+            && p.data.len() + bytes.len() > MAX_PART
+        {
+            // The cut part carries the permits, so they return to the budget when it is delivered.
+            p.permits += std::mem::take(&mut permits);
+            // Fill the part up to the limit at a line boundary, so parts are full and the store
+            // sees about one request per MiB.
+            let room = MAX_PART - p.data.len();
+            if let Some(end) = bytes[..room].iter().rposition(|&b| b == b'\n') {
+                p.data.extend_from_slice(&bytes[..=end]);
+                bytes.drain(..=end);
+            }
             self.cut(&node);
+            if bytes.is_empty() {
+                return;
+            }
         }
         if bytes.len() >= MAX_PART {
             let _ = self.out.send(Out::Part {
