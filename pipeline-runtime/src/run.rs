@@ -104,7 +104,7 @@ pub(crate) async fn execute(
     let began = Instant::now();
     let run_id = settings.run_id.to_string();
     let spool_dir = settings.home.join("spool").join(&run_id);
-    let db = sparkwing_records::db_path(&settings.home);
+    let db = backends::state_db(&settings.backends.state, &settings.home);
     let writer = match Writer::open(&db) {
         Ok(w) => w,
         Err(e) => {
@@ -180,7 +180,22 @@ pub(crate) async fn execute(
         format_version: Some(FORMAT_VERSION),
     };
     let pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
-    let state = artifacts.as_ref().map(|store| {
+    // The state stream goes to the state surface when that is a bucket, else to the cache.
+    let state_target = {
+        let spec = backends::state_stream_spec(&settings.backends.state, &settings.backends.cache);
+        if spec == settings.backends.cache {
+            artifacts.clone()
+        } else {
+            match backends::open_artifact_store(spec) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("warning: {e}; the run state is not streamed in this run");
+                    None
+                }
+            }
+        }
+    };
+    let state = state_target.as_ref().map(|store| {
         StateStream::start(
             store.clone(),
             &run,
@@ -188,7 +203,7 @@ pub(crate) async fn execute(
             spool_dir.join("state.ndjson"),
         )
     });
-    let state_store = artifacts.as_ref().map(|a| a.describe());
+    let state_store = state_target.as_ref().map(|a| a.describe());
     let records = Records {
         writer: &writer,
         masker: &masker,

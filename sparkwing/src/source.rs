@@ -195,33 +195,21 @@ pub fn open(
             profile.logs.spec_string()
         ))
     })?;
-    let cache_is_remote = matches!(profile.cache, Surface::S3 { .. });
-    let runs = match &profile.state {
-        // A profile named on the command line whose runs live in a bucket: read the bucket, so a
-        // laptop sees what CI machines recorded.
-        _ if explicit && cache_is_remote => {
-            let store = sparkwing_storage::open_artifact_store(&profile.cache.spec_string())
-                .map_err(|e| {
-                    CliError::failure(format!(
-                        "open the artifact store `{}`: {e}",
-                        profile.cache.spec_string()
-                    ))
-                })?;
-            RunSource::Bucket { store }
-        }
-        Surface::Sqlite { .. } => RunSource::Local {
+    let open_bucket = |surface: &Surface| {
+        let spec = surface.spec_string();
+        sparkwing_storage::open_artifact_store(&spec)
+            .map(|store| RunSource::Bucket { store })
+            .map_err(|e| CliError::failure(format!("open the artifact store `{spec}`: {e}")))
+    };
+    let runs = match (&profile.state, &profile.cache) {
+        // Runs whose state lives in a bucket are read from there.
+        (Surface::S3 { .. }, _) => open_bucket(&profile.state)?,
+        // A profile named on the command line whose cache is a bucket: read the state dumps CI
+        // machines left there, so a laptop sees what they recorded.
+        (_, Surface::S3 { .. }) if explicit => open_bucket(&profile.cache)?,
+        _ => RunSource::Local {
             db: state_db_path(profile, home),
         },
-        _ => {
-            let store = sparkwing_storage::open_artifact_store(&profile.cache.spec_string())
-                .map_err(|e| {
-                    CliError::failure(format!(
-                        "open the artifact store `{}`: {e}",
-                        profile.cache.spec_string()
-                    ))
-                })?;
-            RunSource::Bucket { store }
-        }
     };
     Ok(Sources { runs, logs })
 }
@@ -231,5 +219,14 @@ pub fn state_db_path(profile: &sparkwing_config::Resolved, home: &std::path::Pat
     match &profile.state {
         sparkwing_config::Surface::Sqlite { path: Some(p) } => p.clone(),
         _ => sparkwing_records::db_path(home),
+    }
+}
+
+/// Where `runs/<runID>/state.ndjson` dumps live for a profile: the state surface when it is a
+/// bucket, else the cache surface (the pipeline runtime streams them by the same rule).
+pub fn state_dump_surface(profile: &sparkwing_config::Resolved) -> &sparkwing_config::Surface {
+    match &profile.state {
+        s @ sparkwing_config::Surface::S3 { .. } => s,
+        _ => &profile.cache,
     }
 }

@@ -14,8 +14,11 @@ use std::sync::Arc;
 pub enum RunsFrom {
     /// The local SQLite record.
     Local { db: PathBuf },
-    /// `runs/*/state.ndjson` in the artifact store.
-    Bucket,
+    /// `runs/*/state.ndjson` in a bucket: the profile's state surface when it is one, else the
+    /// artifact store.
+    Bucket {
+        store: std::sync::Arc<dyn sparkwing_storage::ArtifactStore>,
+    },
 }
 
 /// A validated `dashboard start`.
@@ -60,7 +63,15 @@ impl Plan {
                     "pass `--log-store URL` and `--artifact-store URL`, or a `--profile NAME` whose `logs:` and `cache:` surfaces supply them",
                 ));
             };
-            (Some(logs), Some(cache), RunsFrom::Bucket)
+            // Without `--artifact-store`, dumps live where the runtime streams them.
+            let dumps = match (&args.artifact_store, &profile.state) {
+                (None, Surface::S3 { .. }) => profile.state.clone(),
+                _ => cache.clone(),
+            };
+            let spec = dumps.spec_string();
+            let store = sparkwing_storage::open_artifact_store(&spec)
+                .map_err(|e| CliError::failure(format!("open the artifact store `{spec}`: {e}")))?;
+            (Some(logs), Some(cache), RunsFrom::Bucket { store })
         } else {
             let db = crate::source::state_db_path(&profile, &home);
             let logs = log_flag.unwrap_or_else(|| profile.logs.clone());
@@ -103,7 +114,7 @@ impl Plan {
     pub fn mode(&self) -> &'static str {
         match self.runs_from {
             RunsFrom::Local { .. } => "local",
-            RunsFrom::Bucket => "bucket",
+            RunsFrom::Bucket { .. } => "bucket",
         }
     }
 
@@ -111,11 +122,7 @@ impl Plan {
     pub fn runs_spec(&self) -> String {
         match &self.runs_from {
             RunsFrom::Local { db } => format!("sqlite:{}", db.display()),
-            RunsFrom::Bucket => self
-                .artifacts
-                .as_ref()
-                .map(|a| a.describe())
-                .unwrap_or_default(),
+            RunsFrom::Bucket { store } => store.describe(),
         }
     }
 }

@@ -25,12 +25,8 @@ pub struct AppState {
 pub fn router(plan: Plan) -> Router {
     let runs = match &plan.runs_from {
         RunsFrom::Local { db } => Runs::Local { db: db.clone() },
-        RunsFrom::Bucket => {
-            // `Plan::from_args` guarantees the artifact store in bucket mode.
-            let store = plan
-                .artifacts
-                .clone()
-                .expect("bucket mode has an artifact store");
+        RunsFrom::Bucket { store } => {
+            let store = store.clone();
             Runs::Bucket {
                 store: store.describe(),
                 index: BucketRuns::new(store),

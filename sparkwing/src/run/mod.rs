@@ -140,7 +140,7 @@ fn finalize_abandoned(
     // The bucket must not show the run as running forever either: upload the finalized dump.
     let dump = sparkwing_records::Reader::open(&db).and_then(|r| r.dump_state(run_id.as_str()));
     let Ok(Some(dump)) = dump else { return };
-    let spec = plan.profile.cache.spec_string();
+    let spec = crate::source::state_dump_surface(&plan.profile).spec_string();
     let key = format!("runs/{run_id}/state.ndjson");
     let upload = async {
         let store = sparkwing_storage::open_artifact_store(&spec)?;
