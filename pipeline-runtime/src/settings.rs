@@ -53,6 +53,10 @@ pub(crate) struct Backends {
     pub all: BTreeMap<String, String>,
 }
 
+/// Variables whose values are masked in every sink even when `SPARKWING_SECRET_ENV` leaves
+/// them out.
+const ALWAYS_SECRET: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
 /// The child's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -150,17 +154,17 @@ impl Settings {
                     value: v,
                 })?,
         };
+        // The storage credentials every job inherits are secrets whether or not the user lists
+        // them: a job running `env` or `set -x` must not write them into the bucket it logs to.
         let secrets = nonempty(env::SECRET_ENV)
-            .map(|names| {
-                names
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty())
-                    .filter_map(&get)
-                    .filter(|v| !v.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .chain(ALWAYS_SECRET.iter().copied())
+            .filter_map(&get)
+            .filter(|v| !v.is_empty())
+            .collect();
         let backends = parse_backends(nonempty(env::BACKENDS).as_deref(), &home)?;
         Ok(Settings {
             mode: nonempty(env::MODE).unwrap_or_else(|| "local".into()),
@@ -254,6 +258,17 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.secrets, ["abcdef"]);
+        let s = settings(&[
+            (env::HOME, "/h"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3tkey"),
+            ("AWS_ACCESS_KEY_ID", "AKIDPUBLIC"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.secrets,
+            ["s3cr3tkey"],
+            "storage credentials are always masked"
+        );
     }
 
     #[test]

@@ -122,7 +122,9 @@ impl RunSource {
                 })
                 .await?;
             return runs.into_iter().next().map(|r| r.id).ok_or_else(|| {
-                CliError::usage(format!("no runs recorded in {}", self.describe()))
+                CliError::failure(format!("no runs recorded in {}", self.describe())).with_hint(
+                    "run a pipeline with `sparkwing run <pipeline>`, or pass `--profile NAME` to read a bucket",
+                )
             });
         }
         sparkwing_contract::RunId::parse(given)

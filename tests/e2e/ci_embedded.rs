@@ -102,7 +102,17 @@ fn ci_machine_to_bucket_to_second_machine_to_laptop() {
     .unwrap();
     let mut b = ci_world(&s3, &prefix, repo_b);
     on_github(&mut b);
-    b.set("PATH", "/usr/local/bin:/usr/bin:/bin")
+    let bare_path = "/usr/local/bin:/usr/bin:/bin";
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v cargo || command -v rustc"])
+        .env("PATH", bare_path)
+        .output()
+        .unwrap();
+    assert!(
+        !found.status.success(),
+        "this machine has a toolchain on `{bare_path}`; the test needs a PATH without one"
+    );
+    b.set("PATH", bare_path)
         .set("SPARKWING_CARGO", "/nonexistent/cargo");
     let r = b.run(&["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"]);
     assert_eq!(r.code, 0, "{}", r.all());

@@ -132,11 +132,16 @@ impl Resp {
 
 /// One HTTP/1.1 request with the path sent byte for byte (no client-side normalization).
 fn http(addr: SocketAddr, method: &str, path: &str) -> Resp {
+    http_with(addr, method, path, &format!("Host: {addr}\r\n"))
+}
+
+/// [`http`] with the header lines given (each ending in CRLF; must include `Host`).
+fn http_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> Resp {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\n{headers}Connection: close\r\nContent-Length: 0\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -1030,6 +1035,47 @@ fn read_only_local_dashboard_mounts_no_writes() {
         .status,
         405
     );
+}
+
+#[test]
+fn other_sites_cannot_drive_the_dashboard() {
+    let w = bare_world();
+    let d = Dashboard::start(&w, &[]);
+    // DNS rebinding: a page on another name that resolves to 127.0.0.1.
+    let r = http_with(d.addr, "GET", "/api/v1/runs", "Host: evil.example:4343\r\n");
+    assert_eq!(r.status, 403, "{}", r.text());
+    let ok = http_with(
+        d.addr,
+        "GET",
+        "/api/v1/capabilities",
+        &format!("Host: localhost:{}\r\n", d.addr.port()),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    // A cross-site form or fetch POST carries a foreign Origin.
+    let r = http_with(
+        d.addr,
+        "POST",
+        "/api/v1/runs/run-20260101-000000-00000000/cancel",
+        &format!("Host: {}\r\nOrigin: http://evil.example\r\n", d.addr),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = http_with(
+        d.addr,
+        "POST",
+        "/api/v1/runs/run-20260101-000000-00000000/cancel",
+        &format!("Host: {a}\r\nOrigin: http://{a}\r\n", a = d.addr),
+    );
+    assert_eq!(
+        r.status,
+        409,
+        "same-origin writes reach the handler: {}",
+        r.text()
+    );
+    drop(d);
+    // Binding beyond loopback with writes is refused.
+    let r = w.run(&["dashboard", "start", "--foreground", "--addr", "0.0.0.0:0"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--read-only"), "{}", r.all());
 }
 
 #[test]

@@ -8,7 +8,7 @@ fn new_pipeline_builds_and_runs() {
     let repo = scratch().join("scaffold-repo");
     std::fs::create_dir_all(repo.join("src/deep")).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
-    let mut w = World::new(repo.clone());
+    let w = World::new(repo.clone());
     // From a subdirectory: the package goes to the repository root.
     let mut new = w.cmd(&[
         "pipeline",
@@ -52,7 +52,6 @@ fn new_pipeline_builds_and_runs() {
         .collect();
     assert_eq!(names, ["ship-it", "nightly"]);
 
-    w.set("SPARKWING_WORKERS", "1");
     let run = w.run(&["run", "ship-it"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("hello from ship-it"), "{}", run.all());

@@ -40,6 +40,13 @@ impl Plan {
     /// Resolves the profile and the store flags, and opens the stores (no request is made).
     pub fn from_args(args: &StartArgs) -> Result<Plan, CliError> {
         let home = crate::home::sparkwing_home()?;
+        if !(args.addr.ip().is_loopback() || args.read_only || args.no_local_store) {
+            return Err(CliError::usage(format!(
+                "`--addr {}` would let anyone who can reach this machine read every log and artifact and cancel runs: the dashboard has no authentication",
+                args.addr
+            ))
+            .with_hint("bind to 127.0.0.1 (the default), or add `--read-only` to serve reads only on that address"));
+        }
         let profile = crate::commands::profile::resolve_here(args.profile.as_deref(), &home)?;
         let log_flag = args
             .log_store

@@ -52,12 +52,65 @@ pub fn router(plan: Plan) -> Router {
             guard_api(writes, req, next)
         }));
 
+    let allowed = Arc::new(allowed_hosts(state.plan.addr));
     Router::new()
         .route("/", get(index))
         .route("/assets/{name}", get(asset))
         .nest("/api/v1", api)
         .with_state(state)
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(move |req, next| {
+            guard_origin(allowed.clone(), req, next)
+        }))
+}
+
+/// Host names a loopback-bound dashboard answers to. Empty: bound elsewhere, no Host check.
+fn allowed_hosts(addr: std::net::SocketAddr) -> Vec<String> {
+    if !addr.ip().is_loopback() {
+        return Vec::new();
+    }
+    let port = addr.port();
+    vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        addr.to_string(),
+    ]
+}
+
+/// A page on another site must not drive this dashboard through the browser: on loopback the
+/// `Host` must name loopback (defeats DNS rebinding), and a write must come from this origin
+/// (or from a non-browser client, which sends no `Origin`).
+async fn guard_origin(allowed: Arc<Vec<String>>, req: Request, next: Next) -> Response {
+    if !allowed.is_empty() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+            return api::error(
+                StatusCode::FORBIDDEN,
+                "unexpected Host header: this dashboard only answers to its loopback address",
+            );
+        }
+    }
+    let writes = req.method() != Method::GET && req.method() != Method::HEAD;
+    if let Some(origin) = req.headers().get(header::ORIGIN).filter(|_| writes) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let same = origin
+            .strip_prefix("http://")
+            .is_some_and(|o| o.eq_ignore_ascii_case(host));
+        if !same {
+            return api::error(StatusCode::FORBIDDEN, "cross-origin writes are not allowed");
+        }
+    }
+    next.run(req).await
 }
 
 /// Rejects what no `/api/v1` route may see, before routing: encoded separators inside a path

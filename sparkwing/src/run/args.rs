@@ -112,7 +112,8 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
         }
         if name == "--sw-no-cache-write" {
             if inline.is_some() {
-                return Err(CliError::usage("`--sw-no-cache-write` takes no value"));
+                return Err(CliError::usage("`--sw-no-cache-write` takes no value")
+                    .with_hint("write `--sw-no-cache-write` on its own"));
             }
             out.no_cache_write = true;
             i += 1;
@@ -133,7 +134,8 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
             "--sw-workers" => out.workers = Some(parse_workers(&value)?),
             "--profile" => {
                 if value.is_empty() {
-                    return Err(CliError::usage("`--profile` needs a profile name"));
+                    return Err(CliError::usage("`--profile` needs a profile name")
+                        .with_hint("`sparkwing profile` shows the profile that resolves; pass e.g. `--profile ci`"));
                 }
                 out.profile = Some(value)
             }

@@ -72,7 +72,15 @@ pub async fn run_to_completion(
 
     let status = loop {
         tokio::select! {
-            status = child.wait() => break status?,
+            status = child.wait() => match status {
+                Ok(s) => break s,
+                Err(e) => {
+                    // Never leave the pipeline running unsupervised.
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    return Err(e);
+                }
+            },
             _ = sigint.recv() => {
                 let child_pgid = child
                     .id()
