@@ -14,6 +14,11 @@ echo "## sparkwing run (local mode, remote cache)"
 python3 scripts/bench.py
 
 echo
+echo "## Runtime in ci-embedded mode"
+cargo build -q --release -p pipeline-runtime --examples
+cargo test -q --release -p pipeline-runtime --test bench_ci -- --ignored --nocapture --test-threads 1
+
+echo
 echo "## Storage"
 cargo run -q --release -p sparkwing-storage --features conformance --example storage-bench
 

@@ -110,8 +110,8 @@ pub enum RunsCommand {
         /// Only this node
         #[arg(long)]
         node: Option<String>,
-        /// Keep printing new lines until the run ends
-        #[arg(short = 'f', long)]
+        /// Keep printing new lines until the run ends (with `--tail`: start from the last N)
+        #[arg(short = 'f', long, conflicts_with_all = ["head", "lines"])]
         follow: bool,
         /// Only the last N lines
         #[arg(long, conflicts_with = "head")]

@@ -146,3 +146,35 @@ fn skip_conditions_and_secret_masking() {
         "secret in state.db"
     );
 }
+
+#[test]
+fn runs_logs_follow_prints_new_lines_until_the_run_ends() {
+    use crate::support::{LineWatcher, find_run_id, wait_timeout};
+    use std::time::Duration;
+    let w = World::sample();
+    let warm = w.run(&["run", "hello"]);
+    assert_eq!(warm.code, 0, "{}", warm.all());
+    let mut run = w.spawn(&["run", "slow", "--seconds", "3"]);
+    let out = LineWatcher::new(run.stdout.take().unwrap());
+    assert!(
+        out.wait_for("ready", Duration::from_secs(60)),
+        "{}",
+        out.text()
+    );
+    let id = find_run_id(&out.text()).expect("run id");
+    let mut follow = w.spawn(&["runs", "logs", &id, "--follow", "--grep", "tick 2"]);
+    let followed = LineWatcher::new(follow.stdout.take().unwrap());
+    assert_eq!(
+        wait_timeout(&mut run, Duration::from_secs(30)),
+        0,
+        "{}",
+        out.text()
+    );
+    // Following ends by itself once the run has ended.
+    assert_eq!(wait_timeout(&mut follow, Duration::from_secs(15)), 0);
+    std::thread::sleep(Duration::from_millis(100));
+    let text = followed.text();
+    // `tick 2`, `tick 20` … `tick 29`: lines written after following began, filtered by --grep.
+    assert!(text.contains("tick 29"), "{text}");
+    assert!(text.lines().all(|l| l.contains("tick 2")), "{text}");
+}

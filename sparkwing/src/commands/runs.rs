@@ -310,12 +310,27 @@ async fn logs(
                 sources.logs.read(&id, n, &read_opts).await.map_err(|e| {
                     CliError::failure(format!("read the log of `{n}` in `{id}`: {e}"))
                 })?;
+            let first = !printed.contains_key(n);
             let already = printed.entry(n.clone()).or_insert(0);
             let fresh = skip_lines(&bytes, *already);
             *already += fresh
                 .split(|&b| b == b'\n')
                 .filter(|l| !l.is_empty())
                 .count();
+            // Following reads whole logs and prints what is new; the filters apply to that:
+            // `--grep` to every new line, `--tail` to where following starts.
+            let filtered;
+            let fresh = if follow {
+                let o = ReadOpts {
+                    grep: opts.grep.clone(),
+                    tail: if first { opts.tail } else { 0 },
+                    ..ReadOpts::default()
+                };
+                filtered = o.apply(fresh);
+                &filtered[..]
+            } else {
+                fresh
+            };
             let prefix = if node.is_some() {
                 None
             } else {
