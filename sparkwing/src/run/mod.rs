@@ -104,6 +104,7 @@ fn act(plan: RunPlan) -> CliResult {
     drop(binary); // releases the cache lease only after the child is gone
     if !end.is_orderly() {
         finalize_abandoned(&plan, &run_id, end, &rt);
+        deliver_spooled_logs(&plan, &run_id, &rt);
     }
     Ok(end.exit_code())
 }
@@ -159,6 +160,90 @@ fn finalize_abandoned(
     }
 }
 
+/// Log parts the pipeline spooled during a storage outage and could not deliver before it died:
+/// `$SPARKWING_HOME/spool/<runID>/logs/<node>/<seq>.ndjson`, delivered in sequence order.
+fn deliver_spooled_logs(plan: &RunPlan, run_id: &RunId, rt: &tokio::runtime::Runtime) {
+    let root = plan.home.join("spool").join(run_id.as_str()).join("logs");
+    let mut parts = Vec::new();
+    collect_spooled(&root, &root, &mut parts);
+    if parts.is_empty() {
+        return;
+    }
+    parts.sort();
+    let spec = plan.profile.logs.spec_string();
+    let Ok(store) = sparkwing_storage::open_log_store(&spec) else {
+        return;
+    };
+    let total = parts.len();
+    let mut delivered = 0;
+    for (_, node, path) in &parts {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        let sent = rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                store.append_part(run_id.as_str(), node, bytes),
+            )
+            .await
+        });
+        match sent {
+            Ok(Ok(_)) => {
+                let _ = std::fs::remove_file(path);
+                delivered += 1;
+            }
+            _ => break,
+        }
+    }
+    if delivered == total {
+        let _ = std::fs::remove_dir_all(plan.home.join("spool").join(run_id.as_str()));
+        eprintln!("sparkwing: delivered {total} spooled log part(s) of {run_id} to `{spec}`");
+    } else {
+        eprintln!(
+            "warning: {} spooled log part(s) of {run_id} could not be delivered to `{spec}`; kept in `{}`",
+            total - delivered,
+            root.display()
+        );
+    }
+}
+
+/// `(seq, node id, path)` of every spooled part below `dir`.
+fn collect_spooled(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut Vec<(u64, String, PathBuf)>,
+) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_spooled(root, &path, out);
+            continue;
+        }
+        let seq = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok());
+        let node = path
+            .parent()
+            .and_then(|p| p.strip_prefix(root).ok())
+            .map(|p| {
+                p.iter()
+                    .filter_map(|s| s.to_str())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            });
+        if let (Some(seq), Some(node)) = (seq, node)
+            && !node.is_empty()
+            && path.extension().is_some_and(|e| e == "ndjson")
+        {
+            out.push((seq, node, path));
+        }
+    }
+}
+
 /// `$SPARKWING_HOME/active/<runID>.json` while a run's process lives: lets `sparkwing dashboard`
 /// cancel an in-flight local run by signalling this supervisor (which forwards to the pipeline).
 pub struct ActiveMarker {
@@ -192,5 +277,25 @@ impl ActiveMarker {
 
     fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spooled_parts_are_found_in_sequence_order_with_their_node() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("logs");
+        for (rel, seq) in [("build", 2), ("parent/child", 1), ("build", 3)] {
+            let dir = root.join(rel);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{seq:010}.ndjson")), b"{}\n").unwrap();
+        }
+        std::fs::write(root.join("build").join(".tmp-x"), b"").unwrap();
+        let mut parts = Vec::new();
+        super::collect_spooled(&root, &root, &mut parts);
+        parts.sort();
+        let got: Vec<(u64, &str)> = parts.iter().map(|(s, n, _)| (*s, n.as_str())).collect();
+        assert_eq!(got, [(1, "parent/child"), (2, "build"), (3, "build")]);
     }
 }
