@@ -58,7 +58,7 @@ impl RunStatus {
 
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -94,7 +94,7 @@ impl NodeStatus {
 
 impl fmt::Display for NodeStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -141,7 +141,7 @@ impl Outcome {
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -395,5 +395,17 @@ mod tests {
         assert!(dump.nodes[0].deps.is_empty());
         assert_eq!(dump.bad_lines.len(), 1);
         assert_eq!(dump.bad_lines[0].0, 3);
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn statuses_honour_width_in_tables() {
+        assert_eq!(format!("[{:<9}]", RunStatus::Success), "[success  ]");
+        assert_eq!(format!("[{:<8}]", NodeStatus::Done), "[done    ]");
+        assert_eq!(format!("[{:>9}]", Outcome::Failed), "[   failed]");
     }
 }
