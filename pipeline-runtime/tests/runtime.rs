@@ -370,6 +370,44 @@ fn secrets_are_masked_in_logs_and_records_even_when_split_across_writes() {
 }
 
 #[test]
+fn a_secret_across_the_cut_of_an_over_long_line_is_still_masked() {
+    // Lines over 64 KiB are logged in pieces. A 260 KB line made of the secret over and over puts
+    // a secret across every cut, wherever the reads happen to end.
+    let h = Harness::new()
+        .set("SPARKWING_SECRET_ENV", "TOK")
+        .set("TOK", "s3cr3t-value");
+    let code = h.run(
+        one("long", |p| {
+            p.job("long").step(
+                "print",
+                // Each secret in two writes, so reads (and so cuts) also end inside secrets.
+                Cmd::sh(
+                    r#"for i in $(seq 20000); do printf 's3cr3t'; printf -- '-valuez'; done; echo"#,
+                ),
+            );
+        }),
+        &["long"],
+    );
+    assert_eq!(code, 0);
+    // The command's own text (which spells the halves out) is not output: look at output only.
+    let log: String = h
+        .log("long")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<sparkwing_contract::LogRecord>(l).ok())
+        .filter(|r| !r.msg.starts_with("$ "))
+        .map(|r| r.msg)
+        .collect();
+    assert!(log.len() > 50_000, "the line was logged");
+    for piece in ["s3cr3t", "3t-val", "value"] {
+        assert!(
+            !log.contains(piece),
+            "a piece of the secret (`{piece}`) leaked across a cut"
+        );
+    }
+    assert!(log.contains("***z***z"), "the secret is masked whole");
+}
+
+#[test]
 fn many_lines_are_written_as_few_ordered_parts() {
     let h = Harness::new();
     let code = h.run(

@@ -337,9 +337,9 @@ impl State<'_> {
             self.cancel_dependents(i, cancelling);
         }
         // Logs of a finished node are complete in the store soon after its record says done;
-        // the flush runs beside the dispatcher so it never waits for the store.
+        // the part is cut now and delivered beside the dispatcher, which never waits for the store.
         if log.wrote() {
-            tokio::spawn(async move { log.flush().await });
+            log.flush_now();
         }
     }
 

@@ -29,6 +29,9 @@ pub(crate) enum Stop {
 
 /// A line longer than this is cut into pieces so one endless line cannot hold memory hostage.
 const MAX_LINE: usize = 64 * 1024;
+/// The first read of a pipe asks for this much; reads that fill it double it up to [`READ_MAX`].
+const READ_MIN: usize = 4 * 1024;
+const READ_MAX: usize = 64 * 1024;
 /// How long output may keep flowing after the command's main process exited (a background child
 /// that kept the pipe) before the rest of the group is killed.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
@@ -58,7 +61,25 @@ pub(crate) async fn run(
         Some(d) => spec.work_dir.join(d),
         None => spec.work_dir.to_path_buf(),
     };
-    let mut command = tokio::process::Command::new(&spec.cmd.program);
+    // A `PATH` set for the command is searched by `execvp` itself; so is everything uncertain.
+    let path_set = spec
+        .job_env
+        .iter()
+        .chain(spec.cmd.env.iter())
+        .any(|(k, _)| k == "PATH");
+    let found = if path_set {
+        None
+    } else {
+        std::env::var_os("PATH").and_then(|p| unix::find_in_path(&spec.cmd.program, &p))
+    };
+    let mut command = match &found {
+        Some(file) => {
+            let mut c = tokio::process::Command::new(file);
+            c.arg0(&spec.cmd.program);
+            c
+        }
+        None => tokio::process::Command::new(&spec.cmd.program),
+    };
     command
         .args(&spec.cmd.args)
         .current_dir(&dir)
@@ -77,26 +98,22 @@ pub(crate) async fn run(
     })?;
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
     let mut guard = unix::GroupGuard::new(pgid);
-    let mut out_task = tokio::spawn(pump(
-        child.stdout.take(),
-        log.clone(),
-        step.to_string(),
-        Stream::Stdout,
-        capture,
-    ));
-    let mut err_task = tokio::spawn(pump(
-        child.stderr.take(),
-        log.clone(),
-        step.to_string(),
-        Stream::Stderr,
-        false,
-    ));
+    // The pipes are read inside this future rather than in tasks of their own: a job that prints
+    // little (most do) then costs no task spawns or cross-thread wake-ups, and dropping this
+    // future still stops the reading.
+    let out_pump = pump(child.stdout.take(), log, step, Stream::Stdout, capture);
+    let err_pump = pump(child.stderr.take(), log, step, Stream::Stderr, false);
+    tokio::pin!(out_pump, err_pump);
+    let mut captured: Option<Option<String>> = None;
+    let mut err_done = false;
 
     let mut kill_at: Option<Instant> = None;
     let mut stop_open = true;
     let status = loop {
         tokio::select! {
             s = child.wait() => break s,
+            r = &mut out_pump, if captured.is_none() => captured = Some(r),
+            _ = &mut err_pump, if !err_done => err_done = true,
             changed = stop.changed(), if stop_open => {
                 if changed.is_err() {
                     stop_open = false;
@@ -127,23 +144,21 @@ pub(crate) async fn run(
     // The main process is gone; give the pipes a moment to drain, then clear out whatever is left
     // of the group so nothing outlives its job. A process that left the group (setsid) and kept
     // the pipe open is abandoned after a further second rather than holding the job forever.
-    let mut captured: Option<Option<String>> = None;
-    let mut err_done = false;
     let mut killed = false;
-    let mut deadline = Instant::now() + DRAIN_AFTER_EXIT;
-    while captured.is_none() || !err_done {
-        tokio::select! {
-            r = &mut out_task, if captured.is_none() => captured = Some(r.ok().flatten()),
-            _ = &mut err_task, if !err_done => err_done = true,
-            _ = tokio::time::sleep_until(deadline) => {
-                if killed {
-                    out_task.abort();
-                    err_task.abort();
-                    break;
+    if captured.is_none() || !err_done {
+        let mut deadline = Instant::now() + DRAIN_AFTER_EXIT;
+        while captured.is_none() || !err_done {
+            tokio::select! {
+                r = &mut out_pump, if captured.is_none() => captured = Some(r),
+                _ = &mut err_pump, if !err_done => err_done = true,
+                _ = tokio::time::sleep_until(deadline) => {
+                    if killed {
+                        break;
+                    }
+                    signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                    killed = true;
+                    deadline = Instant::now() + Duration::from_secs(1);
                 }
-                signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
-                killed = true;
-                deadline = Instant::now() + Duration::from_secs(1);
             }
         }
     }
@@ -185,32 +200,48 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// text is collected and returned instead.
 async fn pump(
     reader: Option<impl AsyncRead + Unpin>,
-    log: NodeLog,
-    step: String,
+    log: &NodeLog,
+    step: &str,
     stream: Stream,
     capture: bool,
 ) -> Option<String> {
     let mut reader = reader?;
     let mut captured = capture.then(String::new);
-    let mut buf = vec![0u8; 64 * 1024];
+    // Bytes are read straight behind the unfinished line, into memory that is never zeroed; the
+    // read size starts small (most commands print little or nothing) and grows while reads fill it.
     let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = READ_MIN;
     loop {
-        let n = match reader.read(&mut buf).await {
+        if pending.capacity() - pending.len() < chunk {
+            pending.reserve(chunk);
+        }
+        let start = pending.len();
+        let room = pending.capacity() - start;
+        let n = match reader.read_buf(&mut pending).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        pending.extend_from_slice(&buf[..n]);
-        if let Some(pos) = pending.iter().rposition(|&b| b == b'\n') {
-            let rest = pending.split_off(pos + 1);
-            let complete = std::mem::replace(&mut pending, rest);
-            emit(&log, &step, stream, &complete, captured.as_mut()).await;
+        if n == room {
+            chunk = (chunk * 2).min(READ_MAX);
+        }
+        // Only the new bytes can hold a newline: what was pending before holds none.
+        if let Some(pos) = pending[start..].iter().rposition(|&b| b == b'\n') {
+            let end = start + pos + 1;
+            emit(log, step, stream, &pending[..end], captured.as_mut()).await;
+            pending.drain(..end);
         } else if pending.len() >= MAX_LINE {
-            let chunk = std::mem::take(&mut pending);
-            emit(&log, &step, stream, &chunk, captured.as_mut()).await;
+            // An over-long line goes out in pieces, each masked on its own: cut where no secret
+            // spans the cut (before it), so no piece ever shows part of one.
+            let mut cut = log.masker().safe_cut(&pending, pending.len());
+            if cut == 0 {
+                cut = pending.len();
+            }
+            emit(log, step, stream, &pending[..cut], captured.as_mut()).await;
+            pending.drain(..cut);
         }
     }
     if !pending.is_empty() {
-        emit(&log, &step, stream, &pending, captured.as_mut()).await;
+        emit(log, step, stream, &pending, captured.as_mut()).await;
     }
     captured
 }

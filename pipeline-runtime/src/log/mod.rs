@@ -216,10 +216,10 @@ impl NodeLog {
         self.wrote.load(Ordering::Relaxed)
     }
 
-    /// Writes this node's buffered lines to the store now.
-    pub async fn flush(&self) {
+    /// Has this node's buffered lines written to the store soon, without waiting for them.
+    pub fn flush_now(&self) {
         if let Some(sink) = &self.hub.sink {
-            sink.flush(Some(self.node.clone())).await;
+            sink.flush_now(self.node.clone());
         }
     }
 }

@@ -33,10 +33,14 @@ enum Msg {
         bytes: Vec<u8>,
         permits: u32,
     },
+    /// Only tests wait for a flush; the run cuts parts with [`Msg::Cut`] and never waits.
+    #[cfg(test)]
     Flush {
         node: Option<Arc<str>>,
         done: oneshot::Sender<()>,
     },
+    /// Cut the node's buffer into a part now; nobody waits for it.
+    Cut(Arc<str>),
     Close(oneshot::Sender<SinkStats>),
 }
 
@@ -47,6 +51,7 @@ enum Out {
         data: Vec<u8>,
         permits: u32,
     },
+    #[cfg(test)]
     Barrier(oneshot::Sender<()>),
     Close(oneshot::Sender<SinkStats>),
 }
@@ -134,11 +139,17 @@ impl Sink {
 
     /// Writes the buffered lines of `node` (or of every node) and waits until they are stored or
     /// spooled.
+    #[cfg(test)]
     pub async fn flush(&self, node: Option<Arc<str>>) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush { node, done }).is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// Has the buffered lines of `node` written to the store soon, without waiting for them.
+    pub fn flush_now(&self, node: Arc<str>) {
+        let _ = self.tx.send(Msg::Cut(node));
     }
 
     /// Writes everything, retries spooled parts until `deadline`, and stops the tasks. Nothing
@@ -250,6 +261,7 @@ async fn batcher(mut rx: mpsc::UnboundedReceiver<Msg>, out: mpsc::UnboundedSende
                     return;
                 }
                 Some(Msg::Data { node, bytes, permits }) => b.add(node, bytes, permits),
+                #[cfg(test)]
                 Some(Msg::Flush { node, done }) => {
                     match node {
                         Some(n) => b.cut(&n),
@@ -257,6 +269,7 @@ async fn batcher(mut rx: mpsc::UnboundedReceiver<Msg>, out: mpsc::UnboundedSende
                     }
                     let _ = b.out.send(Out::Barrier(done));
                 }
+                Some(Msg::Cut(node)) => b.cut(&node),
                 Some(Msg::Close(done)) => {
                     b.cut_all(None);
                     let _ = b.out.send(Out::Close(done));
@@ -456,6 +469,7 @@ impl Delivery {
                         self.deliver(node, data).await;
                         self.budget.add_permits(permits as usize);
                     }
+                    #[cfg(test)]
                     Some(Out::Barrier(done)) => {
                         let _ = done.send(());
                     }
