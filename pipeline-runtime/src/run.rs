@@ -213,6 +213,16 @@ pub(crate) async fn execute(
     for rec in &pending {
         writer.put_node(rec.clone());
     }
+    // The run is on record before any job starts: a reader (the dashboard, `runs list`) that
+    // sees a job's first line also sees its run.
+    let synced = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| writer.sync()),
+        _ => writer.sync(),
+    };
+    if let Err(e) = synced {
+        eprintln!("error: record the run in `{}`: {e}", db.display());
+        return exit::FAILURE;
+    }
     let job_count = pending.len();
     hub.console.run_start(
         pipeline,
