@@ -155,7 +155,12 @@ pub fn start(args: &StartArgs, plan: &Plan) -> CliResult {
                 tail(&files.log, 10)
             )));
         }
-        if TcpStream::connect_timeout(&plan.addr, Duration::from_millis(200)).is_ok() {
+        // Ready once it accepts connections and has recorded itself (the listener is bound
+        // just before the pid file is written, so a connection alone can win that race).
+        let recorded = files
+            .running()
+            .is_some_and(|(pid, addr)| i64::from(pid) == i64::from(child.id()) && addr.is_some());
+        if recorded && TcpStream::connect_timeout(&plan.addr, Duration::from_millis(200)).is_ok() {
             break;
         }
         if Instant::now() > deadline {
