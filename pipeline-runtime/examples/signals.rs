@@ -9,7 +9,10 @@ fn main() -> std::process::ExitCode {
             let mut plan = Plan::new();
             plan.job("trap").step(
                 "stubborn",
-                Cmd::sh("trap 'echo trapped TERM' TERM; echo ready; for i in $(seq 60); do sleep 1 || true; done"),
+                // The loop counts in the shell: a `$(seq …)` subshell would not inherit the trap.
+                Cmd::sh(
+                    "trap 'echo trapped TERM' TERM; echo ready; i=0; while [ $i -lt 60 ]; do sleep 1 || true; i=$((i+1)); done",
+                ),
             );
             plan.job("polite").step("sleep", Cmd::sh("sleep 60"));
             plan.job("later").needs(["polite"]).step("never", Cmd::sh("echo never"));

@@ -289,7 +289,7 @@ fn an_outage_mid_run_spools_log_parts_and_delivers_them_when_the_store_returns()
     );
     let bucket = Bucket::new(&run);
     let p = Running::spawn(&mut run);
-    p.wait_for("ready", Duration::from_secs(10));
+    p.wait_for("ready\n", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(1500));
     let before = bucket.parts("slow").len();
     assert!(before >= 1, "parts flow before the outage");

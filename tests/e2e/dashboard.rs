@@ -1088,7 +1088,7 @@ fn cancel_ends_an_in_flight_local_run_cancelled() {
     let mut child = w.spawn(&["run", "trap"]);
     let out = LineWatcher::new(child.stdout.take().unwrap());
     assert!(
-        out.wait_for("ready", Duration::from_secs(60)),
+        out.wait_for_line("] ready", Duration::from_secs(60)),
         "never ready:\n{}",
         out.text()
     );

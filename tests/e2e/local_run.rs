@@ -157,7 +157,7 @@ fn runs_logs_follow_prints_new_lines_until_the_run_ends() {
     let mut run = w.spawn(&["run", "slow", "--seconds", "3"]);
     let out = LineWatcher::new(run.stdout.take().unwrap());
     assert!(
-        out.wait_for("ready", Duration::from_secs(60)),
+        out.wait_for_line("] ready", Duration::from_secs(60)),
         "{}",
         out.text()
     );

@@ -284,6 +284,25 @@ impl LineWatcher {
         false
     }
 
+    /// Waits for a line that ends with `suffix`. Job output is echoed as `[job] line` after the
+    /// command itself (`[job] $ … echo ready; …`), so "the job printed X" is a line ending in X.
+    pub fn wait_for_line(&self, suffix: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.ends_with(suffix))
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     pub fn text(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
