@@ -297,6 +297,9 @@ pub async fn run_log_suite(
         delete_run_missing_is_idempotent,
         append_after_delete_works,
         many_parts_read_in_order,
+        part_written_twice_is_stored_once,
+        parts_are_listed_and_read_one_by_one,
+        bad_part_names_are_refused,
         hierarchical_nodes,
         runs_are_isolated,
         missing_newline_is_added,
@@ -980,6 +983,76 @@ async fn append_after_delete_works(s: Arc<dyn LogStore>, _: SuiteOptions) -> Cas
     s.append_part(RUN, "build", b"new\n".to_vec()).await?;
     let got = s.read(RUN, "build", &ReadOpts::default()).await?;
     ensure!(got == b"new\n", "read = {}", show(&got));
+    Ok(())
+}
+
+/// A writer that names a part once and retries it (after a timeout that actually landed) must
+/// not duplicate its lines.
+async fn part_written_twice_is_stored_once(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseResult {
+    let first = crate::next_part_name();
+    let second = crate::next_part_name();
+    s.put_part(RUN, "build", &first, b"one\n".to_vec()).await?;
+    s.put_part(RUN, "build", &second, b"two\n".to_vec()).await?;
+    s.put_part(RUN, "build", &first, b"one\n".to_vec()).await?;
+    let got = s.read(RUN, "build", &ReadOpts::default()).await?;
+    ensure!(got == b"one\ntwo\n", "read = {}", show(&got));
+    Ok(())
+}
+
+async fn parts_are_listed_and_read_one_by_one(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseResult {
+    ensure!(
+        s.list_parts(RUN).await?.is_empty(),
+        "an empty run has parts"
+    );
+    let b1 = s.append_part(RUN, "build", b"b1\n".to_vec()).await?;
+    let e1 = s.append_part(RUN, "deploy/eu", b"e1".to_vec()).await?;
+    let b2 = s.append_part(RUN, "build", b"b2\n".to_vec()).await?;
+    s.append_part("run-other", "build", b"x\n".to_vec()).await?;
+    let listed = s.list_parts(RUN).await?;
+    let want = vec![
+        ("build".to_string(), b1.clone()),
+        ("build".to_string(), b2.clone()),
+        ("deploy/eu".to_string(), e1.clone()),
+    ];
+    ensure!(listed == want, "list_parts = {listed:?}, want {want:?}");
+    let got = s.read_part(RUN, "build", &b2).await?;
+    ensure!(got == b"b2\n", "read_part = {}", show(&got));
+    // Stored as written by append_part: the missing newline was added.
+    let got = s.read_part(RUN, "deploy/eu", &e1).await?;
+    ensure!(got == b"e1\n", "read_part = {}", show(&got));
+    let missing = crate::next_part_name();
+    ensure!(
+        s.read_part(RUN, "build", &missing).await?.is_empty(),
+        "a missing part reads as empty"
+    );
+    match s.read_part(RUN, "../build", &b1).await {
+        Err(StoreError::BadId(_)) => {}
+        other => ensure!(false, "unsafe node gave {other:?}"),
+    }
+    match s.read_part(RUN, "build", "../../x").await {
+        Err(StoreError::BadPartName(_)) => {}
+        other => ensure!(false, "unsafe part gave {other:?}"),
+    }
+    s.delete_run("run-other").await?;
+    Ok(())
+}
+
+async fn bad_part_names_are_refused(s: Arc<dyn LogStore>, _: SuiteOptions) -> CaseResult {
+    for bad in [
+        "",
+        "../x.ndjson",
+        "00000000000000000001-0000000001.json",
+        "0000000000000000000a-0000000001.ndjson",
+        "00000000000000000001/0000000001.ndjson",
+        "1-1.ndjson",
+    ] {
+        match s.put_part(RUN, "build", bad, b"x\n".to_vec()).await {
+            Err(StoreError::BadPartName(_)) => {}
+            other => ensure!(false, "`{bad}` gave {other:?}"),
+        }
+    }
+    let got = s.read(RUN, "build", &ReadOpts::default()).await?;
+    ensure!(got.is_empty(), "something was written: {}", show(&got));
     Ok(())
 }
 

@@ -17,6 +17,9 @@ pub enum StoreError {
     /// A key or identifier was refused before any I/O.
     #[error("unsafe identifier: {0}")]
     BadId(#[from] IdError),
+    /// A log part name that `next_part_name` would not make.
+    #[error("invalid log part name `{0}`: expected `<20 digits>-<10 digits>.ndjson`")]
+    BadPartName(String),
     /// Local I/O.
     #[error("{op} `{path}`: {source}")]
     Io {

@@ -5,7 +5,7 @@
 
 use crate::artifact::ArtifactStore;
 use crate::error::{Result, StoreError};
-use crate::logs::{LogStore, ReadOpts, next_part_name};
+use crate::logs::{LogStore, ReadOpts, validate_part_name};
 use async_trait::async_trait;
 use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
 use std::path::{Path, PathBuf};
@@ -361,16 +361,16 @@ impl LogStore for FsLogStore {
         format!("filesystem:{}", self.root.display())
     }
 
-    async fn append_part(&self, run: &str, node: &str, mut data: Vec<u8>) -> Result<String> {
+    async fn put_part(&self, run: &str, node: &str, part: &str, mut data: Vec<u8>) -> Result<()> {
+        validate_part_name(part)?;
         let dir = self.node_dir(run, node)?;
         if !data.is_empty() && data.last() != Some(&b'\n') {
             data.push(b'\n');
         }
-        let name = next_part_name();
-        let path = dir.join(&name);
+        let path = dir.join(part);
         let tmp = write_temp(&path, &data).await?;
         rename(&tmp, &path).await?;
-        Ok(name)
+        Ok(())
     }
 
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>> {
@@ -405,6 +405,29 @@ impl LogStore for FsLogStore {
         .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
     }
 
+    async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>> {
+        validate_segment(run)?;
+        let run_dir = self.root.join(run);
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            collect_parts(&run_dir, &run_dir, &mut out)?;
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
+    }
+
+    async fn read_part(&self, run: &str, node: &str, part: &str) -> Result<Vec<u8>> {
+        validate_part_name(part)?;
+        let path = self.node_dir(run, node)?.join(part);
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(StoreError::io("read", path.display(), e)),
+        }
+    }
+
     async fn delete_run(&self, run: &str) -> Result<()> {
         validate_segment(run)?;
         let dir = self.root.join(run);
@@ -414,6 +437,32 @@ impl LogStore for FsLogStore {
             Err(e) => Err(StoreError::io("remove", dir.display(), e)),
         }
     }
+}
+
+/// `(node id, part name)` of every part below `dir`.
+fn collect_parts(run_dir: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("read directory", dir.display(), e)),
+    };
+    for entry in rd.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        if let Ok(rel) = path.strip_prefix(run_dir) {
+            let id: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
+            let id = id.join("/");
+            for p in parts_in(&path)? {
+                if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                    out.push((id.clone(), name.to_string()));
+                }
+            }
+        }
+        collect_parts(run_dir, &path, out)?;
+    }
+    Ok(())
 }
 
 /// A directory holding at least one part file is a node; nested directories are child nodes.

@@ -37,7 +37,7 @@ pub mod url;
 pub use artifact::ArtifactStore;
 pub use error::StoreError;
 pub use fs::{FsArtifactStore, FsLogStore};
-pub use logs::{LogStore, ReadOpts, next_part_name};
+pub use logs::{LogStore, ReadOpts, next_part_name, validate_part_name};
 pub use url::{StoreUrl, UrlError};
 
 use std::sync::Arc;

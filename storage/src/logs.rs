@@ -64,18 +64,48 @@ pub fn next_part_name() -> String {
     format!("{ns:020}-{seq:010}.ndjson")
 }
 
+/// Checks that `name` is a part name as [`next_part_name`] makes them, so a name taken from a
+/// spool directory can never address anything but a part.
+pub fn validate_part_name(name: &str) -> Result<()> {
+    let ok = name.strip_suffix(".ndjson").is_some_and(|stem| {
+        let b = stem.as_bytes();
+        b.len() == 31
+            && b[20] == b'-'
+            && b[..20].iter().all(u8::is_ascii_digit)
+            && b[21..].iter().all(u8::is_ascii_digit)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::error::StoreError::BadPartName(name.to_string()))
+    }
+}
+
 /// Where node logs live.
 #[async_trait]
 pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// Spec string for messages and records.
     fn describe(&self) -> String;
-    /// Writes one part (a batch of newline-terminated records) for `run`/`node`; returns the part
-    /// name. Parts of one node are read back in name order.
-    async fn append_part(&self, run: &str, node: &str, data: Vec<u8>) -> Result<String>;
+    /// Writes one part (a batch of newline-terminated records) for `run`/`node` under `part`, a
+    /// name from [`next_part_name`]. Writing the same part again replaces it, so a writer that
+    /// names a part once and retries it after a timeout never stores it twice. Parts of one node
+    /// are read back in name order.
+    async fn put_part(&self, run: &str, node: &str, part: &str, data: Vec<u8>) -> Result<()>;
+    /// Writes one part under a fresh name; returns the name.
+    async fn append_part(&self, run: &str, node: &str, data: Vec<u8>) -> Result<String> {
+        let name = next_part_name();
+        self.put_part(run, node, &name, data).await?;
+        Ok(name)
+    }
     /// One node's log: its parts concatenated in order, then filtered. Nothing written → empty.
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>>;
     /// Node ids that have log parts in `run`, sorted.
     async fn list_nodes(&self, run: &str) -> Result<Vec<String>>;
+    /// Every part of `run` as `(node id, part name)`, sorted, in one listing: a follower polls
+    /// this and reads only the parts it has not seen yet.
+    async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>>;
+    /// One part as stored. A part deleted since it was listed reads as empty.
+    async fn read_part(&self, run: &str, node: &str, part: &str) -> Result<Vec<u8>>;
     /// Every node's log in `run`, sorted by node id.
     async fn read_run(&self, run: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let mut out = Vec::new();

@@ -101,7 +101,6 @@ impl Sink {
             spool: Spool {
                 dir: spool_dir,
                 queue: VecDeque::new(),
-                seq: 0,
             },
             retry_at: None,
             backoff: RETRY_MIN,
@@ -281,32 +280,34 @@ async fn batcher(mut rx: mpsc::UnboundedReceiver<Msg>, out: mpsc::UnboundedSende
     }
 }
 
-/// A part waiting in the spool: its bytes are in `path`.
+/// A part waiting in the spool: its bytes are in `path`, its name in the store is `part`.
 struct Spooled {
     node: Arc<str>,
+    part: String,
     path: PathBuf,
     len: u64,
 }
 
 /// Parts the store refused, in the order they must be delivered. Once one part is spooled, every
-/// later part goes through the spool too: part names are assigned at delivery, so delivering in
-/// queue order keeps each node's log in write order.
+/// later part goes through the spool too, so the store sees each node's parts in write order.
+/// A part is named once, when it is first offered to the store, and keeps that name through every
+/// retry: an attempt that timed out but landed is overwritten by its retry, never duplicated.
 struct Spool {
     dir: PathBuf,
     queue: VecDeque<Spooled>,
-    seq: u64,
 }
 
 impl Spool {
-    /// `<dir>/logs/<node>/<seq>.ndjson`, mirroring the store layout for whoever looks at it.
-    fn put(&mut self, node: &Arc<str>, data: &[u8]) -> std::io::Result<()> {
-        self.seq += 1;
+    /// `<dir>/logs/<node>/<part>`, the store layout, so whoever delivers it later (this sink, or
+    /// the supervisor after a crash) uses the same part name.
+    fn put(&mut self, node: &Arc<str>, part: String, data: &[u8]) -> std::io::Result<()> {
         let dir = self.dir.join("logs").join(&**node);
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{:010}.ndjson", self.seq));
+        let path = dir.join(&part);
         std::fs::write(&path, data)?;
         self.queue.push_back(Spooled {
             node: node.clone(),
+            part,
             path,
             len: data.len() as u64,
         });
@@ -336,10 +337,10 @@ async fn sleep_until_opt(at: Option<Instant>) {
 impl Delivery {
     /// One bounded delivery attempt: at most [`PART_TIMEOUT`], and never past the close deadline,
     /// even when the close comes while the attempt is in flight.
-    async fn append(&self, node: &str, data: Vec<u8>) -> Result<(), String> {
+    async fn append(&self, node: &str, part: &str, data: Vec<u8>) -> Result<(), String> {
         let limit = Instant::now() + PART_TIMEOUT;
         let mut closing = self.closing.clone();
-        let put = self.store.append_part(&self.run, node, data);
+        let put = self.store.put_part(&self.run, node, part, data);
         tokio::pin!(put);
         loop {
             let at = match *closing.borrow_and_update() {
@@ -375,8 +376,8 @@ impl Delivery {
         }
     }
 
-    fn spool(&mut self, node: &Arc<str>, data: &[u8]) {
-        match self.spool.put(node, data) {
+    fn spool(&mut self, node: &Arc<str>, part: String, data: &[u8]) {
+        match self.spool.put(node, part, data) {
             Ok(()) => self.stats.spooled_parts += 1,
             Err(e) => {
                 // Neither the store nor the disk took it: lost, and counted as such.
@@ -397,18 +398,19 @@ impl Delivery {
         if data.is_empty() {
             return;
         }
+        let part = sparkwing_storage::next_part_name();
         if !self.spool.queue.is_empty() {
-            return self.spool(&node, &data);
+            return self.spool(&node, part, &data);
         }
         let len = data.len() as u64;
-        match self.append(&node, data.clone()).await {
+        match self.append(&node, &part, data.clone()).await {
             Ok(()) => {
                 self.stats.parts += 1;
                 self.stats.bytes += len;
             }
             Err(e) => {
                 self.note_error(&node, e);
-                self.spool(&node, &data);
+                self.spool(&node, part, &data);
             }
         }
     }
@@ -418,6 +420,7 @@ impl Delivery {
         let mut delivered = 0u64;
         while let Some(head) = self.spool.queue.front() {
             let node = head.node.clone();
+            let part = head.part.clone();
             let path = head.path.clone();
             let data = match std::fs::read(&path) {
                 Ok(d) => d,
@@ -434,7 +437,7 @@ impl Delivery {
                 }
             };
             let len = data.len() as u64;
-            match self.append(&node, data).await {
+            match self.append(&node, &part, data).await {
                 Ok(()) => {
                     let _ = std::fs::remove_file(&path);
                     self.spool.queue.pop_front();
@@ -574,13 +577,15 @@ mod tests {
         sink.close(Instant::now() + Duration::from_secs(5)).await;
     }
 
-    /// A filesystem log store that refuses every part while `down` is set, and never answers
-    /// while `hang` is set.
+    /// A filesystem log store that refuses every part while `down` is set, never answers while
+    /// `hang` is set, and stores a part but reports a failure while `lands_but_fails` is set (a
+    /// response lost on the way back).
     #[derive(Debug)]
     struct Flaky {
         inner: FsLogStore,
         down: std::sync::atomic::AtomicBool,
         hang: std::sync::atomic::AtomicBool,
+        lands_but_fails: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait::async_trait]
@@ -588,12 +593,13 @@ mod tests {
         fn describe(&self) -> String {
             "flaky".into()
         }
-        async fn append_part(
+        async fn put_part(
             &self,
             run: &str,
             node: &str,
+            part: &str,
             data: Vec<u8>,
-        ) -> sparkwing_storage::error::Result<String> {
+        ) -> sparkwing_storage::error::Result<()> {
             if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
                 std::future::pending::<()>().await;
             }
@@ -602,7 +608,16 @@ mod tests {
                     "store is down".into(),
                 ));
             }
-            self.inner.append_part(run, node, data).await
+            self.inner.put_part(run, node, part, data).await?;
+            if self
+                .lands_but_fails
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(sparkwing_storage::StoreError::Config(
+                    "the connection reset before the response".into(),
+                ));
+            }
+            Ok(())
         }
         async fn read(
             &self,
@@ -615,6 +630,20 @@ mod tests {
         async fn list_nodes(&self, run: &str) -> sparkwing_storage::error::Result<Vec<String>> {
             self.inner.list_nodes(run).await
         }
+        async fn list_parts(
+            &self,
+            run: &str,
+        ) -> sparkwing_storage::error::Result<Vec<(String, String)>> {
+            self.inner.list_parts(run).await
+        }
+        async fn read_part(
+            &self,
+            run: &str,
+            node: &str,
+            part: &str,
+        ) -> sparkwing_storage::error::Result<Vec<u8>> {
+            self.inner.read_part(run, node, part).await
+        }
         async fn delete_run(&self, run: &str) -> sparkwing_storage::error::Result<()> {
             self.inner.delete_run(run).await
         }
@@ -625,7 +654,41 @@ mod tests {
             inner: FsLogStore::new(dir.join("logs")),
             down: std::sync::atomic::AtomicBool::new(true),
             hang: std::sync::atomic::AtomicBool::new(false),
+            lands_but_fails: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    #[tokio::test]
+    async fn a_part_that_landed_but_reported_failure_is_not_stored_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = flaky(dir.path());
+        store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        store
+            .lands_but_fails
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let spool = dir.path().join("spool");
+        let sink = Sink::start(store.clone(), "run-1".into(), spool.clone());
+        sink.send("job".into(), b"{\"msg\":\"once\"}\n".to_vec())
+            .await;
+        sink.flush(Some("job".into())).await;
+        assert_eq!(parts(&spool.join("logs/job")).len(), 1, "kept for a retry");
+        store
+            .lands_but_fails
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        sink.send("job".into(), b"{\"msg\":\"after\"}\n".to_vec())
+            .await;
+        let stats = sink.close(Instant::now() + Duration::from_secs(5)).await;
+        assert_eq!(stats.failed_parts, 0, "{stats:?}");
+        let back = store
+            .read("run-1", "job", &ReadOpts::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(back).unwrap(),
+            "{\"msg\":\"once\"}\n{\"msg\":\"after\"}\n",
+            "the retry replaced the part that had landed"
+        );
+        assert_eq!(parts(&dir.path().join("logs/run-1/job")).len(), 2);
     }
 
     #[tokio::test]

@@ -161,7 +161,8 @@ fn finalize_abandoned(
 }
 
 /// Log parts the pipeline spooled during a storage outage and could not deliver before it died:
-/// `$SPARKWING_HOME/spool/<runID>/logs/<node>/<seq>.ndjson`, delivered in sequence order.
+/// `$SPARKWING_HOME/spool/<runID>/logs/<node>/<part>`, delivered in part-name (write) order under
+/// the names the pipeline gave them, so a part that had landed after all is replaced, not doubled.
 fn deliver_spooled_logs(plan: &RunPlan, run_id: &RunId, rt: &tokio::runtime::Runtime) {
     let root = plan.home.join("spool").join(run_id.as_str()).join("logs");
     let mut parts = Vec::new();
@@ -176,14 +177,14 @@ fn deliver_spooled_logs(plan: &RunPlan, run_id: &RunId, rt: &tokio::runtime::Run
     };
     let total = parts.len();
     let mut delivered = 0;
-    for (_, node, path) in &parts {
+    for (part, node, path) in &parts {
         let Ok(bytes) = std::fs::read(path) else {
             continue;
         };
         let sent = rt.block_on(async {
             tokio::time::timeout(
                 std::time::Duration::from_secs(10),
-                store.append_part(run_id.as_str(), node, bytes),
+                store.put_part(run_id.as_str(), node, part, bytes),
             )
             .await
         });
@@ -207,11 +208,11 @@ fn deliver_spooled_logs(plan: &RunPlan, run_id: &RunId, rt: &tokio::runtime::Run
     }
 }
 
-/// `(seq, node id, path)` of every spooled part below `dir`.
+/// `(part name, node id, path)` of every spooled part below `dir`.
 fn collect_spooled(
     root: &std::path::Path,
     dir: &std::path::Path,
-    out: &mut Vec<(u64, String, PathBuf)>,
+    out: &mut Vec<(String, String, PathBuf)>,
 ) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
@@ -222,10 +223,11 @@ fn collect_spooled(
             collect_spooled(root, &path, out);
             continue;
         }
-        let seq = path
-            .file_stem()
+        let part = path
+            .file_name()
             .and_then(|s| s.to_str())
-            .and_then(|s| s.parse::<u64>().ok());
+            .filter(|s| sparkwing_storage::validate_part_name(s).is_ok())
+            .map(str::to_string);
         let node = path
             .parent()
             .and_then(|p| p.strip_prefix(root).ok())
@@ -235,11 +237,10 @@ fn collect_spooled(
                     .collect::<Vec<_>>()
                     .join("/")
             });
-        if let (Some(seq), Some(node)) = (seq, node)
+        if let (Some(part), Some(node)) = (part, node)
             && !node.is_empty()
-            && path.extension().is_some_and(|e| e == "ndjson")
         {
-            out.push((seq, node, path));
+            out.push((part, node, path));
         }
     }
 }
@@ -257,6 +258,39 @@ fn active_marker(plan: &RunPlan, run_id: &RunId) -> ActiveMarker {
         path: plan.home.join("active").join(format!("{run_id}.json")),
         run_id: run_id.to_string(),
         pipeline: plan.args.pipeline.clone(),
+    }
+}
+
+/// Whether a process on this machine is still running local run `run_id`: its marker exists and
+/// names a live supervisor or a live pipeline process. A pid reused by an unrelated process only
+/// makes a reader wait longer; it never ends a live run.
+pub fn local_run_is_live(home: &std::path::Path, run_id: &str) -> bool {
+    let path = home.join("active").join(format!("{run_id}.json"));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        // Unreadable (being written?): not evidence that the run is gone.
+        return true;
+    };
+    let alive = |key: &str| {
+        v[key]
+            .as_i64()
+            .filter(|&pid| pid > 1 && pid <= i64::from(i32::MAX))
+            .is_some_and(|pid| process_alive(pid as i32))
+    };
+    alive("supervisor_pid") || alive("child_pid")
+}
+
+/// A process that exists and is not a zombie.
+fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state …`: the state follows the last `)`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
     }
 }
 
@@ -283,19 +317,37 @@ impl ActiveMarker {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn spooled_parts_are_found_in_sequence_order_with_their_node() {
+    fn spooled_parts_are_found_in_part_name_order_with_their_node() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("logs");
+        let name = |seq: u64| {
+            format!(
+                "{:020}-{seq:010}.ndjson",
+                1_700_000_000_000_000_000u64 + seq
+            )
+        };
         for (rel, seq) in [("build", 2), ("parent/child", 1), ("build", 3)] {
             let dir = root.join(rel);
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(format!("{seq:010}.ndjson")), b"{}\n").unwrap();
+            std::fs::write(dir.join(name(seq)), b"{}\n").unwrap();
         }
+        // Neither a temporary file nor a file that is not a part name is ever delivered.
         std::fs::write(root.join("build").join(".tmp-x"), b"").unwrap();
+        std::fs::write(root.join("build").join("notes.ndjson"), b"{}\n").unwrap();
         let mut parts = Vec::new();
         super::collect_spooled(&root, &root, &mut parts);
         parts.sort();
-        let got: Vec<(u64, &str)> = parts.iter().map(|(s, n, _)| (*s, n.as_str())).collect();
-        assert_eq!(got, [(1, "parent/child"), (2, "build"), (3, "build")]);
+        let got: Vec<(String, &str)> = parts
+            .iter()
+            .map(|(p, n, _)| (p.clone(), n.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (name(1), "parent/child"),
+                (name(2), "build"),
+                (name(3), "build")
+            ]
+        );
     }
 }

@@ -4,7 +4,7 @@ use super::artifact::validate_prefix;
 use super::client::{NDJSON, Remote};
 use super::config::{S3Config, S3Options};
 use crate::error::{Result, StoreError};
-use crate::logs::{LogStore, ReadOpts, next_part_name};
+use crate::logs::{LogStore, ReadOpts, validate_part_name};
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use sparkwing_contract::id::{validate_hierarchical, validate_segment};
@@ -72,17 +72,17 @@ impl LogStore for S3LogStore {
         self.remote.describe()
     }
 
-    async fn append_part(&self, run: &str, node: &str, mut data: Vec<u8>) -> Result<String> {
+    async fn put_part(&self, run: &str, node: &str, part: &str, mut data: Vec<u8>) -> Result<()> {
         validate_segment(run)?;
         validate_hierarchical(node)?;
+        validate_part_name(part)?;
         if !data.is_empty() && data.last() != Some(&b'\n') {
             data.push(b'\n');
         }
-        let name = next_part_name();
         self.remote
-            .put_small(&format!("{run}/{node}/{name}"), &data, NDJSON, None)
+            .put_small(&format!("{run}/{node}/{part}"), &data, NDJSON, None)
             .await?;
-        Ok(name)
+        Ok(())
     }
 
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>> {
@@ -134,6 +134,41 @@ impl LogStore for S3LogStore {
         nodes.sort();
         nodes.dedup();
         Ok(nodes)
+    }
+
+    async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>> {
+        validate_segment(run)?;
+        let run_base = self.remote.full_key(&format!("{run}/"));
+        let mut parts: Vec<(String, String)> = self
+            .remote
+            .list_full(&format!("{run}/"), false)
+            .await?
+            .iter()
+            .filter(|k| k.ends_with(PART_SUFFIX))
+            .filter_map(|k| k.strip_prefix(&run_base))
+            .filter_map(|rel| rel.rsplit_once('/'))
+            .filter(|(node, _)| validate_hierarchical(node).is_ok())
+            .map(|(node, part)| (node.to_string(), part.to_string()))
+            .collect();
+        parts.sort();
+        Ok(parts)
+    }
+
+    async fn read_part(&self, run: &str, node: &str, part: &str) -> Result<Vec<u8>> {
+        validate_segment(run)?;
+        validate_hierarchical(node)?;
+        validate_part_name(part)?;
+        let full = self.remote.full_key(&format!("{run}/{node}/{part}"));
+        let remote = &self.remote;
+        let what = format!("{run}/{node}/{part}");
+        match remote
+            .call("read log part", &what, || remote.bucket().get_object(&full))
+            .await
+        {
+            Ok(r) => Ok(r.to_vec()),
+            Err(StoreError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn delete_run(&self, run: &str) -> Result<()> {
