@@ -174,6 +174,8 @@ pub fn parse_dump(key: &str, bytes: &[u8]) -> Option<(RunRecord, Vec<NodeRecord>
 pub struct Sources {
     pub runs: RunSource,
     pub logs: Arc<dyn LogStore>,
+    /// `$SPARKWING_HOME`: where local runs keep their active-run markers.
+    pub home: PathBuf,
 }
 
 /// Readers' sources for `--profile` (or the project default / built-in defaults): runs from the
@@ -213,7 +215,11 @@ pub fn open(
             db: state_db_path(profile, home),
         },
     };
-    Ok(Sources { runs, logs })
+    Ok(Sources {
+        runs,
+        logs,
+        home: home.to_path_buf(),
+    })
 }
 
 /// The SQLite file a profile's state surface names (`$SPARKWING_HOME/state.db` by default).

@@ -178,3 +178,53 @@ fn runs_logs_follow_prints_new_lines_until_the_run_ends() {
     assert!(text.contains("tick 29"), "{text}");
     assert!(text.lines().all(|l| l.contains("tick 2")), "{text}");
 }
+
+#[test]
+fn runs_logs_follow_gives_up_on_a_run_whose_processes_were_killed() {
+    use crate::support::{LineWatcher, find_run_id, wait_timeout};
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let w = World::sample();
+    let warm = w.run(&["run", "hello"]);
+    assert_eq!(warm.code, 0, "{}", warm.all());
+    let mut run = w.spawn(&["run", "slow", "--seconds", "30"]);
+    let out = LineWatcher::new(run.stdout.take().unwrap());
+    assert!(
+        out.wait_for_line("] tick 2", Duration::from_secs(60)),
+        "{}",
+        out.text()
+    );
+    let id = find_run_id(&out.text()).expect("run id");
+    let mut follow = w.spawn(&["runs", "logs", &id, "--follow"]);
+    let followed = LineWatcher::new(follow.stdout.take().unwrap());
+    let followed_err = LineWatcher::new(follow.stderr.take().unwrap());
+    assert!(
+        followed.wait_for_line("tick 3", Duration::from_secs(15)),
+        "{}",
+        followed.text()
+    );
+    // Both processes die at once (as in `kill -9` of the group, or a lost machine): nobody is
+    // left to finalize the record, which keeps saying `running`.
+    let marker: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.home.join("active").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    let child = marker["child_pid"].as_i64().unwrap() as i32;
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).unwrap();
+    kill(Pid::from_raw(child), Signal::SIGKILL).unwrap();
+    let _ = run.wait();
+    let killed = Instant::now();
+    let code = wait_timeout(&mut follow, Duration::from_secs(20));
+    let took = killed.elapsed();
+    assert_eq!(code, 1, "{}\n{}", followed.text(), followed_err.text());
+    assert!(took < Duration::from_secs(10), "gave up after {took:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    let err = followed_err.text();
+    assert!(
+        err.contains(&format!("stopped following `{id}`"))
+            && err.contains("no `sparkwing run` on this machine is running it"),
+        "{err}"
+    );
+    assert_eq!(w.show(&id)["run"]["status"], "running");
+}

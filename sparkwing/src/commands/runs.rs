@@ -281,87 +281,146 @@ async fn logs(
     if known.is_none() && !logs_exist {
         return Err(not_found(&id, sources));
     }
-    let mut printed: std::collections::HashMap<String, usize> = Default::default();
+    if follow {
+        return follow_logs(sources, &id, node, known, opts, output).await;
+    }
     let stdout = std::io::stdout();
-    loop {
-        let nodes = match node {
-            Some(n) => vec![n.to_string()],
-            None => {
-                let mut ns = sources
-                    .logs
-                    .list_nodes(&id)
-                    .await
-                    .map_err(|e| CliError::failure(format!("list logs of `{id}`: {e}")))?;
-                // Record order (plan order) reads better than alphabetical order.
-                if let Some((_, records)) = &known {
-                    let order: Vec<&str> = records.iter().map(|n| n.id.as_str()).collect();
-                    ns.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
-                }
-                ns
+    let nodes = match node {
+        Some(n) => vec![n.to_string()],
+        None => {
+            let mut ns = sources
+                .logs
+                .list_nodes(&id)
+                .await
+                .map_err(|e| CliError::failure(format!("list logs of `{id}`: {e}")))?;
+            // Record order (plan order) reads better than alphabetical order.
+            if let Some((_, records)) = &known {
+                let order: Vec<&str> = records.iter().map(|n| n.id.as_str()).collect();
+                ns.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
             }
+            ns
+        }
+    };
+    for n in &nodes {
+        let bytes = sources
+            .logs
+            .read(&id, n, opts)
+            .await
+            .map_err(|e| CliError::failure(format!("read the log of `{n}` in `{id}`: {e}")))?;
+        let prefix = if node.is_some() {
+            None
+        } else {
+            Some(n.as_str())
         };
-        for n in &nodes {
-            let read_opts = if follow {
-                ReadOpts::default()
-            } else {
-                opts.clone()
-            };
-            let bytes =
-                sources.logs.read(&id, n, &read_opts).await.map_err(|e| {
+        render_logs(&bytes, prefix, output, &mut stdout.lock());
+    }
+    Ok(0)
+}
+
+/// How often `--follow` looks for new parts.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// Polls in a row without a live `sparkwing run` before a local run that never ended is given up.
+const FOLLOW_ORPHAN_POLLS: u32 = 4;
+
+/// `runs logs --follow`: every poll lists the run's parts once and reads only the parts not seen
+/// yet, so following a long run costs one listing per poll, not a re-read of every log. `--grep`
+/// applies to every new line, `--tail` to where following starts. Ends when the run's record is
+/// terminal; a local run whose record still says running while no `sparkwing run` on this machine
+/// runs it (its supervisor was killed) is reported and given up instead of followed forever.
+async fn follow_logs(
+    sources: &Sources,
+    id: &str,
+    node: Option<&str>,
+    mut known: Option<(RunRecord, Vec<NodeRecord>)>,
+    opts: &ReadOpts,
+    output: Format,
+) -> CliResult {
+    use std::collections::HashSet;
+    let stdout = std::io::stdout();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut started: HashSet<String> = HashSet::new();
+    let local = matches!(sources.runs, source::RunSource::Local { .. });
+    let mut orphan_polls = 0u32;
+    loop {
+        // The record is read before the parts: every part that landed before the run was recorded
+        // as over is in the listing that follows, so nothing is missed on the last pass.
+        let done = known.as_ref().is_some_and(|(r, _)| r.status.is_terminal());
+        let mut fresh: Vec<(String, String)> = sources
+            .logs
+            .list_parts(id)
+            .await
+            .map_err(|e| CliError::failure(format!("list logs of `{id}`: {e}")))?
+            .into_iter()
+            .filter(|(n, _)| node.is_none_or(|want| want == n))
+            .filter(|p| !seen.contains(p))
+            .collect();
+        // Record order (plan order) reads better than alphabetical order; parts in write order.
+        let order: Vec<&str> = known
+            .as_ref()
+            .map(|(_, ns)| ns.iter().map(|n| n.id.as_str()).collect())
+            .unwrap_or_default();
+        let rank = |n: &str| order.iter().position(|o| *o == n).unwrap_or(usize::MAX);
+        fresh.sort_by(|a, b| (rank(&a.0), &a.0, &a.1).cmp(&(rank(&b.0), &b.0, &b.1)));
+        let mut i = 0;
+        while i < fresh.len() {
+            let n = fresh[i].0.clone();
+            let mut bytes = Vec::new();
+            while i < fresh.len() && fresh[i].0 == n {
+                let part = &fresh[i].1;
+                let mut b = sources.logs.read_part(id, &n, part).await.map_err(|e| {
                     CliError::failure(format!("read the log of `{n}` in `{id}`: {e}"))
                 })?;
-            let first = !printed.contains_key(n);
-            let already = printed.entry(n.clone()).or_insert(0);
-            let fresh = skip_lines(&bytes, *already);
-            *already += fresh
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count();
-            // Following reads whole logs and prints what is new; the filters apply to that:
-            // `--grep` to every new line, `--tail` to where following starts.
-            let filtered;
-            let fresh = if follow {
-                let o = ReadOpts {
-                    grep: opts.grep.clone(),
-                    tail: if first { opts.tail } else { 0 },
-                    ..ReadOpts::default()
-                };
-                filtered = o.apply(fresh);
-                &filtered[..]
-            } else {
-                fresh
+                if !b.is_empty() && b.last() != Some(&b'\n') {
+                    b.push(b'\n');
+                }
+                bytes.extend_from_slice(&b);
+                seen.insert(fresh[i].clone());
+                i += 1;
+            }
+            let first = started.insert(n.clone());
+            let filter = ReadOpts {
+                grep: opts.grep.clone(),
+                tail: if first { opts.tail } else { 0 },
+                ..ReadOpts::default()
             };
             let prefix = if node.is_some() {
                 None
             } else {
                 Some(n.as_str())
             };
-            render_logs(fresh, prefix, output, &mut stdout.lock());
+            render_logs(&filter.apply(&bytes), prefix, output, &mut stdout.lock());
         }
-        if !follow {
-            break;
-        }
-        let done = match sources.runs.get(&id).await? {
-            Some((r, _)) => r.status.is_terminal(),
-            None => false,
-        };
+        let _ = stdout.lock().flush();
         if done {
-            break;
+            return Ok(0);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-    Ok(0)
-}
-
-fn skip_lines(bytes: &[u8], n: usize) -> &[u8] {
-    let mut rest = bytes;
-    for _ in 0..n {
-        match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => rest = &rest[i + 1..],
-            None => return &[],
+        if local {
+            // A live local run has its supervisor's marker naming live processes; the supervisor
+            // finalizes the record before removing it, so "nobody runs it, record still running"
+            // for a few polls in a row means its processes were killed before they could.
+            orphan_polls = if crate::run::local_run_is_live(&sources.home, id) {
+                0
+            } else {
+                orphan_polls + 1
+            };
+            if orphan_polls >= FOLLOW_ORPHAN_POLLS {
+                known = sources.runs.get(id).await?;
+                if !known.as_ref().is_some_and(|(r, _)| r.status.is_terminal()) {
+                    return Err(CliError::failure(format!(
+                        "stopped following `{id}`: its record still says running, but no \
+                         `sparkwing run` on this machine is running it (was it killed?)"
+                    ))
+                    .with_hint(format!(
+                        "`sparkwing runs show {id}` shows what was recorded; the log above is \
+                         everything it wrote"
+                    )));
+                }
+                continue;
+            }
         }
+        tokio::time::sleep(FOLLOW_POLL).await;
+        known = sources.runs.get(id).await?;
     }
-    rest
 }
 
 #[cfg(test)]
@@ -387,6 +446,5 @@ mod tests {
             &mut out,
         );
         assert_eq!(String::from_utf8(out).unwrap(), "[b] hello\n[b] not json\n");
-        assert_eq!(skip_lines(b"a\nb\nc\n", 2), b"c\n");
     }
 }
