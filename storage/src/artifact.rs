@@ -16,6 +16,8 @@ pub trait ArtifactStore: Send + Sync + std::fmt::Debug {
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<()>;
     /// Missing is `Ok(false)`, not an error.
     async fn has(&self, key: &str) -> Result<bool>;
+    /// The object's size in bytes; `StoreError::NotFound` when it is missing.
+    async fn size(&self, key: &str) -> Result<u64>;
     /// Idempotent.
     async fn delete(&self, key: &str) -> Result<()>;
     /// Every key under `prefix` (a plain string prefix in the caller's keyspace), sorted.

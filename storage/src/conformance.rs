@@ -248,6 +248,7 @@ pub async fn run_artifact_suite(
         put_overwrite_last_wins,
         has_after_put,
         has_missing_is_false,
+        size_is_the_stored_length,
         get_missing_is_not_found,
         delete_removes_key,
         delete_missing_is_idempotent,
@@ -334,6 +335,21 @@ async fn put_overwrite_last_wins(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> 
 async fn has_after_put(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> CaseResult {
     s.put("present", b"x".to_vec()).await?;
     ensure!(s.has("present").await?, "has() is false after put");
+    Ok(())
+}
+
+async fn size_is_the_stored_length(s: Arc<dyn ArtifactStore>, _: SuiteOptions) -> CaseResult {
+    s.put("sized", vec![7u8; 12_345]).await?;
+    s.put("empty", Vec::new()).await?;
+    ensure!(s.size("sized").await? == 12_345, "size of 12,345 bytes");
+    ensure!(s.size("empty").await? == 0, "size of an empty object");
+    s.put("dir/child", b"x".to_vec()).await?;
+    for missing in ["missing", "dir"] {
+        match s.size(missing).await {
+            Err(StoreError::NotFound(_)) => {}
+            other => ensure!(false, "size(`{missing}`) gave {other:?}"),
+        }
+    }
     Ok(())
 }
 

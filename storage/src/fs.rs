@@ -116,6 +116,18 @@ impl ArtifactStore for FsArtifactStore {
             .unwrap_or(false))
     }
 
+    async fn size(&self, key: &str) -> Result<u64> {
+        let p = self.path(key)?;
+        match tokio::fs::metadata(&p).await {
+            Ok(m) if m.is_file() => Ok(m.len()),
+            Ok(_) => Err(StoreError::NotFound(key.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(key.to_string()))
+            }
+            Err(e) => Err(StoreError::io("stat", p.display(), e)),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let p = self.path(key)?;
         match tokio::fs::remove_file(&p).await {

@@ -997,6 +997,47 @@ fn no_local_store_needs_both_stores() {
     assert_eq!(d.json("/api/v1/runs"), serde_json::json!({"runs": []}));
 }
 
+/// Peak resident memory of a process, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib * 1024
+}
+
+#[test]
+fn artifact_downloads_stream_with_bounded_memory() {
+    const SIZE: usize = 96 << 20;
+    let w = bare_world();
+    let arts = w.repo.join("artifacts");
+    std::fs::create_dir_all(arts.join("release")).unwrap();
+    let blob: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    std::fs::write(arts.join("release/big.bin"), &blob).unwrap();
+    let spec = format!("filesystem:{}", arts.display());
+    let d = Dashboard::start(&w, &["--artifact-store", &spec]);
+    assert_eq!(d.get("/api/v1/capabilities").status, 200);
+    let before = peak_rss(d.child.id());
+    let got = d.get("/api/v1/artifacts/release/big.bin");
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.header("content-length"),
+        Some(SIZE.to_string().as_str())
+    );
+    assert!(got.body == blob, "{} bytes came back", got.body.len());
+    let grew = peak_rss(d.child.id()).saturating_sub(before);
+    // Held whole, the download alone would add 96 MiB; streamed, it adds a pipe's worth.
+    assert!(
+        grew < 24 << 20,
+        "the dashboard's peak memory grew by {} MiB serving a 96 MiB artifact",
+        grew >> 20
+    );
+    assert_eq!(d.get("/api/v1/artifacts/release/missing.bin").status, 404);
+}
+
 #[test]
 fn read_only_local_dashboard_mounts_no_writes() {
     let w = bare_world();

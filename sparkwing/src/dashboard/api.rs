@@ -329,7 +329,10 @@ pub async fn node_log(
     }
 }
 
-/// `GET /api/v1/artifacts/{key}`: the object as a download; 404 when missing.
+/// `GET /api/v1/artifacts/{key}`: the object as a download; 404 when missing. The object is
+/// streamed from the store through a bounded pipe, never held in memory whole, and announced with
+/// its length, so a browser shows progress and a download cut short by a store error is seen as
+/// incomplete.
 pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
     if let Err(e) = validate_key(&key) {
         return bad_request(format!("invalid artifact key: {e}"));
@@ -340,21 +343,47 @@ pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
             "no artifact store is configured for this dashboard",
         );
     };
-    match store.get(&key).await {
-        Ok(bytes) => Response::builder()
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", download_name(&key)),
-            )
-            .body(Body::from(bytes))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    let size = match store.size(&key).await {
+        Ok(n) => n,
         Err(e) if e.is_not_found() => {
-            error(StatusCode::NOT_FOUND, format!("artifact `{key}` not found"))
+            return error(StatusCode::NOT_FOUND, format!("artifact `{key}` not found"));
         }
-        Err(e) => internal(format!("read artifact `{key}`: {e}")),
-    }
+        Err(e) => return internal(format!("read artifact `{key}`: {e}")),
+    };
+    let (mut tx, rx) = tokio::io::duplex(ARTIFACT_PIPE);
+    let (store, k) = (store.clone(), key.clone());
+    tokio::spawn(async move {
+        // Ending early drops `tx`: the body stops short of its length and the client sees an
+        // incomplete download rather than a silently truncated file.
+        if let Err(e) = store.get_to_writer(&k, &mut tx).await {
+            eprintln!("warning: streaming artifact `{k}` stopped: {e}");
+        }
+    });
+    let body = futures_util::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        let mut buf = vec![0u8; ARTIFACT_PIPE];
+        match tokio::io::AsyncReadExt::read(&mut rx, &mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), Some(rx)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, size)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", download_name(&key)),
+        )
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
+
+/// Bytes in flight between the store and the client of one artifact download.
+const ARTIFACT_PIPE: usize = 256 * 1024;
 
 /// The last key segment, reduced to characters that are safe inside a quoted header value.
 fn download_name(key: &str) -> String {

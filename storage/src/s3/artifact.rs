@@ -182,6 +182,11 @@ impl ArtifactStore for S3ArtifactStore {
         }
     }
 
+    async fn size(&self, key: &str) -> Result<u64> {
+        validate_key(key)?;
+        Ok(self.remote.head(key).await?.0)
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         validate_key(key)?;
         self.remote.delete_one(key).await
