@@ -326,12 +326,18 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
 #[derive(Debug)]
 pub struct FsLogStore {
     root: PathBuf,
+    /// Node directories this store has created (or found) since it was opened: later parts of a
+    /// node skip the `mkdir`, which on a large run directory is not free.
+    made: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl FsLogStore {
     /// A log store rooted at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        FsLogStore { root: root.into() }
+        FsLogStore {
+            root: root.into(),
+            made: Mutex::default(),
+        }
     }
 
     /// The root directory.
@@ -344,6 +350,32 @@ impl FsLogStore {
         validate_hierarchical(node)?;
         Ok(self.root.join(run).join(node))
     }
+}
+
+/// Writes a part through a temporary file and a rename, so readers never see half a part. The
+/// node's directory is made first unless it is `known` to exist; a known directory that was
+/// removed since (a concurrent `delete_run`) is made again.
+fn write_part(path: &Path, data: &[u8], known: bool) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let make_dir = || {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::io("create directory", dir.display(), e))
+    };
+    if !known {
+        make_dir()?;
+    }
+    let tmp = temp_path(path);
+    if let Err(e) = std::fs::write(&tmp, data) {
+        if !(known && e.kind() == std::io::ErrorKind::NotFound) {
+            return Err(StoreError::io("write", tmp.display(), e));
+        }
+        make_dir()?;
+        std::fs::write(&tmp, data).map_err(|e| StoreError::io("write", tmp.display(), e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        StoreError::io("rename", path.display(), e)
+    })
 }
 
 /// Part files directly inside `dir`, sorted by name.
@@ -380,8 +412,15 @@ impl LogStore for FsLogStore {
             data.push(b'\n');
         }
         let path = dir.join(part);
-        let tmp = write_temp(&path, &data).await?;
-        rename(&tmp, &path).await?;
+        let known = self.made.lock().is_ok_and(|m| m.contains(&dir));
+        // One blocking call per part (not one per file operation): a run of many short jobs
+        // writes a part per job, and every hop to the blocking pool is a thread wake-up.
+        tokio::task::spawn_blocking(move || write_part(&path, &data, known))
+            .await
+            .map_err(|e| StoreError::Config(format!("write task failed: {e}")))??;
+        if !known && let Ok(mut m) = self.made.lock() {
+            m.insert(dir);
+        }
         Ok(())
     }
 
@@ -443,6 +482,9 @@ impl LogStore for FsLogStore {
     async fn delete_run(&self, run: &str) -> Result<()> {
         validate_segment(run)?;
         let dir = self.root.join(run);
+        if let Ok(mut m) = self.made.lock() {
+            m.retain(|d| !d.starts_with(&dir));
+        }
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

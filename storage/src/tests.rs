@@ -279,3 +279,23 @@ async fn retries_give_up_after_the_bound() {
     assert_eq!(seen.load(Ordering::Relaxed), 3);
     assert!(msg.contains("after 3 attempts"), "{msg}");
 }
+
+/// The filesystem log store remembers which node directories it made; one removed behind its
+/// back (by hand, or by another process's cleanup) is made again rather than failing the part.
+#[tokio::test]
+async fn fs_log_part_after_its_directory_vanished() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = FsLogStore::new(dir.path());
+    logs.append_part("run-1", "build", b"one\n".to_vec())
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(dir.path().join("run-1")).unwrap();
+    logs.append_part("run-1", "build", b"two\n".to_vec())
+        .await
+        .unwrap();
+    let got = logs
+        .read("run-1", "build", &crate::ReadOpts::default())
+        .await
+        .unwrap();
+    assert_eq!(got, b"two\n");
+}
