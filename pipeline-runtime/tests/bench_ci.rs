@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use support::{CiRun, Proxy, S3Env};
 
 /// Runs the `ci` example with `args` through a counting proxy; returns (seconds, counts, stdout).
-fn measure(label: &str, args: &[&str], workers: &str) -> (f64, support::Counts, String) {
+fn measure(
+    label: &str,
+    args: &[&str],
+    workers: &str,
+) -> (f64, sparkwing_storage::testing::Counts, String) {
     let s3 = S3Env::load();
     let proxy = Proxy::start(s3.addr());
     let mut run = CiRun::new(&s3, &proxy.endpoint(), label, args)

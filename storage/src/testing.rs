@@ -15,6 +15,9 @@
 //! # }
 //! ```
 
+mod proxy;
+pub use proxy::{Counts, Proxy};
+
 use crate::s3::{S3ArtifactStore, S3Config, S3LogStore, S3Options};
 use std::collections::HashMap;
 use std::net::{TcpStream, ToSocketAddrs};

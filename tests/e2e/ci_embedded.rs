@@ -210,3 +210,84 @@ fn a_child_killed_by_sigkill_is_finalized_in_the_bucket() {
         "{state}"
     );
 }
+
+/// Through `sparkwing run`: the bucket is unreachable for 10 s mid-run (a proxy in front of the
+/// real server refuses and drops every connection). The run goes on, parts are spooled and
+/// delivered once the bucket is back, the exit code is the pipeline's own, and a laptop reads
+/// every line back exactly once.
+#[test]
+fn an_outage_mid_run_through_sparkwing_run_loses_and_duplicates_nothing() {
+    use crate::support::{LineWatcher, find_run_id, wait_timeout};
+    use sparkwing_storage::testing::Proxy;
+    use std::time::Duration;
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-outage");
+    let upstream = s3
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("the test endpoint is `http://<ip>:<port>`");
+    let proxy = Proxy::start(upstream);
+    let mut w = ci_world(&s3, &prefix, fixture_repo("sample"));
+    // Set after `ci_world`'s endpoint, so it wins.
+    w.set("SPARKWING_S3_ENDPOINT", &proxy.endpoint());
+    let warm = w.run(&["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"]);
+    assert_eq!(warm.code, 0, "{}", warm.all());
+
+    let mut child = w.spawn(&[
+        "run",
+        "slow",
+        "--seconds",
+        "14",
+        "--sw-mode=ci-embedded",
+        "--profile",
+        "ci",
+    ]);
+    let out = LineWatcher::new(child.stdout.take().unwrap());
+    let err = LineWatcher::new(child.stderr.take().unwrap());
+    assert!(
+        out.wait_for_line("] ready", Duration::from_secs(60)),
+        "{}",
+        out.text()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.cut();
+    std::thread::sleep(Duration::from_secs(10));
+    let during = out.text().matches("tick ").count();
+    proxy.restore();
+    assert!(
+        during >= 80,
+        "the job kept running during the outage: {during} ticks"
+    );
+    let code = wait_timeout(&mut child, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(code, 0, "stdout:\n{}\nstderr:\n{}", out.text(), err.text());
+    let err = err.text();
+    assert!(err.contains("failed to deliver a log part"), "{err}");
+    assert!(err.contains("reachable again"), "{err}");
+    let id = find_run_id(&out.text()).expect("run id on the console");
+
+    // A laptop reads it back from the bucket: every line once, in order.
+    let laptop = ci_world(&s3, &prefix, w.repo.clone());
+    let logs = laptop.run(&["runs", "logs", &id, "--profile", "ci", "--grep", "tick "]);
+    assert_eq!(logs.code, 0, "{}", logs.all());
+    let ticks: Vec<&str> = logs
+        .stdout
+        .lines()
+        .map(|l| l.trim_start_matches("[slow] "))
+        // Not the echoed command (`$ echo ready; for …; do echo "tick $i"; …`).
+        .filter(|l| !l.starts_with('$'))
+        .collect();
+    let expected: Vec<String> = (1..=140).map(|i| format!("tick {i}")).collect();
+    assert_eq!(ticks, expected, "every line, in order, once");
+    let show = laptop.show_with(&id, &["--profile", "ci"]);
+    assert_eq!(show["run"]["status"], "success", "{show:#}");
+    // CI-derived facts are flattened into `invocation`.
+    let extra = &show["run"]["invocation"];
+    assert!(
+        extra["log_parts_spooled"].as_u64().unwrap_or(0) >= 1,
+        "{show:#}"
+    );
+    assert_eq!(extra["log_parts_undelivered"], 0, "{show:#}");
+}

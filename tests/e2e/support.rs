@@ -175,7 +175,14 @@ impl World {
 
     /// `sparkwing runs show <id> -o json`.
     pub fn show(&self, run: &str) -> serde_json::Value {
-        let r = self.run(&["runs", "show", run, "-o", "json"]);
+        self.show_with(run, &[])
+    }
+
+    /// `sparkwing runs show <id> -o json` with more flags (`--profile NAME`).
+    pub fn show_with(&self, run: &str, flags: &[&str]) -> serde_json::Value {
+        let mut args = vec!["runs", "show", run, "-o", "json"];
+        args.extend_from_slice(flags);
+        let r = self.run(&args);
         assert_eq!(r.code, 0, "runs show failed:\n{}", r.all());
         serde_json::from_str(&r.stdout).unwrap()
     }
