@@ -192,6 +192,11 @@ pub struct RunRecord {
     pub started_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// When the run's state was last written to a bucket (RFC 3339). A run in flight writes it at
+    /// least every [`HEARTBEAT_INTERVAL`], so a `running` run whose heartbeat is older than
+    /// [`STALE_AFTER`] has most likely lost its machine. Absent in local records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_at: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub git_branch: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -206,6 +211,32 @@ pub struct RunRecord {
     /// Format version of the writer; absent in records written by the Go original.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format_version: Option<u32>,
+}
+
+/// How often a run in flight rewrites its state in a bucket even when nothing changed.
+pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// A `running` run whose last heartbeat is older than this is shown as stale.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl RunRecord {
+    /// How long ago the last heartbeat was, for a `running` run that has one.
+    pub fn heartbeat_age(&self, now_unix_nanos: i64) -> Option<std::time::Duration> {
+        if self.status != RunStatus::Running {
+            return None;
+        }
+        let at = crate::timefmt::parse_rfc3339_nanos(self.last_heartbeat_at.as_deref()?)?;
+        Some(std::time::Duration::from_nanos(
+            now_unix_nanos.saturating_sub(at).max(0) as u64,
+        ))
+    }
+
+    /// A `running` run whose heartbeat is older than [`STALE_AFTER`]: nothing has written its
+    /// state for that long, so its machine is most likely gone. Runs without a heartbeat (local
+    /// records, older writers) are never stale.
+    pub fn is_stale(&self, now_unix_nanos: i64) -> bool {
+        self.heartbeat_age(now_unix_nanos)
+            .is_some_and(|age| age > STALE_AFTER)
+    }
 }
 
 /// The `node` record.
@@ -250,7 +281,7 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
 pub enum Envelope {
-    Run(RunRecord),
+    Run(Box<RunRecord>),
     Node(NodeRecord),
     Event(serde_json::Value),
 }
@@ -310,7 +341,7 @@ impl StateDump {
                 continue; // unknown kinds are ignored by contract
             }
             match serde_json::from_value::<Envelope>(value) {
-                Ok(Envelope::Run(r)) => dump.run = Some(r),
+                Ok(Envelope::Run(r)) => dump.run = Some(*r),
                 Ok(Envelope::Node(n)) => match index.get(&n.id) {
                     Some(&pos) => dump.nodes[pos] = n,
                     None => {
@@ -337,7 +368,7 @@ impl StateDump {
                 out.push('\n');
             }
         };
-        push(Envelope::Run(run.clone()));
+        push(Envelope::Run(Box::new(run.clone())));
         for n in nodes {
             push(Envelope::Node(n.clone()));
         }
@@ -357,6 +388,7 @@ mod tests {
             error: String::new(),
             started_at: "2026-04-20T09:31:12Z".into(),
             finished_at: None,
+            last_heartbeat_at: None,
             git_branch: "main".into(),
             git_sha: String::new(),
             repo_url: String::new(),
@@ -367,8 +399,30 @@ mod tests {
     }
 
     #[test]
+    fn a_running_run_with_an_old_heartbeat_is_stale() {
+        let now = crate::timefmt::parse_rfc3339_nanos("2026-04-20T10:00:00Z").unwrap();
+        let mut r = run();
+        assert!(!r.is_stale(now), "no heartbeat: never stale");
+        r.last_heartbeat_at = Some("2026-04-20T09:59:00Z".into());
+        assert_eq!(
+            r.heartbeat_age(now),
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert!(!r.is_stale(now));
+        r.last_heartbeat_at = Some("2026-04-20T09:57:59Z".into());
+        assert!(r.is_stale(now));
+        r.status = RunStatus::Success;
+        assert!(!r.is_stale(now), "only running runs go stale");
+        let line = serde_json::to_string(&Envelope::Run(Box::new(r))).unwrap();
+        assert!(
+            line.contains(r#""last_heartbeat_at":"2026-04-20T09:57:59Z""#),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn envelope_shape_matches_the_go_original() {
-        let line = serde_json::to_string(&Envelope::Run(run())).unwrap();
+        let line = serde_json::to_string(&Envelope::Run(Box::new(run()))).unwrap();
         assert!(
             line.starts_with(r#"{"kind":"run","data":{"id":"run-20260420"#),
             "{line}"
@@ -384,7 +438,7 @@ mod tests {
         };
         let text = format!(
             "{}\n{}\nnot json\n{{\"kind\":\"metric_sample\",\"data\":{{}}}}\n{}\n",
-            serde_json::to_string(&Envelope::Run(run())).unwrap(),
+            serde_json::to_string(&Envelope::Run(Box::new(run()))).unwrap(),
             node("running"),
             node("done")
         );

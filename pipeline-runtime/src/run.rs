@@ -158,6 +158,7 @@ pub(crate) async fn execute(
         error: String::new(),
         started_at: now_rfc3339(),
         finished_at: None,
+        last_heartbeat_at: None,
         git_branch: git.branch,
         git_sha: git.sha,
         repo_url: git.remote,

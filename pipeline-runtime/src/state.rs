@@ -7,7 +7,8 @@
 //! so a slow or unreachable store never holds a job. When an upload fails, the latest state is
 //! written to a local spool file and retried; the last state wins.
 
-use sparkwing_contract::record::{NodeRecord, RunRecord, StateDump};
+use sparkwing_contract::record::{HEARTBEAT_INTERVAL, NodeRecord, RunRecord, RunStatus, StateDump};
+use sparkwing_contract::timefmt::now_rfc3339;
 use sparkwing_storage::ArtifactStore;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ struct Snap {
 struct Shared {
     snap: Mutex<Snap>,
     wake: Notify,
+    /// Longest time a running run's state goes without a rewrite (its `last_heartbeat_at`).
+    heartbeat: Duration,
 }
 
 impl Shared {
@@ -73,6 +76,16 @@ impl StateStream {
         nodes: &[NodeRecord],
         spool: PathBuf,
     ) -> StateStream {
+        Self::start_with_heartbeat(store, run, nodes, spool, HEARTBEAT_INTERVAL)
+    }
+
+    fn start_with_heartbeat(
+        store: Arc<dyn ArtifactStore>,
+        run: &RunRecord,
+        nodes: &[NodeRecord],
+        spool: PathBuf,
+        heartbeat: Duration,
+    ) -> StateStream {
         let index = nodes
             .iter()
             .enumerate()
@@ -87,6 +100,7 @@ impl StateStream {
                 closing: None,
             }),
             wake: Notify::new(),
+            heartbeat,
         });
         let task = tokio::spawn(upload_loop(
             store,
@@ -148,16 +162,28 @@ async fn upload_loop(
     let mut sent = 0u64;
     let mut next_at = Instant::now();
     let mut backoff = INTERVAL;
+    // When the state last reached the store; a running run is rewritten at least every
+    // `heartbeat` even when nothing changed, so readers can tell a live run from a lost one.
+    let mut last_put = Instant::now();
     loop {
-        let (version, closing) = {
+        let (version, closing, running) = {
             let s = shared.lock();
-            (s.version, s.closing)
+            (s.version, s.closing, s.run.status == RunStatus::Running)
         };
-        if version == sent {
+        let beat_at = last_put + shared.heartbeat;
+        let beat_due = running && closing.is_none() && sent > 0 && Instant::now() >= beat_at;
+        if version == sent && !beat_due {
             if closing.is_some() {
                 return outcome;
             }
-            shared.wake.notified().await;
+            if running && sent > 0 {
+                tokio::select! {
+                    _ = shared.wake.notified() => {}
+                    _ = tokio::time::sleep_until(beat_at) => {}
+                }
+            } else {
+                shared.wake.notified().await;
+            }
             continue;
         }
         if closing.is_none() && Instant::now() < next_at {
@@ -170,7 +196,9 @@ async fn upload_loop(
         }
         let (version, text) = {
             let s = shared.lock();
-            (s.version, StateDump::render(&s.run, &s.nodes).into_bytes())
+            let mut run = s.run.clone();
+            run.last_heartbeat_at = Some(now_rfc3339());
+            (s.version, StateDump::render(&run, &s.nodes).into_bytes())
         };
         let limit = Instant::now() + PUT_TIMEOUT;
         let put = store.put(&key, text.clone());
@@ -189,6 +217,7 @@ async fn upload_loop(
         };
         let Some(error) = error else {
             sent = version;
+            last_put = Instant::now();
             outcome.uploads += 1;
             backoff = INTERVAL;
             next_at = Instant::now() + INTERVAL;
@@ -233,7 +262,7 @@ async fn upload_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sparkwing_contract::record::{Invocation, NodeStatus, RunStatus};
+    use sparkwing_contract::record::{Invocation, NodeStatus};
     use sparkwing_storage::FsArtifactStore;
 
     fn run() -> RunRecord {
@@ -244,6 +273,7 @@ mod tests {
             error: String::new(),
             started_at: "2026-11-27T14:15:00Z".into(),
             finished_at: None,
+            last_heartbeat_at: None,
             git_branch: String::new(),
             git_sha: String::new(),
             repo_url: String::new(),
@@ -312,6 +342,48 @@ mod tests {
         assert_eq!(outcome.undelivered, None);
         assert_eq!(outcome.uploads, 3, "initial, node change, final");
         assert_eq!(read(&file).unwrap().run.unwrap().status, RunStatus::Success);
+    }
+
+    #[tokio::test]
+    async fn an_idle_running_run_is_rewritten_every_heartbeat_and_a_finished_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FsArtifactStore::new(dir.path().join("cache")));
+        let file = dir.path().join("cache").join(state_key(&run().id));
+        // Longer than the pacing between uploads (750 ms), as the real one (30 s) is.
+        let beat = Duration::from_millis(800);
+        let stream = StateStream::start_with_heartbeat(
+            store,
+            &run(),
+            &[node("a", NodeStatus::Running)],
+            dir.path().join("spool.ndjson"),
+            beat,
+        );
+        let heartbeat = || {
+            read(&file)
+                .and_then(|d| d.run)
+                .and_then(|r| r.last_heartbeat_at)
+                .expect("every upload carries a heartbeat")
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let first = heartbeat();
+        // Nothing changes, yet the heartbeat moves on (at about 0.8 s and 1.6 s).
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let later = heartbeat();
+        let ns = |t: &str| sparkwing_contract::timefmt::parse_rfc3339_nanos(t).unwrap();
+        assert!(ns(&later) > ns(&first), "{first} then {later}");
+        let mut done = run();
+        done.status = RunStatus::Success;
+        stream.run(&done);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let finished = heartbeat();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(heartbeat(), finished, "a finished run is not rewritten");
+        let outcome = stream.close(Instant::now() + Duration::from_secs(2)).await;
+        assert_eq!(outcome.undelivered, None);
+        // The first upload, two heartbeats, and the change to `success` (a slow machine may
+        // squeeze in one more heartbeat before the change is seen).
+        assert!(outcome.uploads >= 4, "{outcome:?}");
+        assert!(outcome.uploads <= 5, "{outcome:?}");
     }
 
     #[tokio::test]

@@ -128,6 +128,7 @@ impl RawRun {
             error: self.error,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            last_heartbeat_at: None,
             git_branch: self.git_branch,
             git_sha: self.git_sha,
             repo_url: self.repo_url,

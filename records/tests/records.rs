@@ -15,6 +15,7 @@ fn run(id: &str, pipeline: &str, status: RunStatus, started_at: &str) -> RunReco
         error: String::new(),
         started_at: started_at.into(),
         finished_at: None,
+        last_heartbeat_at: None,
         git_branch: "main".into(),
         git_sha: "abc123".into(),
         repo_url: String::new(),

@@ -117,6 +117,21 @@ function badge(state) {
   return el('span', { class: 'badge ' + state, text: state });
 }
 
+// A run in flight rewrites its state every 30 s (`last_heartbeat_at`); a `running` run whose
+// heartbeat is over 2 minutes old has most likely lost its machine.
+const STALE_AFTER_MS = 120000;
+function staleBadge(run) {
+  if (run.status !== 'running' || !run.last_heartbeat_at) return null;
+  const at = Date.parse(run.last_heartbeat_at.replace(/\.(\d{3})\d*/, '.$1'));
+  if (Number.isNaN(at) || Date.now() - at <= STALE_AFTER_MS) return null;
+  const mins = Math.floor((Date.now() - at) / 60000);
+  return el('span', {
+    class: 'badge stale',
+    text: 'stale',
+    title: `no heartbeat for ${mins} min: the run's machine is most likely gone`,
+  });
+}
+
 function schedule(fn, delay) {
   clearTimeout(timer);
   const gen = generation;
@@ -213,7 +228,7 @@ const RunsPage = {
       const sha = (r.git_sha || '').slice(0, 8);
       const git = [r.git_branch, sha].filter(Boolean).join(' @ ');
       return el('tr', { class: 'run-row', 'data-run-id': r.id },
-        el('td', {}, badge(r.status)),
+        el('td', {}, badge(r.status), staleBadge(r)),
         el('td', {}, el('a', { class: 'mono run-link', href: '#/runs/' + encodeURIComponent(r.id), text: r.id })),
         el('td', { text: r.pipeline }),
         el('td', { class: 'mono', text: git || '—' }),
@@ -452,7 +467,7 @@ const RunPage = {
     const inv = run.invocation || {};
     replace(this.header,
       el('p', {}, el('a', { href: '#/', text: '← All runs' })),
-      el('h1', { id: 'run-title' }, el('span', { text: run.pipeline }), badge(run.status), el('span', { class: 'mono muted', text: run.id })),
+      el('h1', { id: 'run-title' }, el('span', { text: run.pipeline }), badge(run.status), staleBadge(run), el('span', { class: 'mono muted', text: run.id })),
       el('p', { class: 'muted' }, `started ${when(run.started_at)} · ${duration(run.started_at, run.finished_at)}`,
         run.status === 'running' && Caps.writes.includes('cancel') ? [' · ', el('button', { class: 'danger', id: 'cancel', text: 'Cancel run', onclick: () => this.cancel() })] : null),
       run.error ? el('p', { class: 'error-text', id: 'run-error', text: run.error }) : null);

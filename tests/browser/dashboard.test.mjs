@@ -14,9 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 
-const [base, doneRun, liveRun, shots] = process.argv.slice(2);
+const [base, doneRun, liveRun, shots, staleRun] = process.argv.slice(2);
 if (!base || !doneRun || !liveRun || !shots) {
-  console.error('usage: dashboard.test.mjs <base-url> <done-run> <live-run> <screenshot-dir>');
+  console.error('usage: dashboard.test.mjs <base-url> <done-run> <live-run> <screenshot-dir> [<stale-run>]');
   process.exit(2);
 }
 fs.mkdirSync(shots, { recursive: true });
@@ -67,6 +67,11 @@ try {
   const done = rows.find((r) => r.id === doneRun);
   check('finished run is listed with its status', done && done.text.includes('failed') && done.text.includes('main'), done && done.text);
   check('runs are newest first', rows.length > 1 && rows.every((r, i) => i === 0 || rows[i - 1].id >= r.id), rows.map((r) => r.id).join(' '));
+  if (staleRun) {
+    const marks = await page.$$eval('#runs-table tr.run-row', (trs) => Object.fromEntries(trs.map((t) => [t.dataset.runId, !!t.querySelector('.badge.stale')])));
+    check('a running run without a heartbeat for 10 min is marked stale', marks[staleRun] === true, JSON.stringify(marks));
+    check('a live run is not marked stale', marks[liveRun] === false, JSON.stringify(marks));
+  }
   check('a javascript: CI link is not clickable', await page.$$eval('a[href^="javascript:"]', (a) => a.length) === 0);
   await page.screenshot({ path: path.join(shots, 'runs.png'), fullPage: true });
 

@@ -291,3 +291,125 @@ fn an_outage_mid_run_through_sparkwing_run_loses_and_duplicates_nothing() {
     );
     assert_eq!(extra["log_parts_undelivered"], 0, "{show:#}");
 }
+
+/// Through `sparkwing run`, as GitHub Actions cancels a job: SIGINT to the CI step's process.
+/// The bucket says `cancelled` within 5 s and the step fails with exit 1.
+#[test]
+fn a_cancel_through_sparkwing_run_is_cancelled_in_the_bucket_within_five_seconds() {
+    use crate::support::{LineWatcher, find_run_id, wait_timeout};
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-cancel");
+    let cache = cache_at(&s3, &prefix);
+    let mut w = ci_world(&s3, &prefix, fixture_repo("sample"));
+    on_github(&mut w);
+    let mut child = w.spawn(&["run", "slow", "--sw-mode=ci-embedded", "--profile", "ci"]);
+    let out = LineWatcher::new(child.stdout.take().unwrap());
+    // On GitHub a job's output is printed as one group when it ends, so the console cannot tell
+    // that `slow` is running; the bucket can.
+    assert!(
+        out.wait_for("▶ slow run-", Duration::from_secs(300)),
+        "{}",
+        out.text()
+    );
+    let id = find_run_id(&out.text()).expect("run id on the console");
+    let key = format!("runs/{id}/state.ndjson");
+    let running = Instant::now() + Duration::from_secs(30);
+    loop {
+        let dump = block(cache.get(&key))
+            .ok()
+            .map(|b| sparkwing_contract::StateDump::parse(&String::from_utf8_lossy(&b)));
+        if dump.is_some_and(|d| {
+            d.nodes
+                .iter()
+                .any(|n| n.status == sparkwing_contract::NodeStatus::Running)
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < running,
+            "`slow` never ran:\n{}",
+            out.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let seen = loop {
+        let state = block(cache.get(&key))
+            .ok()
+            .map(|b| sparkwing_contract::StateDump::parse(&String::from_utf8_lossy(&b)));
+        if let Some(run) = state.and_then(|d| d.run)
+            && run.status == sparkwing_contract::RunStatus::Cancelled
+        {
+            break signalled.elapsed();
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "the bucket never said cancelled:\n{}",
+            out.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        seen < Duration::from_secs(5),
+        "cancelled in the bucket after {seen:?}"
+    );
+    assert_eq!(wait_timeout(&mut child, Duration::from_secs(15)), 1);
+    // The GitHub console shows the job's output in its own group.
+    assert!(out.text().contains("::group::"), "{}", out.text());
+}
+
+/// A CI machine that vanished mid-run (runner killed with everything on it) leaves a `running`
+/// state behind whose heartbeat stops. Readers say so instead of showing it running forever.
+#[test]
+fn a_run_whose_machine_vanished_reads_as_stale() {
+    use sparkwing_contract::timefmt;
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-stale");
+    let cache = cache_at(&s3, &prefix);
+    let id = sparkwing_contract::RunId::generate().to_string();
+    let ago = |secs: i64| {
+        timefmt::unix_nanos_to_rfc3339(timefmt::now_unix_nanos() - secs * 1_000_000_000)
+    };
+    let run: sparkwing_contract::RunRecord = serde_json::from_value(serde_json::json!({
+        "id": id, "pipeline": "release", "status": "running", "started_at": ago(900),
+        "last_heartbeat_at": ago(600), "invocation": {"mode": "ci-embedded"}, "format_version": 1,
+    }))
+    .unwrap();
+    let dump = sparkwing_contract::StateDump::render(&run, &[]);
+    block(cache.put(&format!("runs/{id}/state.ndjson"), dump.into_bytes())).unwrap();
+
+    let laptop = ci_world(&s3, &prefix, fixture_repo("sample"));
+    let list = laptop.run(&["runs", "list", "--profile", "ci"]);
+    assert_eq!(list.code, 0, "{}", list.all());
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_default();
+    assert!(row.contains(" stale "), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("its machine is most likely gone"),
+        "{}",
+        list.stdout
+    );
+    let show = laptop.run(&["runs", "show", &id, "--profile", "ci"]);
+    assert!(
+        show.stdout.contains("heartbeat:") && show.stdout.contains("stale"),
+        "{}",
+        show.all()
+    );
+    // Following gives up at once rather than waiting for an end that will never be written.
+    let follow = laptop.run(&["runs", "logs", &id, "--follow", "--profile", "ci"]);
+    assert_eq!(follow.code, 1, "{}", follow.all());
+    assert!(
+        follow.stderr.contains(&format!("stopped following `{id}`"))
+            && follow.stderr.contains("its machine is most likely gone"),
+        "{}",
+        follow.all()
+    );
+}

@@ -779,6 +779,21 @@ fn the_page_in_headless_chromium() {
     assert!(setup.success(), "scripts/browser-setup.sh failed");
     let b = Bucket::new("dash-browser");
     let s = seed(&b);
+    // Recorded as running, but its state was last written ten minutes ago: its machine is gone.
+    let (stale, stale_started) = run_id_at(300, 6);
+    b.put_state(
+        &run_record(
+            &stale,
+            &stale_started,
+            "release",
+            "running",
+            serde_json::json!({
+                "last_heartbeat_at":
+                    timefmt::unix_nanos_to_rfc3339(timefmt::now_unix_nanos() - 600_000_000_000)
+            }),
+        ),
+        &[],
+    );
     let w = b.world();
     let d = b.dashboard(&w);
     let shots = workspace().join("target/browser-screenshots");
@@ -786,6 +801,7 @@ fn the_page_in_headless_chromium() {
         .arg(workspace().join("tests/browser/dashboard.test.mjs"))
         .args([&d.url(), &s.done, &s.live])
         .arg(&shots)
+        .arg(&stale)
         .current_dir(workspace().join("tests/browser"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

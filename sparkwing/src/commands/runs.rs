@@ -4,6 +4,7 @@ use crate::cli::{Format, RunsCommand, StoreArgs};
 use crate::error::{CliError, CliResult};
 use crate::output::{human_duration, print_json};
 use crate::source::{self, ListFilter, Sources};
+use sparkwing_contract::record::{HEARTBEAT_INTERVAL, STALE_AFTER};
 use sparkwing_contract::{LogRecord, NodeRecord, RunRecord, RunStatus, timefmt};
 use sparkwing_storage::ReadOpts;
 use std::io::Write;
@@ -117,7 +118,15 @@ async fn list(sources: &Sources, filter: ListFilter, output: Format) -> CliResul
                 "{:<30} {:<pw$} {:<9} {:<20} {:>8}  GIT",
                 "RUN", "PIPELINE", "STATUS", "STARTED", "DURATION"
             );
+            let now = timefmt::now_unix_nanos();
+            let mut any_stale = false;
             for r in &runs {
+                let status = if r.is_stale(now) {
+                    any_stale = true;
+                    "stale".to_string()
+                } else {
+                    r.status.to_string()
+                };
                 let dur = duration_ms(&r.started_at, r.finished_at.as_deref())
                     .map(human_duration)
                     .unwrap_or_default();
@@ -133,7 +142,15 @@ async fn list(sources: &Sources, filter: ListFilter, output: Format) -> CliResul
                 };
                 println!(
                     "{:<30} {:<pw$} {:<9} {:<20} {:>8}  {}",
-                    r.id, r.pipeline, r.status, started, dur, git
+                    r.id, r.pipeline, status, started, dur, git
+                );
+            }
+            if any_stale {
+                println!(
+                    "\nstale: recorded as running, but its state has not been written for over {} \
+                     (it is rewritten every {} while the run lives): its machine is most likely gone",
+                    human_duration(STALE_AFTER.as_millis() as i64),
+                    human_duration(HEARTBEAT_INTERVAL.as_millis() as i64)
                 );
             }
         }
@@ -172,6 +189,21 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
     println!("  started: {}", run.started_at);
     if let Some(f) = &run.finished_at {
         println!("  finished: {f}");
+    }
+    if let (Some(at), Some(age)) = (
+        &run.last_heartbeat_at,
+        run.heartbeat_age(timefmt::now_unix_nanos()),
+    ) {
+        let ago = human_duration(age.as_millis() as i64);
+        if run.is_stale(timefmt::now_unix_nanos()) {
+            println!(
+                "  heartbeat: {at} ({ago} ago) — stale: the run's state is rewritten every {} \
+                 while it lives, so its machine is most likely gone",
+                human_duration(HEARTBEAT_INTERVAL.as_millis() as i64)
+            );
+        } else {
+            println!("  heartbeat: {at} ({ago} ago)");
+        }
     }
     let inv = &run.invocation;
     println!(
@@ -393,6 +425,19 @@ async fn follow_logs(
         let _ = stdout.lock().flush();
         if done {
             return Ok(0);
+        }
+        if let Some((r, _)) = &known
+            && r.is_stale(timefmt::now_unix_nanos())
+        {
+            return Err(CliError::failure(format!(
+                "stopped following `{id}`: it is recorded as running, but its state has not been \
+                 written for over {} (its machine is most likely gone)",
+                human_duration(STALE_AFTER.as_millis() as i64)
+            ))
+            .with_hint(format!(
+                "`sparkwing runs show {id}` shows what was recorded; the log above is everything \
+                 that reached the store"
+            )));
         }
         if local {
             // A live local run has its supervisor's marker naming live processes; the supervisor

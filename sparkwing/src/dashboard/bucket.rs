@@ -452,6 +452,7 @@ mod tests {
             error: String::new(),
             started_at: timefmt::unix_nanos_to_rfc3339(id_time(id).unwrap()),
             finished_at: None,
+            last_heartbeat_at: None,
             git_branch: String::new(),
             git_sha: String::new(),
             repo_url: String::new(),
