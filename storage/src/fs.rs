@@ -443,19 +443,6 @@ impl LogStore for FsLogStore {
         .map_err(|e| StoreError::Config(format!("read task failed: {e}")))?
     }
 
-    async fn list_nodes(&self, run: &str) -> Result<Vec<String>> {
-        validate_segment(run)?;
-        let run_dir = self.root.join(run);
-        tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            collect_nodes(&run_dir, &run_dir, &mut out)?;
-            out.sort();
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
-    }
-
     async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>> {
         validate_segment(run)?;
         let run_dir = self.root.join(run);
@@ -515,28 +502,6 @@ fn collect_parts(run_dir: &Path, dir: &Path, out: &mut Vec<(String, String)>) ->
             }
         }
         collect_parts(run_dir, &path, out)?;
-    }
-    Ok(())
-}
-
-/// A directory holding at least one part file is a node; nested directories are child nodes.
-fn collect_nodes(run_dir: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StoreError::io("read directory", dir.display(), e)),
-    };
-    for entry in rd.filter_map(|e| e.ok()) {
-        let path = entry.path();
-        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            if !parts_in(&path)?.is_empty()
-                && let Ok(rel) = path.strip_prefix(run_dir)
-            {
-                let id: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
-                out.push(id.join("/"));
-            }
-            collect_nodes(run_dir, &path, out)?;
-        }
     }
     Ok(())
 }

@@ -100,7 +100,16 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// One node's log: its parts concatenated in order, then filtered. Nothing written → empty.
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>>;
     /// Node ids that have log parts in `run`, sorted.
-    async fn list_nodes(&self, run: &str) -> Result<Vec<String>>;
+    async fn list_nodes(&self, run: &str) -> Result<Vec<String>> {
+        let mut nodes: Vec<String> = self
+            .list_parts(run)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        nodes.dedup();
+        Ok(nodes)
+    }
     /// Every part of `run` as `(node id, part name)`, sorted, in one listing: a follower polls
     /// this and reads only the parts it has not seen yet.
     async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>>;

@@ -275,34 +275,19 @@ impl LineWatcher {
     }
 
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains(needle))
-            {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        self.wait_until(|l| l.contains(needle), timeout)
     }
 
     /// Waits for a line that ends with `suffix`. Job output is echoed as `[job] line` after the
     /// command itself (`[job] $ … echo ready; …`), so "the job printed X" is a line ending in X.
     pub fn wait_for_line(&self, suffix: &str, timeout: Duration) -> bool {
+        self.wait_until(|l| l.ends_with(suffix), timeout)
+    }
+
+    fn wait_until(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            if self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.ends_with(suffix))
-            {
+            if self.lines.lock().unwrap().iter().any(|l| pred(l)) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -118,24 +118,6 @@ impl LogStore for S3LogStore {
         Ok(opts.apply(&all))
     }
 
-    async fn list_nodes(&self, run: &str) -> Result<Vec<String>> {
-        validate_segment(run)?;
-        let run_base = self.remote.full_key(&format!("{run}/"));
-        let mut nodes: Vec<String> = self
-            .remote
-            .list_full(&format!("{run}/"), false)
-            .await?
-            .iter()
-            .filter(|k| k.ends_with(PART_SUFFIX))
-            .filter_map(|k| k.strip_prefix(&run_base))
-            .filter_map(|rel| rel.rsplit_once('/').map(|(node, _)| node.to_string()))
-            .filter(|node| validate_hierarchical(node).is_ok())
-            .collect();
-        nodes.sort();
-        nodes.dedup();
-        Ok(nodes)
-    }
-
     async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>> {
         validate_segment(run)?;
         let run_base = self.remote.full_key(&format!("{run}/"));
