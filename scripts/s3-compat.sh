@@ -2,10 +2,10 @@
 # Runs the storage conformance suite against every S3-compatible server this machine can start
 # and prints a case × server table (also written to target/s3/compat/results.md).
 #
-#   scripts/s3-compat.sh [seaweedfs] [moto] [s3s-fs]      (default: all three)
+#   scripts/s3-compat.sh [seaweedfs] [moto] [s3s-fs] [s3rver]      (default: all four)
 #
 # Servers: SeaweedFS 4.48 (via scripts/s3-server.sh, on its own port), moto 5.2.5 (PyPI, in a
-# venv), s3s-fs 0.14.1 (`cargo install`, ~3 min the first time). Everything lives under
+# venv), s3s-fs 0.14.1 (`cargo install`, ~3 min the first time), s3rver 3.7.1 (npm). Everything lives under
 # target/s3/compat and binds 127.0.0.1 only. Each server is stopped by PID before the next starts.
 # SPARKWING_COMPAT_BIG_MIB (default 200) sizes the big streamed object.
 set -euo pipefail
@@ -16,7 +16,7 @@ OUT=$REPO/target/s3/compat
 export SPARKWING_S3_ENV_FILE=
 BIG_MIB=${SPARKWING_COMPAT_BIG_MIB:-200}
 SERVERS=("$@")
-[ ${#SERVERS[@]} -gt 0 ] || SERVERS=(seaweedfs moto s3s-fs)
+[ ${#SERVERS[@]} -gt 0 ] || SERVERS=(seaweedfs moto s3s-fs s3rver)
 mkdir -p "$OUT"
 
 SERVER_PID=
@@ -104,7 +104,26 @@ for server in "${SERVERS[@]}"; do
       cleanup; SERVER_PID=
       rm -rf "$OUT/s3s-data"
       ;;
-    *) echo "s3-compat: unknown server \`$server\` (known: seaweedfs moto s3s-fs)" >&2; exit 2 ;;
+    s3rver)
+      if [ ! -x "$OUT/s3rver/node_modules/.bin/s3rver" ]; then
+        echo "s3-compat: installing s3rver 3.7.1 (npm, ~15 s)" >&2
+        mkdir -p "$OUT/s3rver"
+        (cd "$OUT/s3rver" && npm install --silent --no-audit --no-fund --no-save s3rver@3.7.1 >/dev/null)
+      fi
+      port=$(free_port)
+      rm -rf "$OUT/s3rver-data" && mkdir -p "$OUT/s3rver-data"
+      # Its list pagination builds tokens with DES, which OpenSSL 3 refuses without the legacy
+      # provider; s3rver accepts any key pair.
+      NODE_OPTIONS=--openssl-legacy-provider "$OUT/s3rver/node_modules/.bin/s3rver" \
+        --address 127.0.0.1 --port "$port" --directory "$OUT/s3rver-data" \
+        --configure-bucket sparkwing-compat --silent > "$OUT/s3rver.log" 2>&1 &
+      SERVER_PID=$!
+      wait_ready "http://127.0.0.1:$port" S3RVER S3RVER sparkwing-compat
+      run_suite s3rver "http://127.0.0.1:$port" sparkwing-compat S3RVER S3RVER
+      cleanup; SERVER_PID=
+      rm -rf "$OUT/s3rver-data"
+      ;;
+    *) echo "s3-compat: unknown server \`$server\` (known: seaweedfs moto s3s-fs s3rver)" >&2; exit 2 ;;
   esac
 done
 
