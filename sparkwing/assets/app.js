@@ -121,7 +121,15 @@ function badge(state) {
 // heartbeat is over 2 minutes old has most likely lost its machine.
 const STALE_AFTER_MS = 120000;
 function staleBadge(run) {
-  if (run.status !== 'running' || !run.last_heartbeat_at) return null;
+  if (run.status !== 'running') return null;
+  if (run.orphaned) {
+    return el('span', {
+      class: 'badge stale',
+      text: 'stale',
+      title: 'no process on this machine runs it any more: it was killed before it could record its end',
+    });
+  }
+  if (!run.last_heartbeat_at) return null;
   const at = Date.parse(run.last_heartbeat_at.replace(/\.(\d{3})\d*/, '.$1'));
   if (Number.isNaN(at) || Date.now() - at <= STALE_AFTER_MS) return null;
   const mins = Math.floor((Date.now() - at) / 60000);

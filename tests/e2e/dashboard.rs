@@ -1136,6 +1136,55 @@ fn other_sites_cannot_drive_the_dashboard() {
 }
 
 #[test]
+fn a_local_run_whose_processes_were_killed_is_marked_orphaned() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let w = World::sample();
+    let warm = w.run(&["run", "hello"]);
+    assert_eq!(warm.code, 0, "{}", warm.all());
+    let d = Dashboard::start(&w, &[]);
+    let mut child = w.spawn(&["run", "slow", "--seconds", "30"]);
+    let out = LineWatcher::new(child.stdout.take().unwrap());
+    assert!(
+        out.wait_for_line("] ready", Duration::from_secs(60)),
+        "never ready:\n{}",
+        out.text()
+    );
+    let id = find_run_id(&out.text()).expect("run id on the console");
+    let live = d.json(&format!("/api/v1/runs/{id}"));
+    assert_eq!(live["status"], "running", "{live}");
+    assert!(live.get("orphaned").is_none(), "a live run: {live}");
+    // Supervisor and pipeline die at once: nothing is left to record the end.
+    let marker: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.home.join("active").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+    kill(
+        Pid::from_raw(marker["child_pid"].as_i64().unwrap() as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = child.wait();
+    let end = Instant::now() + Duration::from_secs(5);
+    let run = loop {
+        let run = d.json(&format!("/api/v1/runs/{id}?include=nodes"));
+        if run["run"]["orphaned"] == true || Instant::now() > end {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(run["run"]["orphaned"], true, "{run:#}");
+    assert_eq!(
+        run["run"]["status"], "running",
+        "the record itself is untouched"
+    );
+    let listed = d.json("/api/v1/runs?status=running");
+    assert_eq!(listed["runs"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(listed["runs"][0]["orphaned"], true, "{listed}");
+}
+
+#[test]
 fn cancel_ends_an_in_flight_local_run_cancelled() {
     let mut w = World::sample();
     w.set("SPARKWING_KILL_GRACE_MS", "500");

@@ -184,12 +184,36 @@ pub async fn list_runs(State(st): St, Query(q): Query<ListQuery>) -> Response {
     };
     match st.runs.list(&wanted).await {
         Ok(runs) => {
-            let runs: Vec<&sparkwing_contract::RunRecord> =
-                runs.iter().map(|r| r.as_ref()).collect();
-            Json(serde_json::json!({ "runs": runs })).into_response()
+            let mut out = Vec::with_capacity(runs.len());
+            for r in &runs {
+                out.push(run_json(&st, r).await);
+            }
+            Json(serde_json::json!({ "runs": out })).into_response()
         }
         Err(e) => internal(e),
     }
+}
+
+/// A run as the page gets it: the record as stored, plus `"orphaned": true` for a local run
+/// still recorded as running that no process on this machine runs any more (its supervisor and
+/// pipeline were killed before they could record the end). A run that ended between reading its
+/// record and looking for its processes is read again, so it is never reported orphaned.
+async fn run_json(st: &AppState, run: &sparkwing_contract::RunRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(run).unwrap_or_default();
+    if run.status == RunStatus::Running
+        && matches!(st.plan.runs_from, super::plan::RunsFrom::Local { .. })
+        && !crate::run::local_run_is_live(&st.plan.home, &run.id)
+        && st
+            .runs
+            .get(&run.id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|again| again.run.status == RunStatus::Running)
+    {
+        v["orphaned"] = true.into();
+    }
+    v
 }
 
 /// Query of `GET /api/v1/runs/{id}`.
@@ -219,10 +243,11 @@ pub async fn get_run(State(st): St, Path(id): Path<String>, Query(q): Query<RunQ
         .unwrap_or("")
         .split(',')
         .any(|i| i.trim() == "nodes");
+    let run = run_json(&st, &state.run).await;
     if include_nodes {
-        Json(serde_json::json!({ "run": &*state.run, "nodes": &*state.nodes })).into_response()
+        Json(serde_json::json!({ "run": run, "nodes": &*state.nodes })).into_response()
     } else {
-        Json(serde_json::json!(&*state.run)).into_response()
+        Json(run).into_response()
     }
 }
 
