@@ -305,6 +305,11 @@ pub(crate) async fn execute(
     if let Some(dir) = &log_stats.spool_dir {
         extra.insert("log_spool".into(), dir.display().to_string().into());
     }
+    if hub.sink.is_some() {
+        // Every log part is now in the store (or counted undelivered): a follower that saw the
+        // verdict keeps listing parts until it sees this.
+        extra.insert("logs_drained".into(), true.into());
+    }
     records.run(&run);
     let state_outcome = match state {
         Some(s) => s.close(state_by).await,

@@ -176,6 +176,8 @@ fn runs_logs_follow_prints_new_lines_until_the_run_ends() {
     let text = followed.text();
     // `tick 2`, `tick 20` … `tick 29`: lines written after following began, filtered by --grep.
     assert!(text.contains("tick 29"), "{text}");
+    // What following waited for before it stopped: every part is in the store.
+    assert_eq!(w.show(&id)["run"]["invocation"]["logs_drained"], true);
     assert!(text.lines().all(|l| l.contains("tick 2")), "{text}");
 }
 

@@ -353,6 +353,14 @@ async fn logs(
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 /// Polls in a row without a live `sparkwing run` before a local run that never ended is given up.
 const FOLLOW_ORPHAN_POLLS: u32 = 4;
+/// Longest wait, after a run is recorded as over, for its last log parts (the runtime drains its
+/// logs for up to 12 s after the verdict, e.g. spooled parts after an outage).
+const FOLLOW_DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The runtime sets `logs_drained` once every log part is in the store (or counted undelivered).
+fn logs_drained(run: &RunRecord) -> bool {
+    run.invocation.extra.get("logs_drained") == Some(&serde_json::Value::Bool(true))
+}
 
 /// `runs logs --follow`: every poll lists the run's parts once and reads only the parts not seen
 /// yet, so following a long run costs one listing per poll, not a re-read of every log. `--grep`
@@ -373,10 +381,26 @@ async fn follow_logs(
     let mut started: HashSet<String> = HashSet::new();
     let local = matches!(sources.runs, source::RunSource::Local { .. });
     let mut orphan_polls = 0u32;
+    // A run already over when following began has all its parts in the store.
+    let mut saw_running = !known.as_ref().is_some_and(|(r, _)| r.status.is_terminal());
+    let mut over_since: Option<std::time::Instant> = None;
+    let mut last_pass = false;
     loop {
-        // The record is read before the parts: every part that landed before the run was recorded
-        // as over is in the listing that follows, so nothing is missed on the last pass.
-        let done = known.as_ref().is_some_and(|(r, _)| r.status.is_terminal());
+        // The record is read before the parts, so the listing that follows holds every part that
+        // landed before what the record says. The verdict is recorded before the last parts
+        // drain; once the record also says `logs_drained` (or nothing is left running here, or
+        // the drain window passed), this pass is the last.
+        let done = last_pass
+            || known.as_ref().is_some_and(|(r, _)| {
+                r.status.is_terminal()
+                    && (!saw_running
+                        || logs_drained(r)
+                        || over_since
+                            .get_or_insert_with(std::time::Instant::now)
+                            .elapsed()
+                            > FOLLOW_DRAIN_WAIT)
+            });
+        let over = known.as_ref().is_some_and(|(r, _)| r.status.is_terminal());
         let mut fresh: Vec<(String, String)> = sources
             .logs
             .list_parts(id)
@@ -426,6 +450,18 @@ async fn follow_logs(
         if done {
             return Ok(0);
         }
+        if over {
+            // Recorded as over, logs maybe still draining: a local run whose processes are all
+            // gone has nothing left to deliver, so one more pass ends it.
+            if local && !crate::run::local_run_is_live(&sources.home, id) {
+                last_pass = true;
+                continue;
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+            known = sources.runs.get(id).await?;
+            continue;
+        }
+        saw_running = true;
         if let Some((r, _)) = &known
             && r.is_stale(timefmt::now_unix_nanos())
         {

@@ -100,12 +100,15 @@ fn act(plan: RunPlan) -> CliResult {
                 binary.path().display()
             ))
         })?;
-    active.remove();
     drop(binary); // releases the cache lease only after the child is gone
     if !end.is_orderly() {
-        finalize_abandoned(&plan, &run_id, end, &rt);
+        // Logs first, then the verdict: a reader that sees the run end finds every part that
+        // could be delivered.
         deliver_spooled_logs(&plan, &run_id, &rt);
+        finalize_abandoned(&plan, &run_id, end, &rt);
     }
+    // Only now is nothing left to write for this run.
+    active.remove();
     Ok(end.exit_code())
 }
 
@@ -282,8 +285,15 @@ pub fn local_run_is_live(home: &std::path::Path, run_id: &str) -> bool {
     alive("supervisor_pid") || alive("child_pid")
 }
 
-/// A process that exists and is not a zombie.
+/// A process that exists and is not a zombie. Without `/proc` (not Linux), a process that
+/// exists: a zombie then counts as alive, which only makes a reader wait longer.
 fn process_alive(pid: i32) -> bool {
+    if !std::path::Path::new("/proc/self/stat").exists() {
+        return matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Ok(()) | Err(nix::errno::Errno::EPERM)
+        );
+    }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // `pid (comm) state …`: the state follows the last `)`.
         Ok(stat) => stat
