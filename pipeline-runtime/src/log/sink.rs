@@ -304,7 +304,12 @@ impl Spool {
         let dir = self.dir.join("logs").join(&**node);
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(&part);
-        std::fs::write(&path, data)?;
+        // Through a temporary name: a process killed mid-write leaves no half part that the
+        // supervisor would then put over the whole one already in the store. (Temporary names
+        // are not part names, so nobody delivers them.)
+        let tmp = dir.join(format!(".{part}.tmp"));
+        std::fs::write(&tmp, data)?;
+        std::fs::rename(&tmp, &path)?;
         self.queue.push_back(Spooled {
             node: node.clone(),
             part,
