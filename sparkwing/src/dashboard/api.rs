@@ -355,9 +355,10 @@ pub async fn node_log(
 }
 
 /// `GET /api/v1/artifacts/{key}`: the object as a download; 404 when missing. The object is
-/// streamed from the store through a bounded pipe, never held in memory whole, and announced with
-/// its length, so a browser shows progress and a download cut short by a store error is seen as
-/// incomplete.
+/// streamed from the store through a bounded pipe, never held in memory whole, as a chunked body:
+/// a download cut short by a store error ends without the final chunk, so the client sees it
+/// incomplete. (No `Content-Length`: it would come from a separate stat, and an object
+/// overwritten in between would then be cut to the old length without anyone noticing.)
 pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
     if let Err(e) = validate_key(&key) {
         return bad_request(format!("invalid artifact key: {e}"));
@@ -368,8 +369,8 @@ pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
             "no artifact store is configured for this dashboard",
         );
     };
-    let size = match store.size(&key).await {
-        Ok(n) => n,
+    match store.size(&key).await {
+        Ok(_) => {}
         Err(e) if e.is_not_found() => {
             return error(StatusCode::NOT_FOUND, format!("artifact `{key}` not found"));
         }
@@ -398,7 +399,6 @@ pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
     });
     Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, size)
         .header(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{}\"", download_name(&key)),
