@@ -138,6 +138,13 @@ fn serve(client: TcpStream, s: Arc<ProxyShared>) {
     };
     {
         let mut conns = s.conns.lock().unwrap();
+        // Accepted just before a cut, registered after it drained the list: drop it, or it
+        // would outlive the outage.
+        if !s.up.load(Ordering::SeqCst) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+            return;
+        }
         conns.push(client.try_clone().unwrap());
         conns.push(server.try_clone().unwrap());
     }
