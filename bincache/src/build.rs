@@ -5,6 +5,7 @@
 //! `--config 'patch.crates-io.<name>.path="…"'`. The path reaches neither `Cargo.toml` nor
 //! `Cargo.lock`, so nothing the user commits holds a machine path.
 
+use crate::fs_error::io;
 use crate::key::BuildProfile;
 use crate::lock::{self, Mode};
 use std::ffi::{OsStr, OsString};
@@ -74,21 +75,8 @@ pub enum BuildError {
     )]
     NoArtifact { bin: String, manifest: PathBuf },
     /// File-system trouble.
-    #[error("{op} `{path}`: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
-    move |source| BuildError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    #[error(transparent)]
+    Io(#[from] crate::FsError),
 }
 
 /// The TOML value of a `--config` override for one patch entry.

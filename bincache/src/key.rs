@@ -21,8 +21,10 @@
 //! # Ok::<(), sparkwing_bincache::KeyError>(())
 //! ```
 
+use crate::FsError;
+use crate::fs_error::io;
 use crate::toolchain::{self, Toolchain, ToolchainError};
-use crate::tree::{self, Exclude, TreeError, TreeFile};
+use crate::tree::{self, Exclude, TreeFile};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -148,7 +150,7 @@ impl From<ToolchainError> for KeyError {
     }
 }
 
-fn tree_err(what: impl Into<String>, e: TreeError) -> KeyError {
+fn tree_err(what: impl Into<String>, e: FsError) -> KeyError {
     KeyError::Tree {
         what: what.into(),
         source: Box::new(e),
@@ -372,11 +374,7 @@ fn hash_optional(path: &Path) -> Result<Option<String>, KeyError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(tree_err(
             format!("`{}`", path.display()),
-            TreeError {
-                op: "stat",
-                path: path.to_path_buf(),
-                source: e,
-            },
+            io("stat", path)(e),
         )),
     }
 }

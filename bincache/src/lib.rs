@@ -11,6 +11,7 @@
 //!   crates of `sparkwing.yaml` for builds.
 
 pub mod build;
+mod fs_error;
 pub mod key;
 pub mod limits;
 pub mod local;
@@ -21,6 +22,7 @@ mod toolchain;
 mod tree;
 
 pub use build::{BuildError, BuildReport, BuildRequest, binary_name, cargo_build, ensure_lockfile};
+pub use fs_error::FsError;
 pub use key::{
     BuildProfile, CacheKey, KEY_FORMAT_VERSION, KeyError, KeyInput, KeyRequest, changed_inputs,
     compute_key, render_explain, rustc_env_names,

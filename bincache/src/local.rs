@@ -32,6 +32,7 @@
 //! ```
 
 use crate::BINARY_FILE;
+use crate::fs_error::io;
 use crate::key::{CacheKey, KeyInput};
 use crate::limits::{Limits, human_bytes};
 use crate::lock::{self, Held, Mode};
@@ -110,13 +111,8 @@ type Reporter = Box<dyn Fn(&Notice) + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// File-system trouble.
-    #[error("{op} `{path}`: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::FsError),
     /// A key that is not 16–64 lowercase hex characters (it becomes a directory name).
     #[error("use `{0}` as a pipeline cache key: expected 16 to 64 lowercase hex characters")]
     BadKey(String),
@@ -134,14 +130,6 @@ pub enum CacheError {
         "publish the pipeline binary: `{path}` {what}\nhint: the materializer must leave the executable at `<staging>/pipeline`"
     )]
     NoBinary { path: PathBuf, what: &'static str },
-}
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CacheError + 'a {
-    move |source| CacheError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// [`LocalCache::get_or_materialize`] failed in the cache or in the materializer.
@@ -174,6 +162,12 @@ impl<E: std::error::Error + 'static> std::error::Error for GetError<E> {
 impl<E> From<CacheError> for GetError<E> {
     fn from(e: CacheError) -> Self {
         GetError::Cache(e)
+    }
+}
+
+impl<E> From<crate::FsError> for GetError<E> {
+    fn from(e: crate::FsError) -> Self {
+        GetError::Cache(e.into())
     }
 }
 
@@ -346,9 +340,9 @@ fn unique_suffix() -> String {
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), CacheError> {
-    File::open(dir)
+    Ok(File::open(dir)
         .and_then(|f| f.sync_all())
-        .map_err(io("sync directory", dir))
+        .map_err(io("sync directory", dir))?)
 }
 
 fn dir_size(path: &Path) -> u64 {
@@ -428,15 +422,6 @@ impl LocalCache {
         self.root.join("locks").join(format!("{key}.build"))
     }
 
-    fn lock_err(&self, path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
-        let path = path.to_path_buf();
-        move |source| CacheError::Io {
-            op: "lock",
-            path,
-            source,
-        }
-    }
-
     fn read_meta(&self, key: &str) -> Result<Meta, String> {
         let path = self.entry_dir(key).join(META_FILE);
         let bytes = fs::read(&path).map_err(|e| format!("unreadable `{META_FILE}`: {e}"))?;
@@ -513,7 +498,7 @@ impl LocalCache {
     pub fn lookup(&self, key: &str) -> Result<Option<Lease>, CacheError> {
         validate_key(key)?;
         let lp = self.lease_path(key);
-        let held = lock::lock(&lp, Mode::Shared).map_err(self.lock_err(&lp))?;
+        let held = lock::lock(&lp, Mode::Shared).map_err(io("lock", &lp))?;
         match self.check(key) {
             Check::Valid => {
                 self.touch(key);
@@ -544,7 +529,7 @@ impl LocalCache {
         let k = key.key.as_str();
         validate_key(k)?;
         let lp = self.lease_path(k);
-        let lease_lock = lock::lock(&lp, Mode::Shared).map_err(self.lock_err(&lp))?;
+        let lease_lock = lock::lock(&lp, Mode::Shared).map_err(io("lock", &lp))?;
         match self.check(k) {
             Check::Valid => {
                 self.touch(k);
@@ -565,7 +550,7 @@ impl LocalCache {
                 lock: bp.clone(),
             })
         })
-        .map_err(self.lock_err(&bp))?;
+        .map_err(io("lock", &bp))?;
         let mut builder = waited.map_err(|holder| CacheError::LockTimeout {
             lock: bp.clone(),
             holder,
@@ -644,11 +629,7 @@ impl LocalCache {
         let f = File::open(&bin).map_err(io("open", &bin))?;
         f.sync_all().map_err(io("sync", &bin))?;
         drop(f);
-        let blake3 = crate::tree::hash_file(&bin).map_err(|e| CacheError::Io {
-            op: "hash",
-            path: bin.clone(),
-            source: e.source,
-        })?;
+        let blake3 = crate::tree::hash_file(&bin).map_err(|e| io("hash", &bin)(e.source))?;
         let m = fs::metadata(&bin).map_err(io("stat", &bin))?;
         let meta = Meta {
             format_version: ENTRY_FORMAT_VERSION,
@@ -762,7 +743,7 @@ impl LocalCache {
         let pl = self.root.join("locks").join("prune.lock");
         let _prune_lock = if wait {
             match lock::lock_with_timeout(&pl, Mode::Exclusive, self.limits.lock_timeout, |_| {})
-                .map_err(self.lock_err(&pl))?
+                .map_err(io("lock", &pl))?
             {
                 Ok(h) => h,
                 Err(holder) => {
@@ -774,7 +755,7 @@ impl LocalCache {
                 }
             }
         } else {
-            match lock::try_lock(&pl, Mode::Exclusive).map_err(self.lock_err(&pl))? {
+            match lock::try_lock(&pl, Mode::Exclusive).map_err(io("lock", &pl))? {
                 Some(h) => h,
                 None => return Ok(None),
             }
@@ -825,12 +806,11 @@ impl LocalCache {
     /// while held so no process can keep using an orphaned lock.
     fn remove_entry(&self, key: &str) -> Result<bool, CacheError> {
         let lp = self.lease_path(key);
-        let Some(lease) = lock::try_lock(&lp, Mode::Exclusive).map_err(self.lock_err(&lp))? else {
+        let Some(lease) = lock::try_lock(&lp, Mode::Exclusive).map_err(io("lock", &lp))? else {
             return Ok(false);
         };
         let bp = self.build_path(key);
-        let Some(builder) = lock::try_lock(&bp, Mode::Exclusive).map_err(self.lock_err(&bp))?
-        else {
+        let Some(builder) = lock::try_lock(&bp, Mode::Exclusive).map_err(io("lock", &bp))? else {
             return Ok(false);
         };
         let dir = self.entry_dir(key);
@@ -841,7 +821,7 @@ impl LocalCache {
         match fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("move aside", &dir)(e)),
+            Err(e) => return Err(io("move aside", &dir)(e).into()),
         }
         lease.unlink();
         builder.unlink();

@@ -25,9 +25,10 @@
 //! # Ok(()) }
 //! ```
 
+use crate::fs_error::io;
 use serde::{Deserialize, Serialize};
 use sparkwing_storage::{ArtifactStore, StoreError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -112,13 +113,8 @@ pub enum RemoteError {
         source: Box<StoreError>,
     },
     /// Local file trouble.
-    #[error("{op} `{path}`: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::FsError),
     /// The key is not a cache key.
     #[error("use `{0}` as a pipeline cache key: expected 16 to 64 lowercase hex characters")]
     BadKey(String),
@@ -156,14 +152,6 @@ fn store_err<'a>(
         key: key.to_string(),
         store: store.describe(),
         source: Box::new(source),
-    }
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RemoteError + 'a {
-    move |source| RemoteError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
     }
 }
 
@@ -240,7 +228,7 @@ pub async fn fetch(
     };
     let file = tokio::fs::File::create(&tmp)
         .await
-        .map_err(io_err("create", &tmp))?;
+        .map_err(io("create", &tmp))?;
     let mut w = HashingWriter {
         inner: file,
         hasher: blake3::Hasher::new(),
@@ -267,7 +255,7 @@ pub async fn fetch(
     .await
     {
         let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(io_err("write", &tmp)(e));
+        return Err(io("write", &tmp)(e).into());
     }
     if size != manifest.size {
         return reject(format!(
@@ -292,11 +280,11 @@ pub async fn fetch(
         use std::os::unix::fs::PermissionsExt;
         tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
             .await
-            .map_err(io_err("set permissions on", &tmp))?;
+            .map_err(io("set permissions on", &tmp))?;
     }
     tokio::fs::rename(&tmp, dest)
         .await
-        .map_err(io_err("move the fetched binary to", dest))?;
+        .map_err(io("move the fetched binary to", dest))?;
     Ok(FetchOutcome::Fetched(manifest))
 }
 
@@ -308,12 +296,8 @@ async fn hash_path(path: &Path) -> Result<(String, u64), RemoteError> {
         Ok::<_, std::io::Error>((h, n))
     })
     .await
-    .map_err(|e| RemoteError::Io {
-        op: "hash",
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    res.map_err(io_err("hash", path))
+    .map_err(|e| io("hash", path)(std::io::Error::other(e.to_string())))?;
+    Ok(res.map_err(io("hash", path))?)
 }
 
 /// Publishes `binary` as `bin/<key>` and then its manifest. An existing manifest means someone
@@ -355,20 +339,12 @@ pub async fn publish(
     if conditional {
         let mut f = tokio::fs::File::open(binary)
             .await
-            .map_err(io_err("open", binary))?;
+            .map_err(io("open", binary))?;
         match store.put_from_reader_if_absent(&bkey, &mut f).await {
             Ok(_) => {}
             // The probe said yes but the store refused the header for this object: last write
             // wins, which is safe because the manifest below describes what is stored.
-            Err(StoreError::NotSupported { .. }) => {
-                let mut f = tokio::fs::File::open(binary)
-                    .await
-                    .map_err(io_err("open", binary))?;
-                store
-                    .put_from_reader(&bkey, &mut f)
-                    .await
-                    .map_err(store_err("publish", &bkey, store))?;
-            }
+            Err(StoreError::NotSupported { .. }) => upload(store, &bkey, binary).await?,
             Err(StoreError::PreconditionFailed(_)) => {
                 // Builds are not byte-for-byte reproducible: describe the binary that is
                 // actually stored, not ours, so the pair stays consistent.
@@ -397,13 +373,7 @@ pub async fn publish(
             Err(e) => Err(store_err("publish", &mkey, store)(e)),
         }
     } else {
-        let mut f = tokio::fs::File::open(binary)
-            .await
-            .map_err(io_err("open", binary))?;
-        store
-            .put_from_reader(&bkey, &mut f)
-            .await
-            .map_err(store_err("publish", &bkey, store))?;
+        upload(store, &bkey, binary).await?;
         let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
         store
             .put(&mkey, json)
@@ -411,6 +381,18 @@ pub async fn publish(
             .map_err(store_err("publish", &mkey, store))?;
         Ok(PublishOutcome::Published)
     }
+}
+
+/// Streams the binary at `path` to `bkey`, last write wins.
+async fn upload(store: &dyn ArtifactStore, bkey: &str, path: &Path) -> Result<(), RemoteError> {
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(io("open", path))?;
+    store
+        .put_from_reader(bkey, &mut f)
+        .await
+        .map_err(store_err("publish", bkey, store))?;
+    Ok(())
 }
 
 /// Hashes what is written to it (an object streamed from the store) without keeping it.

@@ -12,6 +12,7 @@
 //! what the project declared.
 
 use crate::build::{BuildRequest, patch_config, shown};
+use crate::fs_error::io;
 use crate::lock::{self, Mode};
 use semver::Version;
 use sparkwing_config::Spark;
@@ -144,21 +145,8 @@ pub enum SparksError {
     )]
     NoOverlay { path: PathBuf },
     /// File-system trouble.
-    #[error("{op} `{path}`: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SparksError + 'a {
-    move |source| SparksError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    #[error(transparent)]
+    Io(#[from] crate::FsError),
 }
 
 /// Checks that `.sparkwing/Cargo.toml` takes every spark from the registry as a normal
@@ -516,7 +504,7 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, SparksError> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io("read", path)(e)),
+        Err(e) => Err(io("read", path)(e).into()),
     }
 }
 
@@ -534,7 +522,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SparksError> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result
+    Ok(result?)
 }
 
 #[derive(Debug, Default)]

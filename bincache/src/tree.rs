@@ -26,22 +26,8 @@ pub(crate) struct Exclude<'a> {
     pub root_names: &'a [&'a str],
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{op} `{path}`: {source}")]
-pub(crate) struct TreeError {
-    pub op: &'static str,
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
-}
-
-fn err(op: &'static str, path: &Path, source: std::io::Error) -> TreeError {
-    TreeError {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::FsError;
+use crate::fs_error::io;
 
 enum Candidate {
     File {
@@ -66,7 +52,7 @@ impl Candidate {
 /// Hashes every file under `root` except `.git` (anywhere), directories holding a
 /// `CACHEDIR.TAG` (cargo marks its target directories so), `exclude.root_names` directly under
 /// the root, and what git ignores. Sorted by path.
-pub(crate) fn hash_tree(root: &Path, exclude: &Exclude<'_>) -> Result<Vec<TreeFile>, TreeError> {
+pub(crate) fn hash_tree(root: &Path, exclude: &Exclude<'_>) -> Result<Vec<TreeFile>, FsError> {
     let mut candidates = Vec::new();
     walk(root, "", exclude, &mut candidates)?;
     let ignored = git_ignored(root, candidates.iter().map(Candidate::rel));
@@ -95,12 +81,12 @@ pub(crate) fn hash_tree(root: &Path, exclude: &Exclude<'_>) -> Result<Vec<TreeFi
 }
 
 /// blake3 of a file's content, streamed.
-pub(crate) fn hash_file(path: &Path) -> Result<String, TreeError> {
-    let mut f = std::fs::File::open(path).map_err(|e| err("open", path, e))?;
+pub(crate) fn hash_file(path: &Path) -> Result<String, FsError> {
+    let mut f = std::fs::File::open(path).map_err(io("open", path))?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = f.read(&mut buf).map_err(|e| err("read", path, e))?;
+        let n = f.read(&mut buf).map_err(io("read", path))?;
         if n == 0 {
             break;
         }
@@ -114,11 +100,11 @@ fn walk(
     rel_dir: &str,
     exclude: &Exclude<'_>,
     out: &mut Vec<Candidate>,
-) -> Result<(), TreeError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| err("read directory", dir, e))?;
+) -> Result<(), FsError> {
+    let rd = std::fs::read_dir(dir).map_err(io("read directory", dir))?;
     let mut names = Vec::new();
     for entry in rd {
-        let entry = entry.map_err(|e| err("read directory", dir, e))?;
+        let entry = entry.map_err(io("read directory", dir))?;
         names.push(entry.file_name());
     }
     if !rel_dir.is_empty() && names.iter().any(|n| n == "CACHEDIR.TAG") {
@@ -139,7 +125,7 @@ fn walk(
         } else {
             format!("{rel_dir}/{name_str}")
         };
-        let lmeta = std::fs::symlink_metadata(&abs).map_err(|e| err("stat", &abs, e))?;
+        let lmeta = std::fs::symlink_metadata(&abs).map_err(io("stat", &abs))?;
         if lmeta.file_type().is_symlink() {
             // A link to a file counts by the content cargo will read; a link to a directory is
             // recorded by its text so a cycle can never make the walk endless.
@@ -150,7 +136,7 @@ fn walk(
                     exec: is_exec(&m),
                 }),
                 _ => {
-                    let target = std::fs::read_link(&abs).map_err(|e| err("read link", &abs, e))?;
+                    let target = std::fs::read_link(&abs).map_err(io("read link", &abs))?;
                     out.push(Candidate::DirLink {
                         rel,
                         target: target.to_string_lossy().replace('\\', "/"),

@@ -213,12 +213,43 @@ pub struct RunRecord {
     pub format_version: Option<u32>,
 }
 
+impl NodeRecord {
+    /// A node of run `run_id` in `status`, with nothing else recorded yet.
+    pub fn new(run_id: impl Into<String>, id: impl Into<String>, status: NodeStatus) -> NodeRecord {
+        NodeRecord {
+            run_id: run_id.into(),
+            id: id.into(),
+            status,
+            outcome: None,
+            deps: Vec::new(),
+            error: String::new(),
+            exit_code: None,
+            failure_reason: String::new(),
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            outputs: BTreeMap::new(),
+            artifacts: Vec::new(),
+        }
+    }
+}
+
 /// How often a run in flight rewrites its state in a bucket even when nothing changed.
 pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// A `running` run whose last heartbeat is older than this is shown as stale.
 pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// Key in `invocation` the runtime sets (to `true`) once every log part of the run is in the log
+/// store or counted undelivered; the verdict is recorded before that, so a reader that follows the
+/// logs waits for it.
+pub const LOGS_DRAINED: &str = "logs_drained";
+
 impl RunRecord {
+    /// Whether the runtime has said that every log part is in the store ([`LOGS_DRAINED`]).
+    pub fn logs_drained(&self) -> bool {
+        self.invocation.extra.get(LOGS_DRAINED) == Some(&serde_json::Value::Bool(true))
+    }
+
     /// How long ago the last heartbeat was, for a `running` run that has one.
     pub fn heartbeat_age(&self, now_unix_nanos: i64) -> Option<std::time::Duration> {
         if self.status != RunStatus::Running {

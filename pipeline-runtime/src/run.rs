@@ -308,7 +308,7 @@ pub(crate) async fn execute(
     if hub.sink.is_some() {
         // Every log part is now in the store (or counted undelivered): a follower that saw the
         // verdict keeps listing parts until it sees this.
-        extra.insert("logs_drained".into(), true.into());
+        extra.insert(sparkwing_contract::record::LOGS_DRAINED.into(), true.into());
     }
     records.run(&run);
     let state_outcome = match state {

@@ -284,21 +284,7 @@ mod tests {
     }
 
     fn node(id: &str, status: NodeStatus) -> NodeRecord {
-        NodeRecord {
-            run_id: run().id,
-            id: id.into(),
-            status,
-            outcome: None,
-            deps: Vec::new(),
-            error: String::new(),
-            exit_code: None,
-            failure_reason: String::new(),
-            started_at: None,
-            finished_at: None,
-            attempts: 0,
-            outputs: Default::default(),
-            artifacts: Vec::new(),
-        }
+        NodeRecord::new(run().id, id, status)
     }
 
     fn read(path: &std::path::Path) -> Option<StateDump> {

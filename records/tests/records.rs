@@ -31,19 +31,8 @@ fn run(id: &str, pipeline: &str, status: RunStatus, started_at: &str) -> RunReco
 
 fn node(run_id: &str, id: &str, status: NodeStatus, outcome: Option<Outcome>) -> NodeRecord {
     NodeRecord {
-        run_id: run_id.into(),
-        id: id.into(),
-        status,
         outcome,
-        deps: vec![],
-        error: String::new(),
-        exit_code: None,
-        failure_reason: String::new(),
-        started_at: None,
-        finished_at: None,
-        attempts: 0,
-        outputs: BTreeMap::new(),
-        artifacts: vec![],
+        ..NodeRecord::new(run_id, id, status)
     }
 }
 

@@ -72,19 +72,8 @@ pub(crate) fn pending_records(plan: &ValidPlan, run_id: &str) -> Vec<NodeRecord>
         .iter()
         .zip(&plan.deps)
         .map(|(job, deps)| NodeRecord {
-            run_id: run_id.to_string(),
-            id: job.id.clone(),
-            status: NodeStatus::Pending,
-            outcome: None,
             deps: deps.iter().map(|&d| plan.jobs[d].id.clone()).collect(),
-            error: String::new(),
-            exit_code: None,
-            failure_reason: String::new(),
-            started_at: None,
-            finished_at: None,
-            attempts: 0,
-            outputs: Default::default(),
-            artifacts: Vec::new(),
+            ..NodeRecord::new(run_id, job.id.clone(), NodeStatus::Pending)
         })
         .collect()
 }

@@ -357,11 +357,6 @@ const FOLLOW_ORPHAN_POLLS: u32 = 4;
 /// logs for up to 12 s after the verdict, e.g. spooled parts after an outage).
 const FOLLOW_DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// The runtime sets `logs_drained` once every log part is in the store (or counted undelivered).
-fn logs_drained(run: &RunRecord) -> bool {
-    run.invocation.extra.get("logs_drained") == Some(&serde_json::Value::Bool(true))
-}
-
 /// `runs logs --follow`: every poll lists the run's parts once and reads only the parts not seen
 /// yet, so following a long run costs one listing per poll, not a re-read of every log. `--grep`
 /// applies to every new line, `--tail` to where following starts. Ends when the run's record is
@@ -390,17 +385,13 @@ async fn follow_logs(
         // landed before what the record says. The verdict is recorded before the last parts
         // drain; once the record also says `logs_drained` (or nothing is left running here, or
         // the drain window passed), this pass is the last.
-        let done = last_pass
-            || known.as_ref().is_some_and(|(r, _)| {
-                r.status.is_terminal()
-                    && (!saw_running
-                        || logs_drained(r)
-                        || over_since
-                            .get_or_insert_with(std::time::Instant::now)
-                            .elapsed()
-                            > FOLLOW_DRAIN_WAIT)
-            });
         let over = known.as_ref().is_some_and(|(r, _)| r.status.is_terminal());
+        let drained = known.as_ref().is_some_and(|(r, _)| r.logs_drained());
+        if over {
+            over_since.get_or_insert_with(std::time::Instant::now);
+        }
+        let waited_out = over_since.is_some_and(|t| t.elapsed() > FOLLOW_DRAIN_WAIT);
+        let done = last_pass || (over && (!saw_running || drained || waited_out));
         let mut fresh: Vec<(String, String)> = sources
             .logs
             .list_parts(id)

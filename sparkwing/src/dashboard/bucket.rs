@@ -463,10 +463,7 @@ mod tests {
     }
 
     fn node(run: &str, id: &str) -> NodeRecord {
-        serde_json::from_value(
-            serde_json::json!({"run_id": run, "id": id, "status": NodeStatus::Pending}),
-        )
-        .unwrap()
+        NodeRecord::new(run, id, NodeStatus::Pending)
     }
 
     #[test]
