@@ -3,10 +3,16 @@
 //! The supervisor (`sparkwing run`) sets the `CHILD_*`-documented ones for the pipeline binary;
 //! the others are read by whichever process documents them.
 
-/// `local` or `ci-embedded`; set by the supervisor for the child.
+/// `local` or `ci-embedded`. Read by `sparkwing run` when `--sw-mode` is absent; set by the
+/// supervisor for the child.
 pub const MODE: &str = "SPARKWING_MODE";
-/// Worker cap (integer ≥ 1); set by the supervisor for the child.
+/// Worker cap (integer ≥ 1). Read by `sparkwing run` when `--sw-workers` is absent; set by the
+/// supervisor for the child.
 pub const WORKERS: &str = "SPARKWING_WORKERS";
+/// Where the supervisor took the mode from (`flag`, `env` or `default`), for the run record.
+pub const MODE_FROM: &str = "SPARKWING_MODE_FROM";
+/// Where the supervisor took the worker cap from (`flag`, `env` or `default`), for the record.
+pub const WORKERS_FROM: &str = "SPARKWING_WORKERS_FROM";
 /// Run id allocated by the supervisor (`run-YYYYMMDD-HHMMSS-<8 hex>`).
 pub const RUN_ID: &str = "SPARKWING_RUN_ID";
 /// Root of local state: `state.db`, `runs/`, `cache/`. Defaults to `~/.sparkwing`.

@@ -151,9 +151,15 @@ pub struct Invocation {
     /// `local` or `ci-embedded`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mode: String,
+    /// Where `mode` came from: `flag`, `env` (`SPARKWING_MODE`) or `default`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode_from: String,
     /// Worker cap in force.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub workers: u32,
+    /// Where `workers` came from: `flag`, `env` (`SPARKWING_WORKERS`) or `default`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub workers_from: String,
     /// Resolved profile name (empty: built-in defaults).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub profile: String,

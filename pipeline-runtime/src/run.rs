@@ -169,7 +169,9 @@ pub(crate) async fn execute(
             .collect(),
         invocation: Invocation {
             mode: settings.mode.clone(),
+            mode_from: settings.mode_from.clone(),
             workers: settings.workers.min(u32::MAX as usize) as u32,
+            workers_from: settings.workers_from.clone(),
             profile: settings.profile.clone(),
             backends: settings.backends.all.clone(),
             ci_vendor: ci.vendor.clone(),

@@ -61,7 +61,11 @@ const ALWAYS_SECRET: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub mode: String,
+    /// Where the supervisor took `mode` from (`flag`, `env`, `default`); empty without one.
+    pub mode_from: String,
     pub workers: usize,
+    /// Where the supervisor took `workers` from; empty without one.
+    pub workers_from: String,
     pub run_id: RunId,
     pub home: PathBuf,
     pub profile: String,
@@ -168,7 +172,9 @@ impl Settings {
         let backends = parse_backends(nonempty(env::BACKENDS).as_deref(), &home)?;
         Ok(Settings {
             mode: nonempty(env::MODE).unwrap_or_else(|| "local".into()),
+            mode_from: get(env::MODE_FROM).unwrap_or_default(),
             workers,
+            workers_from: get(env::WORKERS_FROM).unwrap_or_default(),
             run_id,
             home,
             profile: get(env::PROFILE).unwrap_or_default(),

@@ -413,3 +413,111 @@ fn a_run_whose_machine_vanished_reads_as_stale() {
         follow.all()
     );
 }
+
+/// The CI job sets `SPARKWING_MODE`/`SPARKWING_WORKERS` once (GitLab `variables:`, Buildkite
+/// `env:`, …): every `sparkwing run` in it honours them, a flag still wins, a bad value is a usage
+/// error naming the variable, and an empty one counts as unset.
+#[test]
+fn mode_and_workers_come_from_the_environment_when_the_flags_are_absent() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-envmode");
+    let cache = cache_at(&s3, &prefix);
+    let mut w = ci_world(&s3, &prefix, fixture_repo("sample"));
+    w.set("SPARKWING_MODE", "ci-embedded")
+        .set("SPARKWING_WORKERS", "1");
+
+    // Environment alone: ci-embedded with one worker, and the bucket's record says why.
+    let r = w.run(&["run", "fanout", "--profile", "ci"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let first = r.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(
+            "mode ci-embedded (from SPARKWING_MODE), 1 worker(s) (from SPARKWING_WORKERS)"
+        ),
+        "first console line: {first}\n{}",
+        r.all()
+    );
+    let id = r.run_id();
+    let state =
+        String::from_utf8(block(cache.get(&format!("runs/{id}/state.ndjson"))).unwrap()).unwrap();
+    let dump = sparkwing_contract::StateDump::parse(&state);
+    let inv = dump.run.expect("run record in the bucket").invocation;
+    assert_eq!(
+        (inv.mode.as_str(), inv.mode_from.as_str()),
+        ("ci-embedded", "env")
+    );
+    assert_eq!((inv.workers, inv.workers_from.as_str()), (1, "env"));
+    // One worker: the six parallel-capable `work-*` jobs never overlap.
+    let mut spans: Vec<(i64, i64)> = dump
+        .nodes
+        .iter()
+        .filter(|n| n.id.starts_with("work-"))
+        .map(|n| {
+            let t = |s: &Option<String>| {
+                sparkwing_contract::timefmt::parse_rfc3339_nanos(s.as_deref().unwrap()).unwrap()
+            };
+            (t(&n.started_at), t(&n.finished_at))
+        })
+        .collect();
+    spans.sort();
+    assert_eq!(spans.len(), 6);
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "jobs overlapped with 1 worker: {spans:?}"
+        );
+    }
+
+    // A flag beats the environment.
+    let r = w.run(&["run", "hello", "--sw-mode=local", "--sw-workers=2"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stderr.contains("mode ci-embedded"), "{}", r.all());
+    let show = w.show(&r.run_id());
+    let inv = &show["run"]["invocation"];
+    assert_eq!(inv["mode"], "local", "{show:#}");
+    assert_eq!(inv["mode_from"], "flag");
+    assert_eq!(inv["workers"], 2);
+    assert_eq!(inv["workers_from"], "flag");
+
+    // Bad values are usage errors naming the variable; nothing runs.
+    let mut bad = w.with_new_home();
+    bad.set("SPARKWING_WORKERS", "abc");
+    let r = bad.run(&["run", "hello"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("invalid `SPARKWING_WORKERS` value `abc`"),
+        "{}",
+        r.all()
+    );
+    let mut bad = w.with_new_home();
+    bad.set("SPARKWING_MODE", "bogus");
+    let r = bad.run(&["run", "hello"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("invalid `SPARKWING_MODE` value `bogus`")
+            && r.stderr.contains("`local` (default), `ci-embedded`"),
+        "{}",
+        r.all()
+    );
+
+    // Empty values count as unset: local mode, the CPU count, recorded as defaults.
+    let mut empty = w.with_new_home();
+    empty.set("SPARKWING_MODE", "").set("SPARKWING_WORKERS", "");
+    let r = empty.run(&["run", "hello"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let show = empty.show(&r.run_id());
+    let inv = &show["run"]["invocation"];
+    assert_eq!(inv["mode"], "local", "{show:#}");
+    assert_eq!(inv["mode_from"], "default");
+    assert_eq!(inv["workers_from"], "default");
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(inv["workers"], cpus);
+
+    // `run --help` names the variables next to the flags.
+    let r = w.run(&["run", "--help"]);
+    assert!(
+        r.stdout.contains("[env: SPARKWING_MODE]") && r.stdout.contains("[env: SPARKWING_WORKERS]"),
+        "{}",
+        r.all()
+    );
+}

@@ -206,10 +206,17 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
         }
     }
     let inv = &run.invocation;
+    // `(from env)` when the CI job's environment chose it rather than a flag or the default.
+    let from = |f: &str| match f {
+        "" | "default" => String::new(),
+        f => format!(" (from {f})"),
+    };
     println!(
-        "  mode: {}  workers: {}  profile: {}  binary: {}",
+        "  mode: {}{}  workers: {}{}  profile: {}  binary: {}",
         or_dash(&inv.mode),
+        from(&inv.mode_from),
         inv.workers,
+        from(&inv.workers_from),
         or_dash(&inv.profile),
         or_dash(&inv.binary_source)
     );

@@ -24,12 +24,32 @@ impl Mode {
     }
 }
 
+/// Where a run setting came from: its flag, its environment variable, or the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    Env,
+    Default,
+}
+
+impl Origin {
+    /// The spelling recorded in the run's invocation (`flag`, `env`, `default`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Flag => "flag",
+            Origin::Env => "env",
+            Origin::Default => "default",
+        }
+    }
+}
+
 /// Parsed and validated `run` arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunArgs {
     pub pipeline: String,
-    pub mode: Mode,
-    /// `None`: default to the CPU count.
+    /// `--sw-mode`, when given.
+    pub mode: Option<Mode>,
+    /// `--sw-workers`, when given.
     pub workers: Option<u32>,
     pub profile: Option<String>,
     pub no_cache_write: bool,
@@ -54,13 +74,15 @@ Run a pipeline
 Usage: sparkwing run <PIPELINE> [OPTIONS] [PIPELINE ARGS]...
 
 Options:
-      --sw-mode <MODE>       local (default) or ci-embedded
-      --sw-workers <N>       jobs running at once (integer >= 1; default: number of CPUs)
+      --sw-mode <MODE>       local (default) or ci-embedded          [env: SPARKWING_MODE]
+      --sw-workers <N>       jobs running at once (integer >= 1;      [env: SPARKWING_WORKERS]
+                             default: number of CPUs)
       --profile <NAME>       storage profile (default: the project's defaults.profile, else built-in)
       --sw-no-cache-write    never publish the pipeline binary to the remote cache
       --sw-cd <DIR>          look for .sparkwing/ from DIR instead of the current directory
   -h, --help                 print this help
 
+A flag wins over its environment variable; an empty variable counts as unset.
 Any other argument is passed to the pipeline unchanged.
 ";
 
@@ -82,7 +104,7 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
     }
     let mut out = RunArgs {
         pipeline: first.clone(),
-        mode: Mode::Local,
+        mode: None,
         workers: None,
         profile: None,
         no_cache_write: false,
@@ -130,8 +152,8 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
             }
         };
         match name {
-            "--sw-mode" => out.mode = parse_mode(&value)?,
-            "--sw-workers" => out.workers = Some(parse_workers(&value)?),
+            "--sw-mode" => out.mode = Some(parse_mode(&value, "--sw-mode")?),
+            "--sw-workers" => out.workers = Some(parse_workers(&value, "--sw-workers")?),
             "--profile" => {
                 if value.is_empty() {
                     return Err(CliError::usage("`--profile` needs a profile name")
@@ -147,31 +169,65 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
     Ok(Some(out))
 }
 
-fn parse_mode(v: &str) -> Result<Mode, CliError> {
-    match v {
+/// A mode from `source` (`--sw-mode` or `SPARKWING_MODE`), named in the error.
+fn parse_mode(v: &str, source: &str) -> Result<Mode, CliError> {
+    match v.trim() {
         "local" => Ok(Mode::Local),
         "ci-embedded" => Ok(Mode::CiEmbedded),
-        "distributed" => Err(CliError::usage(
-            "`--sw-mode=distributed` is not part of sparkwing: the host CI is the orchestrator",
-        )
-        .with_hint("use `--sw-mode=ci-embedded` inside a CI job, or `local` (the default)")),
+        "distributed" => Err(CliError::usage(format!(
+            "`{source}` value `distributed` is not part of sparkwing: the host CI is the orchestrator"
+        ))
+        .with_hint("use `ci-embedded` inside a CI job, or `local` (the default)")),
         other => Err(CliError::usage(format!(
-            "invalid `--sw-mode` value `{}`",
+            "invalid `{source}` value `{}`",
             other.escape_debug()
         ))
         .with_hint("valid modes: `local` (default), `ci-embedded`")),
     }
 }
 
-/// `--sw-workers` must be an integer ≥ 1.
-pub fn parse_workers(v: &str) -> Result<u32, CliError> {
+/// Workers from `source` (`--sw-workers` or `SPARKWING_WORKERS`): an integer ≥ 1.
+pub fn parse_workers(v: &str, source: &str) -> Result<u32, CliError> {
     match v.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(CliError::usage(format!(
-            "invalid `--sw-workers` value `{}`: expected an integer >= 1",
+            "invalid `{source}` value `{}`: expected an integer >= 1",
             v.escape_debug()
         ))
-        .with_hint("for example `--sw-workers=4`; the default is the number of CPUs")),
+        .with_hint("for example `4`; the default is the number of CPUs")),
+    }
+}
+
+/// The effective mode: `--sw-mode`, else a non-empty `SPARKWING_MODE`, else `local`.
+pub fn effective_mode(
+    flag: Option<Mode>,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<(Mode, Origin), CliError> {
+    if let Some(m) = flag {
+        return Ok((m, Origin::Flag));
+    }
+    match get(sparkwing_contract::env::MODE).filter(|v| !v.trim().is_empty()) {
+        Some(v) => Ok((parse_mode(&v, sparkwing_contract::env::MODE)?, Origin::Env)),
+        None => Ok((Mode::Local, Origin::Default)),
+    }
+}
+
+/// The effective worker cap: `--sw-workers`, else a non-empty `SPARKWING_WORKERS`, else
+/// `default`.
+pub fn effective_workers(
+    flag: Option<u32>,
+    default: u32,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<(u32, Origin), CliError> {
+    if let Some(n) = flag {
+        return Ok((n, Origin::Flag));
+    }
+    match get(sparkwing_contract::env::WORKERS).filter(|v| !v.trim().is_empty()) {
+        Some(v) => Ok((
+            parse_workers(&v, sparkwing_contract::env::WORKERS)?,
+            Origin::Env,
+        )),
+        None => Ok((default, Origin::Default)),
     }
 }
 
@@ -200,7 +256,7 @@ mod tests {
         assert_eq!(a.pipeline, "ci");
         assert_eq!(a.workers, Some(3));
         assert_eq!(a.profile.as_deref(), Some("team"));
-        assert_eq!(a.mode, Mode::CiEmbedded);
+        assert_eq!(a.mode, Some(Mode::CiEmbedded));
         assert_eq!(a.passthrough, vec!["--target", "x", "extra"]);
     }
 
@@ -229,6 +285,66 @@ mod tests {
         }
         let msg = p(&["ci", "--sw-workers=abc"]).unwrap_err().to_string();
         assert!(msg.contains("integer >= 1"), "{msg}");
+    }
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn environment_fills_in_absent_flags_and_never_beats_them() {
+        let e = env(&[
+            ("SPARKWING_MODE", "ci-embedded"),
+            ("SPARKWING_WORKERS", "3"),
+        ]);
+        assert_eq!(
+            effective_mode(None, &e).unwrap(),
+            (Mode::CiEmbedded, Origin::Env)
+        );
+        assert_eq!(
+            effective_mode(Some(Mode::Local), &e).unwrap(),
+            (Mode::Local, Origin::Flag)
+        );
+        assert_eq!(effective_workers(None, 8, &e).unwrap(), (3, Origin::Env));
+        assert_eq!(
+            effective_workers(Some(1), 8, &e).unwrap(),
+            (1, Origin::Flag)
+        );
+        let empty = env(&[("SPARKWING_MODE", " "), ("SPARKWING_WORKERS", "")]);
+        assert_eq!(
+            effective_mode(None, &empty).unwrap(),
+            (Mode::Local, Origin::Default)
+        );
+        assert_eq!(
+            effective_workers(None, 8, &empty).unwrap(),
+            (8, Origin::Default)
+        );
+    }
+
+    #[test]
+    fn a_bad_environment_value_is_a_usage_error_naming_the_variable() {
+        let bad = env(&[("SPARKWING_MODE", "bogus"), ("SPARKWING_WORKERS", "abc")]);
+        let err = effective_workers(None, 2, &bad).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("invalid `SPARKWING_WORKERS` value `abc`"),
+            "{err}"
+        );
+        let err = effective_mode(None, &bad).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("invalid `SPARKWING_MODE` value `bogus`"),
+            "{err}"
+        );
+        // A flag never reads the variable, so a bad variable does not matter then.
+        assert!(effective_mode(Some(Mode::Local), &bad).is_ok());
     }
 
     #[test]

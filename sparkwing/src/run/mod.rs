@@ -7,7 +7,7 @@ pub mod supervise;
 
 use crate::error::{CliError, CliResult};
 use crate::project::{self, Project};
-use args::RunArgs;
+use args::{Mode, Origin, RunArgs};
 use sparkwing_contract::{RunId, env};
 use std::path::PathBuf;
 
@@ -17,7 +17,10 @@ pub struct RunPlan {
     pub args: RunArgs,
     pub project: Project,
     pub home: PathBuf,
-    pub workers: u32,
+    /// `--sw-mode`, else `SPARKWING_MODE`, else local.
+    pub mode: (Mode, Origin),
+    /// `--sw-workers`, else `SPARKWING_WORKERS`, else the CPU count.
+    pub workers: (u32, Origin),
     pub profile: crate::commands::profile::Effective,
     /// The name the pipeline binary registers for `args.pipeline`.
     pub entrypoint: String,
@@ -41,25 +44,33 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
         None => std::env::current_dir()
             .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?,
     };
+    // The environment is read before anything else, so a bad value is a usage error up front.
+    let getenv = |name: &str| std::env::var(name).ok();
+    let mode = args::effective_mode(args.mode, getenv)?;
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    let workers = args::effective_workers(args.workers, cpus, getenv)?;
     let project = project::find(&start)?;
     let config = crate::commands::pipeline::load_project_config(&project)?;
     crate::commands::pipeline::check_pipeline_known(&project, &config, &args.pipeline)?;
     let entrypoint = crate::commands::pipeline::entrypoint(&config, &args.pipeline).to_string();
     let home = crate::home::sparkwing_home()?;
     let profile = crate::commands::profile::resolve(args.profile.as_deref(), Some(&config), &home)?;
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1);
-    let workers = args.workers.unwrap_or(cpus);
-    if workers > cpus {
+    if workers.0 > cpus {
+        let from = match workers.1 {
+            Origin::Env => format!("{}={}", env::WORKERS, workers.0),
+            _ => format!("--sw-workers={}", workers.0),
+        };
         eprintln!(
-            "warning: --sw-workers={workers} is more than the {cpus} CPUs of this machine; jobs will compete for them"
+            "warning: {from} is more than the {cpus} CPUs of this machine; jobs will compete for them"
         );
     }
     Ok(RunPlan {
         args,
         project,
         home,
+        mode,
         workers,
         profile,
         entrypoint,
@@ -67,7 +78,30 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
     })
 }
 
+/// The first console line when the mode is not the default `local`: a run whose mode came from
+/// the CI job's environment says so before it builds or runs anything.
+fn announce_mode(plan: &RunPlan) {
+    let (mode, from) = plan.mode;
+    if mode == Mode::Local {
+        return;
+    }
+    let origin = |o: Origin, var: &str, flag: &str| match o {
+        Origin::Flag => format!("from {flag}"),
+        Origin::Env => format!("from {var}"),
+        Origin::Default => "default".to_string(),
+    };
+    eprintln!(
+        "==> sparkwing run {}: mode {} ({}), {} worker(s) ({})",
+        plan.args.pipeline,
+        mode.as_str(),
+        origin(from, env::MODE, "--sw-mode"),
+        plan.workers.0,
+        origin(plan.workers.1, env::WORKERS, "--sw-workers"),
+    );
+}
+
 fn act(plan: RunPlan) -> CliResult {
+    announce_mode(&plan);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -78,8 +112,10 @@ fn act(plan: RunPlan) -> CliResult {
     cmd.arg(&plan.entrypoint)
         .args(&plan.args.passthrough)
         .current_dir(&plan.project.root)
-        .env(env::MODE, plan.args.mode.as_str())
-        .env(env::WORKERS, plan.workers.to_string())
+        .env(env::MODE, plan.mode.0.as_str())
+        .env(env::MODE_FROM, plan.mode.1.as_str())
+        .env(env::WORKERS, plan.workers.0.to_string())
+        .env(env::WORKERS_FROM, plan.workers.1.as_str())
         .env(env::RUN_ID, run_id.as_str())
         .env(env::HOME, &plan.home)
         .env(env::PROFILE, &plan.profile.name)
