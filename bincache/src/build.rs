@@ -26,6 +26,12 @@ pub struct BuildRequest<'a> {
     pub profile: BuildProfile,
     /// The cargo executable (`SPARKWING_CARGO`, else `cargo`).
     pub cargo: &'a OsStr,
+    /// The directories whose every file the cache key covers (`.sparkwing/` and the path
+    /// dependencies, [`crate::CacheKey::roots`]). Empty: no check of what cargo read.
+    pub keyed_roots: &'a [PathBuf],
+    /// The repository holding `.sparkwing/`: a file cargo read inside it but outside
+    /// `keyed_roots` is one the key does not cover, and the build is refused.
+    pub repo_root: Option<&'a Path>,
 }
 
 /// What a successful build reports.
@@ -69,6 +75,21 @@ pub enum BuildError {
     /// The manifest is unreadable or names no binary.
     #[error("read `{path}`: {message}")]
     Manifest { path: PathBuf, message: String },
+    /// Cargo reused a compiled local package instead of compiling the files on disk, even after
+    /// its artifacts were cleaned: nothing is stored.
+    #[error(
+        "cargo reported the local package{s} {packages} as already compiled, so the binary may not come from the sources the cache key was computed from; nothing was cached\nhint: remove the pipeline target directory `{target_dir}` and run again",
+        s = if packages.contains(", ") { "s" } else { "" }
+    )]
+    StaleLocal {
+        packages: String,
+        target_dir: PathBuf,
+    },
+    /// The compiler read files inside the repository that the cache key does not cover.
+    #[error(
+        "cargo read {files} while building the pipeline, but the cache key covers only `.sparkwing/` and its path dependencies, so a change there would not rebuild the binary; nothing was cached\nhint: move the file into `.sparkwing/`, or make its directory a path dependency in `.sparkwing/Cargo.toml`"
+    )]
+    Unkeyed { files: String },
     /// Cargo succeeded but did not report the executable.
     #[error(
         "find the built binary `{bin}` in cargo's output\nhint: check that `[[bin]]` in `{manifest}` names `{bin}`"
@@ -144,15 +165,70 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
     let lockfile = req.sparkwing_dir.join("Cargo.lock");
     let lock_before = std::fs::read(&lockfile).ok();
 
+    // Cargo judges a local package fresh by file times, and pipelines of different projects
+    // (every scaffold names its package alike) share this target directory. So a compiled local
+    // package is never trusted: when cargo reports one as fresh, its artifacts are cleaned and
+    // the build runs again, and a second fresh report is an error. A local package that cargo
+    // compiled in this build was compiled from the files on disk now.
+    let mut outcome = run_cargo_build(req, &bin)?;
+    if !outcome.fresh_local.is_empty() {
+        clean_packages(req, &outcome.fresh_local)?;
+        outcome = run_cargo_build(req, &bin)?;
+        if !outcome.fresh_local.is_empty() {
+            return Err(BuildError::StaleLocal {
+                packages: outcome
+                    .fresh_local
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                target_dir: req.target_dir.to_path_buf(),
+            });
+        }
+    }
+    let exe = outcome.executable.ok_or_else(|| BuildError::NoArtifact {
+        bin: bin.clone(),
+        manifest: req.sparkwing_dir.join("Cargo.toml"),
+    })?;
+    check_reads_are_keyed(req, &exe)?;
+    std::fs::copy(&exe, out).map_err(io("copy the built binary to", out))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755))
+            .map_err(io("set permissions on", out))?;
+    }
+    drop(held);
+    Ok(BuildReport {
+        binary_name: bin,
+        lockfile_changed: std::fs::read(&lockfile).ok() != lock_before,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// What one `cargo build` reported.
+struct BuildOutcome {
+    executable: Option<PathBuf>,
+    /// Package ids of local (path) packages, other than the patched-in SDK, that cargo did not
+    /// compile because it judged them fresh.
+    fresh_local: Vec<String>,
+}
+
+/// Whether a cargo package id names a local path package.
+fn is_path_package(id: &str) -> bool {
+    id.starts_with("path+file://")
+}
+
+fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, BuildError> {
     let mut args: Vec<OsString> = vec!["build".into()];
     if req.profile == BuildProfile::Release {
         args.push("--release".into());
     }
-    args.extend(["--bin".into(), OsString::from(&bin)]);
+    args.extend(["--bin".into(), OsString::from(bin)]);
     args.push("--target-dir".into());
     args.push(req.target_dir.as_os_str().to_owned());
-    // JSON on stdout tells where the executable landed (a `build.target` setting moves it);
-    // diagnostics are still rendered for humans on stderr.
+    // JSON on stdout tells where the executable landed (a `build.target` setting moves it) and
+    // which packages were fresh; diagnostics are still rendered for humans on stderr.
     args.push("--message-format=json-render-diagnostics".into());
     for (name, path) in req.sdk_patch {
         args.push("--config".into());
@@ -170,6 +246,7 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
         .map_err(spawn_err(req.cargo, command.clone()))?;
 
     let mut executable: Option<PathBuf> = None;
+    let mut fresh_local = Vec::new();
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
@@ -178,8 +255,25 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
             eprintln!("{line}");
             continue;
         };
-        if msg["reason"] == "compiler-artifact"
-            && msg["target"]["name"] == bin.as_str()
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let id = msg["package_id"].as_str().unwrap_or_default();
+        // The patched-in SDK is a path package too, but its directory is named by its content
+        // hash and never changes in place.
+        let is_sdk = msg["manifest_path"].as_str().is_some_and(|m| {
+            req.sdk_patch
+                .iter()
+                .any(|(_, p)| Path::new(m).starts_with(p))
+        });
+        if msg["fresh"] == true
+            && is_path_package(id)
+            && !is_sdk
+            && !fresh_local.iter().any(|f| f == id)
+        {
+            fresh_local.push(id.to_string());
+        }
+        if msg["target"]["name"] == bin
             && msg["target"]["kind"]
                 .as_array()
                 .is_some_and(|k| k.iter().any(|v| v == "bin"))
@@ -195,23 +289,135 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
     if !status.success() {
         return Err(BuildError::Failed { command, status });
     }
-    let exe = executable.ok_or_else(|| BuildError::NoArtifact {
-        bin: bin.clone(),
-        manifest: req.sparkwing_dir.join("Cargo.toml"),
-    })?;
-    std::fs::copy(&exe, out).map_err(io("copy the built binary to", out))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755))
-            .map_err(io("set permissions on", out))?;
-    }
-    drop(held);
-    Ok(BuildReport {
-        binary_name: bin,
-        lockfile_changed: std::fs::read(&lockfile).ok() != lock_before,
-        elapsed: start.elapsed(),
+    Ok(BuildOutcome {
+        executable,
+        fresh_local,
     })
+}
+
+/// `cargo clean -p <id>…` for the given packages, in the build's profile and target directory.
+fn clean_packages(req: &BuildRequest<'_>, ids: &[String]) -> Result<(), BuildError> {
+    let mut args: Vec<OsString> = vec!["clean".into()];
+    if req.profile == BuildProfile::Release {
+        args.push("--release".into());
+    }
+    args.push("--target-dir".into());
+    args.push(req.target_dir.as_os_str().to_owned());
+    for id in ids {
+        args.push("-p".into());
+        args.push(id.into());
+    }
+    for (name, path) in req.sdk_patch {
+        args.push("--config".into());
+        args.push(patch_config(name, path));
+    }
+    let command = shown(req.cargo, &args);
+    let out = Command::new(req.cargo)
+        .args(&args)
+        .current_dir(req.sparkwing_dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(spawn_err(req.cargo, command.clone()))?;
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        return Err(BuildError::Failed {
+            command,
+            status: out.status,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a build in which the compiler read a file of the repository that the key does not
+/// cover (`include!("../../version.txt")`, a module outside `.sparkwing/`): cargo's dep-info
+/// file beside the executable lists every source file of the binary.
+fn check_reads_are_keyed(req: &BuildRequest<'_>, exe: &Path) -> Result<(), BuildError> {
+    let Some(repo) = req.repo_root else {
+        return Ok(());
+    };
+    if req.keyed_roots.is_empty() {
+        return Ok(());
+    }
+    let mut dep_info = exe.as_os_str().to_owned();
+    dep_info.push(".d");
+    let Ok(text) = std::fs::read_to_string(&dep_info) else {
+        return Ok(());
+    };
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let repo = canon(repo);
+    let keyed: Vec<PathBuf> = req.keyed_roots.iter().map(|p| canon(p)).collect();
+    let target = canon(req.target_dir);
+    let cargo_dir = canon(&repo.join(".cargo"));
+    let mut unkeyed: Vec<String> = Vec::new();
+    for file in dep_info_files(&text) {
+        let path = canon(Path::new(&file));
+        if !path.starts_with(&repo)
+            || path.starts_with(&target)
+            || path.starts_with(&cargo_dir)
+            || keyed.iter().any(|k| path.starts_with(k))
+        {
+            continue;
+        }
+        let shown = format!("`{}`", path.display());
+        if !unkeyed.contains(&shown) {
+            unkeyed.push(shown);
+        }
+    }
+    if unkeyed.is_empty() {
+        return Ok(());
+    }
+    Err(BuildError::Unkeyed {
+        files: unkeyed.join(", "),
+    })
+}
+
+/// The prerequisites of a Makefile-style dep-info file (`out: a b\ c`), unescaped.
+fn dep_info_files(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // Only the first rule lists the sources; later lines are `file:` stubs.
+        let Some((_, deps)) = split_rule(line) else {
+            continue;
+        };
+        let mut cur = String::new();
+        let mut chars = deps.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek() == Some(&' ') => {
+                    cur.push(' ');
+                    chars.next();
+                }
+                ' ' => {
+                    if !cur.is_empty() {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                }
+                c => cur.push(c),
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `target: deps` split at the first `:` that is not escaped and ends the target.
+fn split_rule(line: &str) -> Option<(&str, &str)> {
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        let rest = &line[i + 1..];
+        if c == ':' && prev != '\\' && (rest.is_empty() || rest.starts_with(' ')) {
+            return Some((&line[..i], rest));
+        }
+        prev = c;
+    }
+    None
 }
 
 /// The bin target the pipeline runs: `package.default-run`, else the only binary, else the one

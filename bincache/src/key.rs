@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 /// Bumped whenever the preimage changes shape or meaning, so old keys can never be confused
 /// with new ones.
-pub const KEY_FORMAT_VERSION: u32 = 1;
+pub const KEY_FORMAT_VERSION: u32 = 2;
 
 /// Number of hex characters of a key (128 bits).
 const KEY_HEX_LEN: usize = 32;
@@ -95,6 +95,10 @@ pub struct CacheKey {
     pub key: String,
     /// One entry per input, in preimage order.
     pub inputs: Vec<KeyInput>,
+    /// The directories whose every file the key covers on this machine: `.sparkwing/` and each
+    /// local path dependency. Not part of the key (paths differ between machines).
+    #[serde(skip)]
+    pub roots: Vec<PathBuf>,
 }
 
 /// One input of a key, as `cache explain` shows it.
@@ -226,7 +230,7 @@ pub fn rustc_env_names(target: &str, profile: BuildProfile) -> Vec<String> {
 }
 
 /// Computes the key of the package at `req.sparkwing_dir`. Starts no process when the toolchain
-/// is pinned exactly, other than one `git check-ignore` per hashed tree inside a git work tree.
+/// is pinned exactly.
 pub fn compute_key(req: &KeyRequest<'_>) -> Result<CacheKey, KeyError> {
     compute_versioned(req, KEY_FORMAT_VERSION)
 }
@@ -254,7 +258,7 @@ fn compute_versioned(req: &KeyRequest<'_>, format_version: u32) -> Result<CacheK
     let cargo_lock = hash_optional(&dir.join("Cargo.lock"))?;
     let resolved_lock = hash_optional(&dir.join(".resolved.lock"))?;
     let cargo_config = project_cargo_config(dir)?;
-    let path_deps = path_deps(dir)?;
+    let (path_deps, dep_roots) = path_deps(dir)?;
 
     let material = Material {
         format_version,
@@ -336,7 +340,9 @@ fn compute_versioned(req: &KeyRequest<'_>, format_version: u32) -> Result<CacheK
     let bytes = serde_json::to_vec(&material).expect("key material serializes");
     let mut key = blake3::hash(&bytes).to_hex().to_string();
     key.truncate(KEY_HEX_LEN);
-    Ok(CacheKey { key, inputs })
+    let mut roots = vec![dir.to_path_buf()];
+    roots.extend(dep_roots);
+    Ok(CacheKey { key, inputs, roots })
 }
 
 fn input<T: Serialize + ?Sized>(label: &str, value: &T, detail: String) -> KeyInput {
@@ -451,7 +457,7 @@ fn declared_path_deps(t: &toml::Table) -> Vec<(String, String)> {
 
 /// Trees of the local path dependencies of the package, transitively, named by package name.
 /// Dependencies inside `.sparkwing/` are already part of its tree and are only followed.
-fn path_deps(dir: &Path) -> Result<Vec<PathDep>, KeyError> {
+fn path_deps(dir: &Path) -> Result<(Vec<PathDep>, Vec<PathBuf>), KeyError> {
     let root_canon = dir
         .canonicalize()
         .map_err(|_| KeyError::NoPackage(dir.to_path_buf()))?;
@@ -494,6 +500,7 @@ fn path_deps(dir: &Path) -> Result<Vec<PathDep>, KeyError> {
             found.push((name, canon));
         }
     }
+    let roots: Vec<PathBuf> = found.iter().map(|(_, p)| p.clone()).collect();
     let mut hashed: Vec<(String, Vec<u8>, Vec<TreeFile>)> = Vec::with_capacity(found.len());
     for (name, path) in found {
         let files = tree::hash_tree(
@@ -516,7 +523,7 @@ fn path_deps(dir: &Path) -> Result<Vec<PathDep>, KeyError> {
         let name = if *n == 1 { name } else { format!("{name}#{n}") };
         out.push(PathDep { name, files });
     }
-    Ok(out)
+    Ok((out, roots))
 }
 
 /// The labels whose digest differs between two input lists (added or removed inputs included),

@@ -442,7 +442,8 @@ fn checkout_path_does_not_change_key() {
         env: &lookup,
     })
     .unwrap();
-    assert_eq!(r.key(), k2);
+    let k1 = r.key();
+    assert_eq!((k1.key, k1.inputs), (k2.key, k2.inputs));
 }
 
 #[test]
@@ -483,17 +484,27 @@ fn build_leftovers_do_not_change_key() {
     assert_eq!(before, r.key());
 }
 
+/// Cargo compiles `build.rs`, modules and `include!`d files whether git ignores them or not, so
+/// an exclude rule local to one machine must not leave them out of the key.
 #[test]
-fn git_ignored_files_do_not_count_but_tracked_ones_do() {
+fn git_ignored_files_count_like_tracked_ones() {
     let r = Repo::new();
     git(&r.root, &["init", "-q"]);
     r.write(".gitignore", "*.log\n/.sparkwing/scratch/\n");
+    std::fs::create_dir_all(r.root.join(".git/info")).unwrap();
+    r.write(".git/info/exclude", "build.rs\n");
     let before = r.key();
-    r.write(".sparkwing/debug.log", "noise");
-    r.write(".sparkwing/scratch/notes.txt", "noise");
-    assert_eq!(before, r.key(), "ignored files must not count");
-    r.write(".sparkwing/src/extra.rs", "// counted\n");
-    assert_ne!(before.key, r.key().key);
+    r.write(".sparkwing/build.rs", "fn main() {}\n");
+    let with_build_rs = r.key();
+    assert_ne!(before.key, with_build_rs.key, "an excluded build.rs counts");
+    r.write(".sparkwing/scratch/included.rs", "pub const X: u32 = 1;\n");
+    let with_scratch = r.key();
+    assert_ne!(
+        with_build_rs.key, with_scratch.key,
+        "an ignored directory counts"
+    );
+    r.write(".sparkwing/scratch/included.rs", "pub const X: u32 = 2;\n");
+    assert_ne!(with_scratch.key, r.key().key, "its content counts");
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod local;
 mod lock;
 pub mod remote;
+pub mod signing;
 pub mod sparks;
 mod toolchain;
 mod tree;
@@ -32,7 +33,10 @@ pub use local::{
     CacheError, CacheInfo, EntryInfo, GetError, Lease, LocalCache, Notice, PruneOpts, PruneReport,
     Source, render_info, render_prune,
 };
-pub use remote::{FetchOutcome, Manifest, ManifestFields, PublishOutcome, RemoteError};
+pub use remote::{
+    FetchOutcome, Manifest, ManifestFields, PublishOptions, PublishOutcome, RemoteError,
+};
+pub use signing::{BadPublicKey, BadSigningKey, Signer, Trust, generate_keypair};
 pub use sparks::{
     OVERLAY_FILE, OverlayChange, SparkVersion, SparksError, SparksReport, check_manifest,
     render_report, resolve as resolve_sparks, use_committed as use_committed_sparks,

@@ -1,23 +1,24 @@
 //! The remote pipeline binary cache: `bin/<key>` and its manifest `bin/<key>.json` in an
-//! artifact store (DESIGN §5, §6).
+//! artifact store.
 //!
-//! A fetched binary is executable only after its size and blake3 match the manifest. Publication
-//! writes the binary first and the manifest last, so a reader that finds a manifest finds the
-//! binary it describes; on stores with conditional writes both are create-only.
+//! A fetched binary is executable only after its size and blake3 match the manifest, and — when
+//! the cache surface names trusted keys — after the manifest's minisign signature verifies with
+//! one of them. A download stops as soon as it passes the manifest's size. Publication writes
+//! the binary first and the manifest last, so a reader that finds a manifest finds the binary it
+//! describes; a manifest only ever describes bytes this process uploaded itself.
 //!
 //! ```no_run
-//! use sparkwing_bincache::remote::{FetchOutcome, ManifestFields, fetch, publish};
+//! use sparkwing_bincache::remote::{FetchOutcome, ManifestFields, PublishOptions, fetch, publish};
+//! use sparkwing_bincache::Trust;
 //! use sparkwing_storage::FsArtifactStore;
 //! use std::path::Path;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = FsArtifactStore::new("/srv/sparkwing-cache");
 //! let key = "0123456789abcdef0123456789abcdef";
-//! publish(&store, key, Path::new("/tmp/pipeline"), &ManifestFields {
-//!     target: "x86_64-unknown-linux-gnu",
-//!     sdk_version: "0.1.0+3f2a9c1b77e0",
-//! }).await?;
-//! match fetch(&store, key, Path::new("/tmp/staging/pipeline")).await? {
+//! let fields = ManifestFields { target: "x86_64-unknown-linux-gnu", sdk_version: "0.1.0+3f2a9c1b77e0" };
+//! publish(&store, key, Path::new("/tmp/pipeline"), &PublishOptions::unsigned(fields)).await?;
+//! match fetch(&store, key, Path::new("/tmp/staging/pipeline"), &Trust::none()).await? {
 //!     FetchOutcome::Fetched(m) => println!("verified {} bytes", m.size),
 //!     FetchOutcome::NotFound => println!("not in the remote cache"),
 //!     FetchOutcome::Rejected { reason } => eprintln!("warning: ignoring remote binary: {reason}"),
@@ -26,6 +27,7 @@
 //! ```
 
 use crate::fs_error::io;
+use crate::signing::{Signer, Trust};
 use serde::{Deserialize, Serialize};
 use sparkwing_storage::{ArtifactStore, StoreError};
 use std::path::Path;
@@ -35,6 +37,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Version of the manifest format; a manifest of another version is not trusted.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// A manifest larger than this is not read: a real one is a few hundred bytes.
+pub const MANIFEST_MAX_BYTES: u64 = 64 * 1024;
 
 /// `bin/<key>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +59,44 @@ pub struct Manifest {
     /// When it was published (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// A minisign signature (the text of a `.minisig` file) over [`Manifest::signed_payload`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl Manifest {
+    /// The bytes a signature covers: this manifest without its signature, as compact JSON in
+    /// field order (what `jq -c 'del(.signature)'` prints for it).
+    pub fn signed_payload(&self) -> Vec<u8> {
+        let unsigned = Manifest {
+            signature: None,
+            ..self.clone()
+        };
+        serde_json::to_vec(&unsigned).expect("manifest serializes")
+    }
+}
+
+/// How [`publish`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishOptions<'a> {
+    /// Manifest fields the caller knows.
+    pub fields: ManifestFields<'a>,
+    /// Signs the manifest (required when the cache surface names trusted keys).
+    pub signer: Option<&'a Signer>,
+    /// The entry failed verification for this process: replace it (conditionally on the
+    /// manifest that was rejected) instead of treating an existing manifest as published.
+    pub replace: bool,
+}
+
+impl<'a> PublishOptions<'a> {
+    /// An unsigned, create-only publication.
+    pub fn unsigned(fields: ManifestFields<'a>) -> Self {
+        PublishOptions {
+            fields,
+            signer: None,
+            replace: false,
+        }
+    }
 }
 
 /// Manifest fields the caller knows (the rest are measured).
@@ -95,9 +138,9 @@ pub enum PublishOutcome {
     Published,
     /// A manifest for the key was already there; nothing was written.
     AlreadyPublished,
-    /// Another publisher's binary was already stored without a manifest (it is mid-way or
-    /// died); this call wrote the manifest describing that binary.
-    Completed,
+    /// An entry that failed verification, or a binary stored without a manifest (planted, or
+    /// left by a publisher that died), was replaced by this build; never vouched for.
+    Replaced,
 }
 
 /// A remote cache operation failed (not a miss: a miss is [`FetchOutcome::NotFound`]).
@@ -115,6 +158,13 @@ pub enum RemoteError {
     /// Local file trouble.
     #[error(transparent)]
     Io(#[from] crate::FsError),
+    /// The manifest could not be signed.
+    #[error("sign the manifest of `{key}`: {source}")]
+    Sign {
+        key: String,
+        #[source]
+        source: crate::signing::BadSigningKey,
+    },
     /// The key is not a cache key.
     #[error("use `{0}` as a pipeline cache key: expected 16 to 64 lowercase hex characters")]
     BadKey(String),
@@ -155,10 +205,14 @@ fn store_err<'a>(
     }
 }
 
-/// Hashes what passes through to the file.
+/// Hashes what passes through to the file, and refuses to write past `limit` bytes so an
+/// oversized object is abandoned after one more read buffer, not downloaded whole.
 struct HashingWriter {
     inner: tokio::fs::File,
     hasher: blake3::Hasher,
+    written: u64,
+    limit: u64,
+    overflowed: bool,
 }
 
 impl AsyncWrite for HashingWriter {
@@ -168,9 +222,16 @@ impl AsyncWrite for HashingWriter {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
+        if this.written + buf.len() as u64 > this.limit {
+            this.overflowed = true;
+            return Poll::Ready(Err(std::io::Error::other(
+                "the object is larger than its manifest says",
+            )));
+        }
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             this.hasher.update(&buf[..n]);
+            this.written += n as u64;
         }
         r
     }
@@ -182,41 +243,97 @@ impl AsyncWrite for HashingWriter {
     }
 }
 
+/// Collects an object in memory up to `limit` bytes; past it, the download is abandoned.
+struct BoundedBuf {
+    buf: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl AsyncWrite for BoundedBuf {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.buf.len() + buf.len() > self.limit {
+            self.overflowed = true;
+            return Poll::Ready(Err(std::io::Error::other("object too large")));
+        }
+        self.buf.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Reads the manifest object, refusing one over [`MANIFEST_MAX_BYTES`]. `Ok(None)`: absent.
+async fn read_manifest(
+    store: &dyn ArtifactStore,
+    mkey: &str,
+) -> Result<Option<Result<Vec<u8>, String>>, RemoteError> {
+    let mut w = BoundedBuf {
+        buf: Vec::new(),
+        limit: MANIFEST_MAX_BYTES as usize,
+        overflowed: false,
+    };
+    match store.get_to_writer(mkey, &mut w).await {
+        Ok(_) => Ok(Some(Ok(w.buf))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(_) if w.overflowed => Ok(Some(Err(format!(
+            "manifest `{mkey}` is larger than {MANIFEST_MAX_BYTES} bytes"
+        )))),
+        Err(e) => Err(store_err("fetch", mkey, store)(e)),
+    }
+}
+
+/// Parses and checks a manifest for `key` (format, key, signature). `Err` is the reason.
+fn check_manifest(bytes: &[u8], mkey: &str, key: &str, trust: &Trust) -> Result<Manifest, String> {
+    let manifest: Manifest = serde_json::from_slice(bytes)
+        .map_err(|e| format!("manifest `{mkey}` is not valid: {e}"))?;
+    if manifest.format_version != MANIFEST_FORMAT_VERSION {
+        return Err(format!(
+            "manifest `{mkey}` has format {}, expected {MANIFEST_FORMAT_VERSION}",
+            manifest.format_version
+        ));
+    }
+    if manifest.key != key {
+        return Err(format!(
+            "manifest `{mkey}` describes key {}",
+            manifest.key.escape_debug()
+        ));
+    }
+    trust
+        .verify(&manifest.signed_payload(), manifest.signature.as_deref())
+        .map_err(|why| format!("manifest `{mkey}`: {why}"))?;
+    Ok(manifest)
+}
+
 /// Downloads `bin/<key>` to `dest` (streamed, through a temporary file beside it) and verifies
-/// it against `bin/<key>.json`. Only a verified binary ever appears at `dest`.
+/// it against `bin/<key>.json` — and, when `trust` names keys, the manifest's signature first.
+/// Only a verified binary ever appears at `dest`; the download stops as soon as it passes the
+/// manifest's size.
 pub async fn fetch(
     store: &dyn ArtifactStore,
     key: &str,
     dest: &Path,
+    trust: &Trust,
 ) -> Result<FetchOutcome, RemoteError> {
     check_key(key)?;
     let mkey = manifest_object(key);
-    let bytes = match store.get(&mkey).await {
-        Ok(b) => b,
-        Err(e) if e.is_not_found() => return Ok(FetchOutcome::NotFound),
-        Err(e) => return Err(store_err("fetch", &mkey, store)(e)),
+    let bytes = match read_manifest(store, &mkey).await? {
+        None => return Ok(FetchOutcome::NotFound),
+        Some(Err(reason)) => return Ok(FetchOutcome::Rejected { reason }),
+        Some(Ok(b)) => b,
     };
-    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+    let manifest = match check_manifest(&bytes, &mkey, key, trust) {
         Ok(m) => m,
-        Err(e) => {
-            return Ok(FetchOutcome::Rejected {
-                reason: format!("manifest `{mkey}` is not valid: {e}"),
-            });
-        }
+        Err(reason) => return Ok(FetchOutcome::Rejected { reason }),
     };
-    if manifest.format_version != MANIFEST_FORMAT_VERSION {
-        return Ok(FetchOutcome::Rejected {
-            reason: format!(
-                "manifest `{mkey}` has format {}, expected {MANIFEST_FORMAT_VERSION}",
-                manifest.format_version
-            ),
-        });
-    }
-    if manifest.key != key {
-        return Ok(FetchOutcome::Rejected {
-            reason: format!("manifest `{mkey}` describes key {}", manifest.key),
-        });
-    }
 
     let bkey = binary_object(key);
     let tmp = {
@@ -232,6 +349,9 @@ pub async fn fetch(
     let mut w = HashingWriter {
         inner: file,
         hasher: blake3::Hasher::new(),
+        written: 0,
+        limit: manifest.size,
+        overflowed: false,
     };
     let got = store.get_to_writer(&bkey, &mut w).await;
     let reject = |reason: String| async {
@@ -242,6 +362,13 @@ pub async fn fetch(
         Ok(n) => n,
         Err(e) if e.is_not_found() => {
             return reject(format!("`{mkey}` exists but `{bkey}` does not")).await;
+        }
+        Err(_) if w.overflowed => {
+            return reject(format!(
+                "`{bkey}` is larger than the {} bytes its manifest says; the download was abandoned",
+                manifest.size
+            ))
+            .await;
         }
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
@@ -300,86 +427,157 @@ async fn hash_path(path: &Path) -> Result<(String, u64), RemoteError> {
     Ok(res.map_err(io("hash", path))?)
 }
 
-/// Publishes `binary` as `bin/<key>` and then its manifest. An existing manifest means someone
-/// already published this key: that is [`PublishOutcome::AlreadyPublished`], not an error.
-/// Create-only where the store enforces conditional writes; elsewhere last write wins (a race of
-/// two publishers can at worst leave a pair that fails verification, which readers treat as a
-/// miss).
+/// Publishes `binary` as `bin/<key>` and then its manifest (signed when `opts.signer` is set).
+///
+/// - An existing manifest means someone already published this key:
+///   [`PublishOutcome::AlreadyPublished`], unless `opts.replace` (this process rejected that
+///   entry), in which case the pair is replaced, the manifest conditionally on the rejected one.
+/// - A binary stored without a manifest (planted, or left by a publisher that died) is never
+///   described: this build replaces it and the manifest describes this build's bytes
+///   ([`PublishOutcome::Replaced`]).
+///
+/// Writes are create-only or compare-and-swap where the store enforces conditional writes;
+/// elsewhere last write wins. A race of two publishers can at worst leave a pair that fails
+/// verification, which readers treat as a miss and the next publisher repairs.
 pub async fn publish(
     store: &dyn ArtifactStore,
     key: &str,
     binary: &Path,
-    fields: &ManifestFields<'_>,
+    opts: &PublishOptions<'_>,
 ) -> Result<PublishOutcome, RemoteError> {
     check_key(key)?;
     let bkey = binary_object(key);
     let mkey = manifest_object(key);
-    if store
+    let conditional = store
+        .supports_conditional()
+        .await
+        .map_err(store_err("probe", &bkey, store))?;
+
+    // The manifest this publication must replace, if any: `Some(etag)` of a rejected one.
+    let mut replace_etag: Option<String> = None;
+    let manifest_present = store
         .has(&mkey)
         .await
-        .map_err(store_err("check", &mkey, store))?
-    {
-        return Ok(PublishOutcome::AlreadyPublished);
+        .map_err(store_err("check", &mkey, store))?;
+    if manifest_present {
+        if !opts.replace {
+            return Ok(PublishOutcome::AlreadyPublished);
+        }
+        let small = store
+            .size(&mkey)
+            .await
+            .map(|n| n <= MANIFEST_MAX_BYTES)
+            .unwrap_or(false);
+        if conditional && small {
+            match store.get_with_etag(&mkey).await {
+                Ok((_, etag)) => replace_etag = Some(etag),
+                Err(e) if e.is_not_found() => {}
+                Err(StoreError::NotSupported { .. }) => {}
+                Err(e) => return Err(store_err("fetch", &mkey, store)(e)),
+            }
+        }
     }
+
     let (blake3, size) = hash_path(binary).await?;
     let mut manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
         key: key.to_string(),
         blake3,
         size,
-        target: fields.target.to_string(),
-        sdk_version: fields.sdk_version.to_string(),
+        target: opts.fields.target.to_string(),
+        sdk_version: opts.fields.sdk_version.to_string(),
         created: Some(sparkwing_contract::timefmt::now_rfc3339()),
+        signature: None,
     };
-    let conditional = store
-        .supports_conditional()
-        .await
-        .map_err(store_err("probe", &bkey, store))?;
-    let mut outcome = PublishOutcome::Published;
-    if conditional {
+    if let Some(signer) = opts.signer {
+        let sig = signer
+            .sign(
+                &manifest.signed_payload(),
+                &format!("sparkwing pipeline binary {key}"),
+            )
+            .map_err(|source| RemoteError::Sign {
+                key: key.to_string(),
+                source,
+            })?;
+        manifest.signature = Some(sig);
+    }
+    let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+
+    let mut outcome = if manifest_present {
+        PublishOutcome::Replaced
+    } else {
+        PublishOutcome::Published
+    };
+    // The binary: create-only when nothing is meant to be replaced. An object already there
+    // without a manifest was not uploaded by this process, so it is never described: this
+    // build's bytes replace it.
+    if conditional && !manifest_present {
         let mut f = tokio::fs::File::open(binary)
             .await
             .map_err(io("open", binary))?;
         match store.put_from_reader_if_absent(&bkey, &mut f).await {
             Ok(_) => {}
-            // The probe said yes but the store refused the header for this object: last write
-            // wins, which is safe because the manifest below describes what is stored.
             Err(StoreError::NotSupported { .. }) => upload(store, &bkey, binary).await?,
             Err(StoreError::PreconditionFailed(_)) => {
-                // Builds are not byte-for-byte reproducible: describe the binary that is
-                // actually stored, not ours, so the pair stays consistent.
-                let mut hasher = HashingSink::default();
-                store
-                    .get_to_writer(&bkey, &mut hasher)
-                    .await
-                    .map_err(store_err("fetch", &bkey, store))?;
-                manifest.blake3 = hasher.hasher.finalize().to_hex().to_string();
-                manifest.size = hasher.len;
-                outcome = PublishOutcome::Completed;
+                // Most often another job built the same key at the same time and its manifest
+                // follows its binary within moments: give it that long before calling the
+                // object abandoned.
+                if manifest_appears(store, &mkey, MANIFEST_GRACE).await {
+                    return Ok(PublishOutcome::AlreadyPublished);
+                }
+                upload(store, &bkey, binary).await?;
+                outcome = PublishOutcome::Replaced;
             }
             Err(e) => return Err(store_err("publish", &bkey, store)(e)),
         }
-        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-        match store.put_if_absent(&mkey, json.clone()).await {
-            Ok(_) => Ok(outcome),
-            Err(StoreError::PreconditionFailed(_)) => Ok(PublishOutcome::AlreadyPublished),
-            Err(StoreError::NotSupported { .. }) => {
-                store
-                    .put(&mkey, json)
-                    .await
-                    .map_err(store_err("publish", &mkey, store))?;
-                Ok(outcome)
-            }
-            Err(e) => Err(store_err("publish", &mkey, store)(e)),
-        }
     } else {
         upload(store, &bkey, binary).await?;
-        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-        store
-            .put(&mkey, json)
+    }
+
+    // The manifest last: create-only, or compare-and-swap on the rejected one.
+    let written = match (&replace_etag, conditional) {
+        (Some(etag), true) => store
+            .put_if_match(&mkey, json.clone(), etag)
             .await
-            .map_err(store_err("publish", &mkey, store))?;
-        Ok(PublishOutcome::Published)
+            .map(|_| ()),
+        (None, true) if !manifest_present => {
+            store.put_if_absent(&mkey, json.clone()).await.map(|_| ())
+        }
+        _ => store.put(&mkey, json.clone()).await,
+    };
+    match written {
+        Ok(()) => Ok(outcome),
+        // Another publisher got there first (or repaired it): theirs stands.
+        Err(StoreError::PreconditionFailed(_)) => Ok(PublishOutcome::AlreadyPublished),
+        Err(StoreError::NotSupported { .. }) => {
+            store
+                .put(&mkey, json)
+                .await
+                .map_err(store_err("publish", &mkey, store))?;
+            Ok(outcome)
+        }
+        Err(e) => Err(store_err("publish", &mkey, store)(e)),
+    }
+}
+
+/// How long a publisher that finds `bin/<key>` without a manifest waits for one to appear.
+const MANIFEST_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `mkey` exists within `grace` (polled every 250 ms).
+async fn manifest_appears(
+    store: &dyn ArtifactStore,
+    mkey: &str,
+    grace: std::time::Duration,
+) -> bool {
+    let end = tokio::time::Instant::now() + grace;
+    loop {
+        if store.has(mkey).await.unwrap_or(false) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
 
@@ -393,37 +591,4 @@ async fn upload(store: &dyn ArtifactStore, bkey: &str, path: &Path) -> Result<()
         .await
         .map_err(store_err("publish", bkey, store))?;
     Ok(())
-}
-
-/// Hashes what is written to it (an object streamed from the store) without keeping it.
-#[derive(Default)]
-struct HashingSink {
-    hasher: blake3::Hasher,
-    len: u64,
-}
-
-impl tokio::io::AsyncWrite for HashingSink {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.hasher.update(buf);
-        self.len += buf.len() as u64;
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
 }

@@ -1,10 +1,12 @@
-//! Content hashing of a source tree: relative paths with `/` plus blake3 of each file, with the
-//! files git ignores left out.
+//! Content hashing of a source tree: relative paths with `/` plus blake3 of each file.
+//!
+//! Every file counts, whether git ignores it or not: cargo reads `build.rs`, modules and
+//! `include!`d files regardless of `.gitignore`, `.git/info/exclude` or a global excludes file,
+//! so a rule local to one machine must never leave out something that can change the binary.
 
 use serde::Serialize;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// One file of a hashed tree. Paths are relative with `/` separators so two checkouts at
 /// different places hash alike; no timestamp is recorded, so touching a file changes nothing.
@@ -41,26 +43,14 @@ enum Candidate {
     },
 }
 
-impl Candidate {
-    fn rel(&self) -> &str {
-        match self {
-            Candidate::File { rel, .. } | Candidate::DirLink { rel, .. } => rel,
-        }
-    }
-}
-
 /// Hashes every file under `root` except `.git` (anywhere), directories holding a
-/// `CACHEDIR.TAG` (cargo marks its target directories so), `exclude.root_names` directly under
-/// the root, and what git ignores. Sorted by path.
+/// `CACHEDIR.TAG` (cargo marks its target directories so) and `exclude.root_names` directly
+/// under the root. Sorted by path.
 pub(crate) fn hash_tree(root: &Path, exclude: &Exclude<'_>) -> Result<Vec<TreeFile>, FsError> {
     let mut candidates = Vec::new();
     walk(root, "", exclude, &mut candidates)?;
-    let ignored = git_ignored(root, candidates.iter().map(Candidate::rel));
     let mut out = Vec::with_capacity(candidates.len());
     for c in candidates {
-        if ignored.contains(c.rel()) {
-            continue;
-        }
         out.push(match c {
             Candidate::File { rel, abs, exec } => TreeFile {
                 blake3: hash_file(&abs)?,
@@ -166,57 +156,4 @@ fn is_exec(m: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn is_exec(_m: &std::fs::Metadata) -> bool {
     false
-}
-
-/// The subset of `rels` that git ignores, from one `git check-ignore -z --stdin` call in `root`.
-/// Outside a work tree, or without git, nothing is ignored (everything counts — the safe side).
-fn git_ignored<'a>(
-    root: &Path,
-    rels: impl Iterator<Item = &'a str>,
-) -> std::collections::HashSet<String> {
-    let mut input = Vec::new();
-    for r in rels {
-        input.extend_from_slice(r.as_bytes());
-        input.push(0);
-    }
-    let mut set = std::collections::HashSet::new();
-    if input.is_empty() {
-        return set;
-    }
-    let child = Command::new("git")
-        .args(["check-ignore", "-z", "--stdin"])
-        .current_dir(root)
-        // A hook or wrapper may point these at another repository.
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let Ok(mut child) = child else {
-        return set;
-    };
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    // Write and read at once: a long list would fill both pipes and deadlock otherwise.
-    let output = std::thread::scope(|s| {
-        s.spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let Ok(status) = child.wait() else {
-        return set;
-    };
-    // 0: some ignored; 1: none; anything else (128: not a repository) means "ignore nothing".
-    if status.code() != Some(0) {
-        return set;
-    }
-    for p in output.split(|b| *b == 0).filter(|p| !p.is_empty()) {
-        set.insert(String::from_utf8_lossy(p).into_owned());
-    }
-    set
 }

@@ -64,6 +64,8 @@ fn request<'a>(
         target_dir: target,
         profile: BuildProfile::Dev,
         cargo,
+        keyed_roots: &[],
+        repo_root: None,
     }
 }
 
@@ -209,4 +211,91 @@ fn binary_name_rules() {
         msg.contains("Cargo.toml`") && msg.contains("[package]"),
         "{msg}"
     );
+}
+
+/// Sets the modification time of every file under `dir` to an hour ago (an older checkout, or
+/// files restored with their times).
+fn age_tree(dir: &Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            age_tree(&path);
+        } else {
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+    }
+}
+
+/// Two projects on one machine share the target directory and name their package alike. Cargo
+/// judges freshness by file times, so a second project whose files are older than the first
+/// one's build must still get its own binary, never the first one's.
+#[test]
+fn two_projects_in_one_target_dir_each_get_their_own_binary_whatever_the_file_times() {
+    let a = Project::new("fn main() { println!(\"project A\"); }\n");
+    let b = Project::new("fn main() { println!(\"project B\"); }\n");
+    // One materialized SDK for both, as on a real machine (its path is named by its content).
+    let patch = a.patch();
+    let target = a.tmp.path().join("shared-target");
+    let (dir_a, dir_b) = (a.dir(), b.dir());
+    let req_a = request(&dir_a, &patch, &target, OsStr::new("cargo"));
+    let req_b = request(&dir_b, &patch, &target, OsStr::new("cargo"));
+    ensure_lockfile(&req_a, b"").unwrap();
+    ensure_lockfile(&req_b, b"").unwrap();
+    age_tree(&dir_b);
+
+    let out_a = a.tmp.path().join("pipeline-a");
+    cargo_build(&req_a, &out_a).unwrap();
+    let out_b = b.tmp.path().join("pipeline-b");
+    cargo_build(&req_b, &out_b).unwrap();
+    let said = |p: &Path| {
+        let o = std::process::Command::new(p).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(said(&out_a), "project A");
+    assert_eq!(said(&out_b), "project B", "B must never get A's binary");
+    // And back: A rebuilt after B (its files now older than B's build) is A again.
+    age_tree(&dir_a);
+    cargo_build(&req_a, &out_a).unwrap();
+    assert_eq!(said(&out_a), "project A");
+}
+
+/// A file the compiler reads inside the repository but outside `.sparkwing/` is not covered by
+/// the key: the build is refused rather than cached under a key that ignores it.
+#[test]
+fn a_file_read_outside_the_keyed_trees_refuses_the_build() {
+    let p = Project::new("fn main() { println!(\"{}\", include_str!(\"../../version.txt\")); }\n");
+    p.write("repo/version.txt", "1.0\n");
+    let patch = p.patch();
+    let target = p.tmp.path().join("shared-target");
+    let dir = p.dir();
+    let roots = vec![dir.clone()];
+    let repo = p.tmp.path().join("repo");
+    let req = BuildRequest {
+        keyed_roots: &roots,
+        repo_root: Some(&repo),
+        ..request(&dir, &patch, &target, OsStr::new("cargo"))
+    };
+    ensure_lockfile(&req, b"").unwrap();
+    let out = p.tmp.path().join("out");
+    let err = cargo_build(&req, &out).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, BuildError::Unkeyed { .. }), "{msg}");
+    assert!(
+        msg.contains("version.txt`") && msg.contains("nothing was cached"),
+        "{msg}"
+    );
+    assert!(!out.exists(), "nothing is copied out");
+    // Inside `.sparkwing/` the same include is keyed and builds.
+    p.write("repo/.sparkwing/version.txt", "1.0\n");
+    p.write(
+        "repo/.sparkwing/src/main.rs",
+        "fn main() { println!(\"{}\", include_str!(\"../version.txt\")); }\n",
+    );
+    cargo_build(&req, &out).unwrap();
 }

@@ -16,6 +16,7 @@ fn key(n: u32) -> CacheKey {
     CacheKey {
         key: format!("{n:032x}"),
         inputs: vec![],
+        roots: vec![],
     }
 }
 
@@ -224,6 +225,7 @@ fn bad_keys_are_refused_before_any_file_is_touched() {
         let k = CacheKey {
             key: bad.into(),
             inputs: vec![],
+            roots: vec![],
         };
         let err = cache.get_or_materialize(&k, script("x")).unwrap_err();
         assert!(

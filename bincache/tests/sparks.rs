@@ -85,6 +85,8 @@ impl Project {
             target_dir: &self.target,
             profile: BuildProfile::Release,
             cargo: &self.wrapper,
+            keyed_roots: &[],
+            repo_root: None,
         }
     }
 

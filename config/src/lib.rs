@@ -34,4 +34,4 @@ pub use profile::{EnvLookup, Profile, ProfilesFile, home_dir, sparkwing_home};
 pub use project::{PROJECT_FILE, PipelineEntry, ProjectConfig, Spark};
 pub use render::{render_pretty, to_json};
 pub use resolve::{BUILT_IN, Considered, Resolved, Source, resolve};
-pub use surface::{Surface, SurfaceKind};
+pub use surface::{CacheRules, Surface, SurfaceKind};

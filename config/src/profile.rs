@@ -30,6 +30,8 @@ pub struct Profile {
     pub logs: Option<Surface>,
     /// `read_only: true` on the cache surface: never publish to it.
     pub cache_read_only: bool,
+    /// `trusted_keys` on the cache surface (minisign public keys).
+    pub cache_trusted_keys: Vec<String>,
 }
 
 impl Profile {
@@ -214,6 +216,7 @@ fn parse_profile(
         cache: None,
         logs: None,
         cache_read_only: false,
+        cache_trusted_keys: Vec::new(),
     };
     for (key, v) in doc.keys(map, path, &within, &["state", "cache", "logs"])? {
         let kind = match key.as_str() {
@@ -221,12 +224,13 @@ fn parse_profile(
             "cache" => SurfaceKind::Cache,
             _ => SurfaceKind::Logs,
         };
-        let (surface, read_only) = parse_surface(doc, kind, name, v, &path.key(&key))?;
+        let (surface, rules) = parse_surface(doc, kind, name, v, &path.key(&key))?;
         match kind {
             SurfaceKind::State => profile.state = Some(surface),
             SurfaceKind::Cache => {
                 profile.cache = Some(surface);
-                profile.cache_read_only = read_only;
+                profile.cache_read_only = rules.read_only;
+                profile.cache_trusted_keys = rules.trusted_keys;
             }
             SurfaceKind::Logs => profile.logs = Some(surface),
         }

@@ -38,6 +38,17 @@ pub fn render_pretty(r: &Resolved) -> String {
         if kind == SurfaceKind::Cache && r.cache_read_only {
             line.push_str("  (read-only)");
         }
+        if kind == SurfaceKind::Cache && !r.cache_trusted_keys.is_empty() {
+            line.push_str(&format!(
+                "  (signed: {} trusted key{})",
+                r.cache_trusted_keys.len(),
+                if r.cache_trusted_keys.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            ));
+        }
         out.push_str(&line);
         out.push('\n');
     }
@@ -84,6 +95,7 @@ pub fn to_json(r: &Resolved) -> Value {
             "logs": r.logs.spec_string(),
             "cache": r.cache.spec_string(),
             "cache_read_only": r.cache_read_only,
+            "cache_trusted_keys": r.cache_trusted_keys,
             "defaulted": r.defaulted.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         },
         "considered": r.considered.iter().map(|c| json!({

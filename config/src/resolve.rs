@@ -79,6 +79,8 @@ pub struct Resolved {
     pub defaulted: Vec<SurfaceKind>,
     /// The cache surface is declared `read_only: true`: readers only, never publish to it.
     pub cache_read_only: bool,
+    /// The cache surface's `trusted_keys`: only manifests signed by one of them are believed.
+    pub cache_trusted_keys: Vec<String>,
     /// The chain steps looked at, in order; the last one is selected.
     pub considered: Vec<Considered>,
 }
@@ -258,6 +260,7 @@ pub fn resolve(
         cache: SurfaceKind::Cache.built_in(home),
         defaulted: Vec::new(),
         cache_read_only: false,
+        cache_trusted_keys: Vec::new(),
         considered,
     })
 }
@@ -309,6 +312,7 @@ fn from_profile(
         cache,
         defaulted,
         cache_read_only: profile.cache_read_only,
+        cache_trusted_keys: profile.cache_trusted_keys.clone(),
         considered,
     }
 }

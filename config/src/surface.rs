@@ -173,7 +173,7 @@ pub(crate) fn parse_surface(
     profile: &str,
     v: &Value,
     path: &YPath,
-) -> Result<(Surface, bool), ConfigError> {
+) -> Result<(Surface, CacheRules), ConfigError> {
     let within = format!("the `{kind}` surface of profile `{profile}`");
     let Some(map) = doc.mapping(v, path, &within)? else {
         return Err(missing_type(doc, kind, path, &within));
@@ -212,8 +212,8 @@ pub(crate) fn parse_surface(
     // `read_only` only means something for the cache: it keeps CI jobs that must not write
     // (pull requests) from publishing pipeline binaries.
     let allowed: &[&'static str] = match (ty.as_str(), kind) {
-        ("filesystem", SurfaceKind::Cache) => &["type", "path", "read_only"],
-        ("s3", SurfaceKind::Cache) => &["type", "bucket", "prefix", "read_only"],
+        ("filesystem", SurfaceKind::Cache) => &["type", "path", "read_only", "trusted_keys"],
+        ("s3", SurfaceKind::Cache) => &["type", "bucket", "prefix", "read_only", "trusted_keys"],
         ("sqlite" | "filesystem", _) => &["type", "path"],
         ("s3", _) => &["type", "bucket", "prefix"],
         _ => &["type"],
@@ -232,6 +232,34 @@ pub(crate) fn parse_surface(
             &format!("`read_only` in {within}"),
         )?,
         None => false,
+    };
+    let mut trusted_keys = Vec::new();
+    if let Some(v) = get("trusted_keys") {
+        let kp = path.key("trusted_keys");
+        let what = format!("`trusted_keys` in {within}");
+        for (i, item) in doc.sequence(v, &kp, &what)?.iter().enumerate() {
+            let ip = kp.index(i);
+            let key = doc.string(item, &ip, &what)?;
+            if !is_minisign_public_key(key.trim()) {
+                return Err(doc.err(
+                    &ip,
+                    Target::Value,
+                    Problem::Invalid(format!(
+                        "`{}` is not a minisign public key",
+                        key.escape_debug()
+                    )),
+                    Some(
+                        "use the second line of a `minisign.pub` file (56 characters starting with `RW`), as printed by `sparkwing cache keygen` or `minisign -G`"
+                            .to_owned(),
+                    ),
+                ));
+            }
+            trusted_keys.push(key.trim().to_owned());
+        }
+    }
+    let rules = CacheRules {
+        read_only,
+        trusted_keys,
     };
     let because = Some(format!("type `{ty}` needs it"));
     let surface = match ty.as_str() {
@@ -294,7 +322,25 @@ pub(crate) fn parse_surface(
         }
         _ => Ok(Surface::Stdout),
     }?;
-    Ok((surface, read_only))
+    Ok((surface, rules))
+}
+
+/// What a cache surface declares beyond where it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheRules {
+    /// `read_only: true`: readers only, never publish to it.
+    pub read_only: bool,
+    /// `trusted_keys`: minisign public keys (base64); when any is set, only entries signed by
+    /// one of them are believed.
+    pub trusted_keys: Vec<String>,
+}
+
+/// A minisign public key line: base64 of 42 bytes (`Ed`, an 8-byte key id, a 32-byte key).
+fn is_minisign_public_key(s: &str) -> bool {
+    s.len() == 56
+        && s.starts_with("RW")
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 fn missing_type(doc: &Doc<'_>, kind: SurfaceKind, path: &YPath, within: &str) -> ConfigError {

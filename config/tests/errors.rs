@@ -83,12 +83,24 @@ fn unknown_keys_at_every_depth() {
     );
     assert_user(
         "profiles:\n  ci:\n    cache:\n      type: s3\n      bucket: b\n      path: /x\n",
-        "/home/u/.config/sparkwing/profiles.yaml:6:7: unknown key `path` in the `s3` cache surface of profile `ci` (expected one of: type, bucket, prefix, read_only)",
+        "/home/u/.config/sparkwing/profiles.yaml:6:7: unknown key `path` in the `s3` cache surface of profile `ci` (expected one of: type, bucket, prefix, read_only, trusted_keys)",
     );
     // The user file is strict too: a typo must not silently mean "no such surface".
     assert_user(
         "profile:\n  ci: {}\n",
         "/home/u/.config/sparkwing/profiles.yaml:1:1: unknown key `profile` in the profiles file (expected one of: profiles)",
+    );
+}
+
+#[test]
+fn trusted_keys_must_be_minisign_public_keys() {
+    assert_user(
+        "profiles:\n  ci:\n    cache:\n      type: s3\n      bucket: b\n      trusted_keys:\n        - RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3\n        - not-a-key\n",
+        "/home/u/.config/sparkwing/profiles.yaml:8:11: `not-a-key` is not a minisign public key\nhint: use the second line of a `minisign.pub` file (56 characters starting with `RW`), as printed by `sparkwing cache keygen` or `minisign -G`",
+    );
+    assert_user(
+        "profiles:\n  ci:\n    cache: { type: s3, bucket: b, trusted_keys: RWQ }\n",
+        "/home/u/.config/sparkwing/profiles.yaml:3:49: `trusted_keys` in the `cache` surface of profile `ci` must be a list, found a string",
     );
 }
 

@@ -447,6 +447,7 @@ fn json_output() {
                 "logs": "s3://team-ci",
                 "cache": "s3://team-ci/cache",
                 "cache_read_only": false,
+                "cache_trusted_keys": [],
                 "defaulted": [],
             },
             "considered": [
@@ -474,4 +475,15 @@ fn a_read_only_cache_surface_is_carried_through() {
     )
     .unwrap_err();
     assert!(bad.to_string().contains("unknown key `read_only`"), "{bad}");
+}
+
+#[test]
+fn trusted_keys_are_carried_through() {
+    let key = "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3";
+    let u = user(&format!(
+        "profiles:\n  ci:\n    cache: {{ type: s3, bucket: team, prefix: cache, trusted_keys: [{key}] }}\n"
+    ));
+    let r = resolve(Some("ci"), None, &u, Path::new(HOME)).unwrap();
+    assert_eq!(r.cache_trusted_keys, vec![key.to_string()]);
+    assert!(render_pretty(&r).contains("s3://team/cache  (signed: 1 trusted key)"));
 }

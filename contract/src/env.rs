@@ -49,6 +49,13 @@ pub const CARGO: &str = "SPARKWING_CARGO";
 pub const KILL_GRACE_MS: &str = "SPARKWING_KILL_GRACE_MS";
 /// Comma-separated names of environment variables whose values are secrets to mask.
 pub const SECRET_ENV: &str = "SPARKWING_SECRET_ENV";
+/// A minisign secret key (the text of the key file) that signs published cache manifests.
+/// Read by the supervisor only; never passed to the pipeline process.
+pub const CACHE_SIGNING_KEY: &str = "SPARKWING_CACHE_SIGNING_KEY";
+/// Path of a minisign secret key file, when `SPARKWING_CACHE_SIGNING_KEY` is unset.
+pub const CACHE_SIGNING_KEY_FILE: &str = "SPARKWING_CACHE_SIGNING_KEY_FILE";
+/// Password of an encrypted signing key.
+pub const CACHE_SIGNING_KEY_PASSWORD: &str = "SPARKWING_CACHE_SIGNING_KEY_PASSWORD";
 /// `1`: never publish to the remote binary cache (untrusted jobs).
 pub const NO_CACHE_WRITE: &str = "SPARKWING_NO_CACHE_WRITE";
 /// Profiles file override (else `$XDG_CONFIG_HOME/sparkwing/profiles.yaml`, else

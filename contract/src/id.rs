@@ -55,6 +55,20 @@ pub fn validate_key(s: &str) -> Result<(), IdError> {
     validate_hierarchical(s)
 }
 
+/// Top-level names of the cache surface that belong to sparkwing: `bin/` holds pipeline binaries
+/// and their manifests, `runs/` the runs' state dumps. No pipeline artifact may live there.
+pub const RESERVED_NAMESPACES: &[&str] = &["bin", "runs"];
+
+/// The reserved namespace `key` falls in, if any (compared without case: a case-insensitive
+/// filesystem would put `BIN/x` at `bin/x`).
+pub fn reserved_namespace(key: &str) -> Option<&'static str> {
+    let first = key.split('/').next()?;
+    RESERVED_NAMESPACES
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(first))
+        .copied()
+}
+
 /// Identifiers shown in errors are escaped so a control character cannot reach a terminal.
 fn escape(s: &str) -> String {
     s.escape_debug().to_string()

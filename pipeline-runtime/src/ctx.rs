@@ -252,6 +252,17 @@ impl JobCtx {
             key: key.escape_debug().to_string(),
             source: Box::new(StoreError::BadId(e)),
         })?;
+        if op == "save"
+            && let Some(ns) = sparkwing_contract::id::reserved_namespace(key)
+        {
+            return Err(JobError::Artifact {
+                op,
+                key: key.escape_debug().to_string(),
+                source: Box::new(StoreError::Config(format!(
+                    "`{ns}/` of the cache surface is reserved for sparkwing (pipeline binaries and run records); choose a key outside `bin/` and `runs/`"
+                ))),
+            });
+        }
         self.inner
             .artifacts
             .as_ref()

@@ -520,3 +520,65 @@ fn artifact_keys_that_could_escape_the_store_are_refused() {
     assert!(nodes["save"].artifacts.is_empty());
     assert!(!h.home().join("outside.txt").exists());
 }
+
+/// `bin/` and `runs/` of the cache surface hold pipeline binaries and run records: a pipeline can
+/// never write there (a reader job could otherwise plant a binary), whatever the case.
+#[test]
+fn artifacts_under_reserved_namespaces_are_refused_before_any_io() {
+    let h = Harness::new();
+    let code = h.run(
+        one("plant", |p| {
+            p.job("bin").step_fn("save", |ctx| async move {
+                ctx.save_artifact("bin/0123456789abcdef0123456789abcdef", "x")
+                    .await?;
+                Ok(())
+            });
+            p.job("runs").step_fn("save", |ctx| async move {
+                ctx.save_artifact("RUNS/run-20260101-000000-00000000/state.ndjson", "x")
+                    .await?;
+                Ok(())
+            });
+            p.job("ok").step_fn("save", |ctx| async move {
+                ctx.save_artifact("binaries/x", "x").await?;
+                // Reading is fine.
+                assert!(ctx.load_artifact("bin/nothing-here").await.is_err());
+                Ok(())
+            });
+        }),
+        &["plant"],
+    );
+    assert_eq!(code, 1);
+    let (_, nodes) = h.records();
+    for id in ["bin", "runs"] {
+        assert_eq!(nodes[id].outcome, Some(Outcome::Failed), "{id}");
+        assert!(
+            nodes[id].error.contains("reserved for sparkwing"),
+            "{}",
+            nodes[id].error
+        );
+        assert!(nodes[id].artifacts.is_empty());
+    }
+    assert_eq!(nodes["ok"].outcome, Some(Outcome::Success));
+    let stored: Vec<_> = walk_files(&h.home());
+    assert!(
+        !stored
+            .iter()
+            .any(|p| p.contains("/bin/0123") || p.contains("RUNS")),
+        "{stored:?}"
+    );
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_files(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}

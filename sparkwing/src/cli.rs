@@ -154,6 +154,13 @@ pub enum CacheCommand {
         #[arg(long, value_parser = parse_age)]
         older_than: Option<std::time::Duration>,
     },
+    /// Make a minisign key pair for signing the remote cache's binaries
+    Keygen {
+        /// Where to write the secret key (created; never overwritten). The public key goes
+        /// beside it with `.pub` appended.
+        #[arg(long, default_value = "sparkwing-cache.key")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -10,3 +10,4 @@ mod scaffold;
 mod signals;
 mod sparks;
 mod support;
+mod trusted_cache;

@@ -7,7 +7,7 @@ use crate::error::CliError;
 use crate::sdk;
 use sparkwing_bincache::{
     self as bincache, BuildProfile, FetchOutcome, GetError, KeyRequest, Lease, LocalCache,
-    ManifestFields, PublishOutcome, Source,
+    ManifestFields, PublishOptions, PublishOutcome, Signer, Source, Trust,
 };
 use sparkwing_config::{ProjectConfig, SurfaceKind};
 use sparkwing_storage::ArtifactStore;
@@ -102,6 +102,8 @@ impl BuildContext {
             target_dir: &self.target_dir,
             profile: self.profile,
             cargo: &self.cargo,
+            keyed_roots: &[],
+            repo_root: None,
         }
     }
 
@@ -150,20 +152,130 @@ fn remote_store(plan: &RunPlan) -> Result<Option<Arc<dyn ArtifactStore>>, CliErr
         .map_err(|e| CliError::failure(format!("open the cache store `{spec}`: {e}")))
 }
 
-/// Whether this run may publish to the remote cache.
-fn may_publish(plan: &RunPlan) -> Result<(), &'static str> {
+/// The keys the profile's cache surface trusts (none: unsigned entries are believed).
+fn trust(plan: &RunPlan) -> Result<Trust, CliError> {
+    Trust::from_keys(&plan.profile.cache_trusted_keys).map_err(|e| {
+        CliError::usage(format!("the cache surface's trusted_keys: {e}"))
+            .with_hint("`sparkwing profile` shows where the profile is declared")
+    })
+}
+
+/// The publisher's signing key from the environment, if any: `SPARKWING_CACHE_SIGNING_KEY`
+/// (the secret key file's text) or `SPARKWING_CACHE_SIGNING_KEY_FILE` (its path), with
+/// `SPARKWING_CACHE_SIGNING_KEY_PASSWORD` for an encrypted key. Never echoes the key.
+fn signer_from_env() -> Result<Option<Signer>, String> {
+    use sparkwing_contract::env;
+    let get = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
+    let text = match (
+        get(env::CACHE_SIGNING_KEY),
+        get(env::CACHE_SIGNING_KEY_FILE),
+    ) {
+        (Some(t), _) => t,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("read `{}` = `{path}`: {e}", env::CACHE_SIGNING_KEY_FILE))?,
+        (None, None) => return Ok(None),
+    };
+    Signer::from_secret_key_text(&text, get(env::CACHE_SIGNING_KEY_PASSWORD))
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "the signing key in `{}` cannot be used: {e}",
+                env::CACHE_SIGNING_KEY
+            )
+        })
+}
+
+/// Whether this run may publish to the remote cache, and with which signing key.
+fn may_publish(plan: &RunPlan, trust: &Trust) -> Result<Option<Signer>, String> {
     if plan.args.no_cache_write {
-        return Err("--sw-no-cache-write");
+        return Err("--sw-no-cache-write".into());
     }
     if std::env::var(sparkwing_contract::env::NO_CACHE_WRITE)
         .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
     {
-        return Err("SPARKWING_NO_CACHE_WRITE");
+        return Err("SPARKWING_NO_CACHE_WRITE".into());
     }
     if plan.profile.cache_read_only {
-        return Err("the profile's cache surface is read_only");
+        return Err("the profile's cache surface is read_only".into());
     }
-    Ok(())
+    let signer = signer_from_env()?;
+    if trust.requires_signatures() {
+        match &signer {
+            None => {
+                return Err(format!(
+                    "the cache surface names trusted_keys and no signing key is set in `{}`",
+                    sparkwing_contract::env::CACHE_SIGNING_KEY
+                ));
+            }
+            Some(s) if !trust.trusts(s.public_key()) => {
+                return Err(format!(
+                    "the signing key {} is not among the cache surface's trusted_keys",
+                    s.key_id()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(signer)
+}
+
+/// Checks a freshly built binary before anything stores it: it must be a pipeline binary of
+/// this SDK that registers every pipeline `sparkwing.yaml` declares.
+fn check_built_binary(plan: &RunPlan, binary: &Path, key: &str) -> Result<(), CliError> {
+    let out = std::process::Command::new(binary)
+        .arg("--sw-describe")
+        .current_dir(&plan.project.root)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            CliError::failure(format!(
+                "run the built pipeline binary for key {} with `--sw-describe`: {e}; nothing was cached",
+                short(key)
+            ))
+        })?;
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let registered: Vec<&str> = doc["pipelines"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    let sdk = doc["sdk_version"].as_str().unwrap_or_default();
+    let mismatch = if !out.status.success() || doc.is_null() {
+        Some("it does not describe itself (`--sw-describe` failed)".to_string())
+    } else if sdk != sparkwing_contract::SDK_VERSION {
+        Some(format!(
+            "it links SDK {sdk}, this sparkwing carries {}",
+            sparkwing_contract::SDK_VERSION
+        ))
+    } else {
+        let missing: Vec<String> = plan
+            .config
+            .pipelines
+            .iter()
+            .filter(|p| !registered.contains(&p.entrypoint.as_str()))
+            .map(|p| format!("`{}`", p.entrypoint))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "it does not register {} that `{}` declares (it registers: {})",
+                missing.join(", "),
+                plan.project.config_path().display(),
+                if registered.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    registered.join(", ")
+                }
+            )
+        })
+    };
+    match mismatch {
+        None => Ok(()),
+        Some(why) => Err(CliError::failure(format!(
+            "the binary built for cache key {} is not this project's pipeline: {why}; nothing was cached",
+            short(key)
+        ))
+        .with_hint("register each declared pipeline in `.sparkwing/src/main.rs` (or remove it from `sparkwing.yaml`), then run again")),
+    }
 }
 
 /// Local cache hit, else remote cache, else build (and publish).
@@ -187,11 +299,14 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
         });
     }
     let remote = remote_store(plan)?;
+    let trust = trust(plan)?;
     let (lease, source) = cache
         .get_or_materialize(&key, |staging: &Path| -> Result<Source, CliError> {
             let dest = staging.join(bincache::BINARY_FILE);
+            // The remote entry failed verification: a publisher replaces it after the build.
+            let mut rejected = false;
             if let Some(store) = &remote {
-                match rt.block_on(bincache::remote::fetch(store.as_ref(), &key.key, &dest)) {
+                match rt.block_on(bincache::remote::fetch(store.as_ref(), &key.key, &dest, &trust)) {
                     Ok(FetchOutcome::Fetched(m)) => {
                         eprintln!(
                             "==> pipeline binary {} ({} bytes) from the remote cache `{}`",
@@ -202,10 +317,13 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
                         return Ok(Source::RemoteCache);
                     }
                     Ok(FetchOutcome::NotFound) => {}
-                    Ok(FetchOutcome::Rejected { reason }) => eprintln!(
-                        "warning: the remote cache's binary for key {} was rejected ({reason}); building instead",
-                        short(&key.key)
-                    ),
+                    Ok(FetchOutcome::Rejected { reason }) => {
+                        rejected = true;
+                        eprintln!(
+                            "warning: the remote cache's binary for key {} was rejected and is never executed: {reason}; building instead",
+                            short(&key.key)
+                        )
+                    }
                     Err(e) => eprintln!("warning: remote cache unavailable ({e}); building instead"),
                 }
             }
@@ -215,7 +333,11 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
             );
             let sdk_root = sdk::materialize(&ctx.target_dir)?;
             let patches = sdk::patches(&sdk_root);
-            let req = ctx.build_request(&patches);
+            let req = bincache::BuildRequest {
+                keyed_roots: &key.roots,
+                repo_root: ctx.sparkwing_dir.parent(),
+                ..ctx.build_request(&patches)
+            };
             let report = bincache::cargo_build(&req, &dest).map_err(|e| {
                 let text = e.to_string();
                 match text.split_once("\nhint: ") {
@@ -223,21 +345,38 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
                     None => CliError::failure(format!("build the pipeline binary: {text}")),
                 }
             })?;
+            check_built_binary(plan, &dest, &key.key)?;
             if report.lockfile_changed {
                 eprintln!(
                     "warning: cargo updated `.sparkwing/Cargo.lock` during the build; commit it so the next run reuses this binary"
                 );
             }
             if let Some(store) = &remote {
-                match may_publish(plan) {
+                match may_publish(plan, &trust) {
                     Err(why) => eprintln!("==> not publishing the pipeline binary to `{}` ({why})", store.describe()),
-                    Ok(()) => {
-                        let fields = ManifestFields { target: sdk::TARGET, sdk_version: &sdk::sdk_version() };
-                        match rt.block_on(bincache::remote::publish(store.as_ref(), &key.key, &dest, &fields)) {
-                            Ok(PublishOutcome::Published) => {
-                                eprintln!("==> published pipeline binary {} to `{}`", short(&key.key), store.describe())
-                            }
-                            Ok(PublishOutcome::AlreadyPublished | PublishOutcome::Completed) => {}
+                    Ok(signer) => {
+                        let sdk_version = sdk::sdk_version();
+                        let opts = PublishOptions {
+                            fields: ManifestFields { target: sdk::TARGET, sdk_version: &sdk_version },
+                            signer: signer.as_ref(),
+                            replace: rejected,
+                        };
+                        let signed = match &signer {
+                            Some(s) => format!(", signed by key {}", s.key_id()),
+                            None => String::new(),
+                        };
+                        match rt.block_on(bincache::remote::publish(store.as_ref(), &key.key, &dest, &opts)) {
+                            Ok(PublishOutcome::Published) => eprintln!(
+                                "==> published pipeline binary {} to `{}`{signed}",
+                                short(&key.key),
+                                store.describe()
+                            ),
+                            Ok(PublishOutcome::Replaced) => eprintln!(
+                                "==> replaced the remote cache's entry for key {} in `{}` with this build{signed}",
+                                short(&key.key),
+                                store.describe()
+                            ),
+                            Ok(PublishOutcome::AlreadyPublished) => {}
                             Err(e) => eprintln!("warning: could not publish the pipeline binary: {e}"),
                         }
                     }

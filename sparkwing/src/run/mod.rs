@@ -121,7 +121,11 @@ fn act(plan: RunPlan) -> CliResult {
         .env(env::PROFILE, &plan.profile.name)
         .env(env::BACKENDS, plan.profile.backends_json().to_string())
         .env(env::WORK_DIR, &plan.project.root)
-        .env(env::BINARY_SOURCE, binary.source());
+        .env(env::BINARY_SOURCE, binary.source())
+        // The signing key vouches for binaries; the pipeline's code must never hold it.
+        .env_remove(env::CACHE_SIGNING_KEY)
+        .env_remove(env::CACHE_SIGNING_KEY_FILE)
+        .env_remove(env::CACHE_SIGNING_KEY_PASSWORD);
     if let Ok(me) = std::env::current_exe() {
         cmd.env(env::CLI_BIN, me);
     }
