@@ -138,11 +138,12 @@ def main():
         print(f"| {name} | {result} | {goal} |")
 
 
-def ci_env(env, home, prefix):
+def ci_env(env, home, prefix, trusted=None):
     os.makedirs(home, exist_ok=True)
     bucket = os.environ["SPARKWING_TEST_S3_BUCKET"]
+    trust = f", trusted_keys: [{trusted}]" if trusted else ""
     with open(os.path.join(home, "profiles.yaml"), "w") as f:
-        f.write(f"profiles:\n  ci:\n    cache: {{ type: s3, bucket: {bucket}, prefix: {prefix}/cache }}\n"
+        f.write(f"profiles:\n  ci:\n    cache: {{ type: s3, bucket: {bucket}, prefix: {prefix}/cache{trust} }}\n"
                 f"    logs: {{ type: s3, bucket: {bucket}, prefix: {prefix}/logs }}\n")
     return dict(env, SPARKWING_HOME=home, SPARKWING_PROFILES=os.path.join(home, "profiles.yaml"),
                 SPARKWING_S3_ENDPOINT=os.environ["SPARKWING_TEST_S3_ENDPOINT"])
@@ -165,7 +166,15 @@ def time_to_first_node(args, cwd, env):
 def remote_benches(repo, env):
     rows = []
     prefix = f"bench/{os.getpid()}-{time.time_ns():x}"
-    publisher = ci_env(env, os.path.join(WORK, "ci-a"), prefix)
+    # A signed cache: every fresh machine checks the manifest's minisign signature.
+    key_file = os.path.join(WORK, f"cache-{os.getpid()}.key")
+    sh([SPARKWING, "cache", "keygen", "--out", key_file], cwd=repo, env=env, stdout=subprocess.DEVNULL)
+    with open(key_file + ".pub") as f:
+        public = f.read().splitlines()[1]
+    with open(key_file) as f:
+        secret = f.read()
+    publisher = ci_env(env, os.path.join(WORK, "ci-a"), prefix, public)
+    publisher["SPARKWING_CACHE_SIGNING_KEY"] = secret
     sh([SPARKWING, "run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"], cwd=repo, env=publisher,
        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     size = os.path.getsize(cached_binary(publisher["SPARKWING_HOME"]))
@@ -173,13 +182,13 @@ def remote_benches(repo, env):
     fresh = []
     warm = []
     for i in range(5):
-        e = ci_env(env, os.path.join(WORK, f"ci-fresh-{i}"), prefix)
+        e = ci_env(env, os.path.join(WORK, f"ci-fresh-{i}"), prefix, public)
         e.update(PATH="/usr/local/bin:/usr/bin:/bin", SPARKWING_CARGO="/nonexistent/cargo")
         args = [SPARKWING, "run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"]
         fresh.append(time_to_first_node(args, repo, e))
         warm.append(time_to_first_node(args, repo, e))
     f, w = statistics.median(fresh), statistics.median(warm)
-    rows.append(("fresh machine, remote-cache hit on loopback S3: `sparkwing run` → first job starts (median of 5; "
+    rows.append(("fresh machine, remote-cache hit on loopback S3, signed cache (signature checked): `sparkwing run` → first job starts (median of 5; "
                  "same machine warm for reference)",
                  f"{f*1000:.0f} ms (warm {w*1000:.0f} ms); binary {size/1048576:.1f} MiB", "≤ 1 s"))
     return rows

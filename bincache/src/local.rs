@@ -22,7 +22,7 @@
 //! use std::path::PathBuf;
 //!
 //! let cache = LocalCache::open(PathBuf::from("/home/me/.sparkwing/cache/pipelines/v1"), Limits::from_env()?)?;
-//! let key = CacheKey { key: "0123456789abcdef0123456789abcdef".into(), inputs: vec![] };
+//! let key = CacheKey { key: "0123456789abcdef0123456789abcdef".into(), inputs: vec![], roots: vec![] };
 //! let (lease, source) = cache.get_or_materialize(&key, |staging| {
 //!     std::fs::copy("/tmp/built-pipeline", staging.join("pipeline"))?;
 //!     Ok::<_, std::io::Error>(Source::Compiled)
