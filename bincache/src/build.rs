@@ -8,6 +8,7 @@
 use crate::fs_error::io;
 use crate::key::BuildProfile;
 use crate::lock::{self, Mode};
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,8 +28,12 @@ pub struct BuildRequest<'a> {
     /// The cargo executable (`SPARKWING_CARGO`, else `cargo`).
     pub cargo: &'a OsStr,
     /// The directories whose every file the cache key covers (`.sparkwing/` and the path
-    /// dependencies, [`crate::CacheKey::roots`]). Empty: no check of what cargo read.
-    pub keyed_roots: &'a [PathBuf],
+    /// dependencies, [`crate::CacheKey::roots`]), with their digests. Empty: no check of what
+    /// cargo read, and no compiled local package is ever reused.
+    pub keyed_roots: &'a [crate::KeyedRoot],
+    /// The directory holding the SDK crates `sdk_patch` points into: named by its content hash,
+    /// never changed in place, so its path packages are not the project's local packages.
+    pub sdk_root: Option<&'a Path>,
     /// The repository holding `.sparkwing/`: a file cargo read inside it but outside
     /// `keyed_roots` is one the key does not cover, and the build is refused.
     pub repo_root: Option<&'a Path>,
@@ -44,6 +49,9 @@ pub struct BuildReport {
     pub lockfile_changed: bool,
     /// Wall time of the build, lock wait included.
     pub elapsed: Duration,
+    /// Local packages cargo judged fresh without sparkwing having compiled these very sources
+    /// into their slot: cleaned and compiled again.
+    pub recompiled_stale: Vec<String>,
 }
 
 /// A build step failed.
@@ -167,17 +175,32 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
 
     // Cargo judges a local package fresh by file times, and pipelines of different projects
     // (every scaffold names its package alike) share this target directory. So a compiled local
-    // package is never trusted: when cargo reports one as fresh, its artifacts are cleaned and
-    // the build runs again, and a second fresh report is an error. A local package that cargo
-    // compiled in this build was compiled from the files on disk now.
+    // package is reused only when sparkwing itself recorded compiling exactly these sources
+    // (same package, same content digest) into that slot; otherwise its artifacts are cleaned
+    // and the build runs again, and a second unexplained fresh report is an error. A local
+    // package that cargo compiled in this build was compiled from the files on disk now.
+    let records_path = req.target_dir.join(LOCAL_BUILDS_FILE);
+    let mut records = read_local_builds(&records_path);
     let mut outcome = run_cargo_build(req, &bin)?;
-    if !outcome.fresh_local.is_empty() {
-        clean_packages(req, &outcome.fresh_local)?;
+    let untrusted = |o: &BuildOutcome, records: &BTreeMap<String, LocalBuild>| -> Vec<String> {
+        o.local
+            .iter()
+            .filter(|a| a.fresh && !trusted(a, req.keyed_roots, records))
+            .map(|a| a.id.clone())
+            .collect()
+    };
+    let stale = untrusted(&outcome, &records);
+    let recompiled_stale = stale.clone();
+    if !stale.is_empty() {
+        clean_packages(req, &stale)?;
+        for id in &stale {
+            records.remove(&slot(id));
+        }
         outcome = run_cargo_build(req, &bin)?;
-        if !outcome.fresh_local.is_empty() {
+        let still = untrusted(&outcome, &records);
+        if !still.is_empty() {
             return Err(BuildError::StaleLocal {
-                packages: outcome
-                    .fresh_local
+                packages: still
                     .iter()
                     .map(|p| format!("`{p}`"))
                     .collect::<Vec<_>>()
@@ -186,6 +209,23 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
             });
         }
     }
+    for a in &outcome.local {
+        match root_digest(&a.manifest_dir, req.keyed_roots) {
+            Some(digest) => {
+                records.insert(
+                    slot(&a.id),
+                    LocalBuild {
+                        package_id: a.id.clone(),
+                        digest,
+                    },
+                );
+            }
+            None => {
+                records.remove(&slot(&a.id));
+            }
+        }
+    }
+    write_local_builds(&records_path, &records);
     let exe = outcome.executable.ok_or_else(|| BuildError::NoArtifact {
         bin: bin.clone(),
         manifest: req.sparkwing_dir.join("Cargo.toml"),
@@ -203,15 +243,93 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
         binary_name: bin,
         lockfile_changed: std::fs::read(&lockfile).ok() != lock_before,
         elapsed: start.elapsed(),
+        recompiled_stale,
     })
 }
 
 /// What one `cargo build` reported.
 struct BuildOutcome {
     executable: Option<PathBuf>,
-    /// Package ids of local (path) packages, other than the patched-in SDK, that cargo did not
-    /// compile because it judged them fresh.
-    fresh_local: Vec<String>,
+    /// Local (path) packages other than the patched-in SDK.
+    local: Vec<LocalArtifact>,
+}
+
+/// A local package cargo reported.
+struct LocalArtifact {
+    id: String,
+    manifest_dir: PathBuf,
+    /// Cargo did not compile it: it judged its output fresh by file times.
+    fresh: bool,
+}
+
+/// `<target>/.sparkwing-local-builds.json`: for each shared slot of the target directory
+/// (`name@version` of a local package), which package and which content digest sparkwing last
+/// compiled into it.
+const LOCAL_BUILDS_FILE: &str = ".sparkwing-local-builds.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct LocalBuild {
+    package_id: String,
+    digest: String,
+}
+
+fn read_local_builds(path: &Path) -> BTreeMap<String, LocalBuild> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Best effort: a record that cannot be written only costs a rebuild of the local packages.
+fn write_local_builds(path: &Path, records: &BTreeMap<String, LocalBuild>) {
+    let tmp = path.with_extension("json.tmp");
+    let body = serde_json::to_vec_pretty(records).expect("records serialize");
+    if std::fs::write(&tmp, body).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// The slot cargo shares between same-named local packages: `name@version`.
+fn slot(id: &str) -> String {
+    match id.rsplit_once('#') {
+        Some((_, frag)) if frag.contains('@') => frag.to_string(),
+        Some((url, version)) => {
+            let name = url.rsplit('/').next().unwrap_or(url);
+            format!("{name}@{version}")
+        }
+        None => id.to_string(),
+    }
+}
+
+/// The digest of the keyed root holding `manifest_dir` (the innermost one).
+fn root_digest(manifest_dir: &Path, roots: &[crate::KeyedRoot]) -> Option<String> {
+    let dir = manifest_dir
+        .canonicalize()
+        .unwrap_or_else(|_| manifest_dir.to_path_buf());
+    roots
+        .iter()
+        .filter_map(|r| {
+            let p = r.path.canonicalize().unwrap_or_else(|_| r.path.clone());
+            dir.starts_with(&p)
+                .then(|| (p.components().count(), &r.digest))
+        })
+        .max_by_key(|(depth, _)| *depth)
+        .map(|(_, d)| d.clone())
+}
+
+/// A fresh local package is trusted only when sparkwing recorded compiling this very package
+/// from these very contents into its slot.
+fn trusted(
+    a: &LocalArtifact,
+    roots: &[crate::KeyedRoot],
+    records: &BTreeMap<String, LocalBuild>,
+) -> bool {
+    let Some(digest) = root_digest(&a.manifest_dir, roots) else {
+        return false;
+    };
+    records
+        .get(&slot(&a.id))
+        .is_some_and(|r| r.package_id == a.id && r.digest == digest)
 }
 
 /// Whether a cargo package id names a local path package.
@@ -246,7 +364,7 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
         .map_err(spawn_err(req.cargo, command.clone()))?;
 
     let mut executable: Option<PathBuf> = None;
-    let mut fresh_local = Vec::new();
+    let mut local: Vec<LocalArtifact> = Vec::new();
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
@@ -265,13 +383,24 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
             req.sdk_patch
                 .iter()
                 .any(|(_, p)| Path::new(m).starts_with(p))
+                || req.sdk_root.is_some_and(|r| Path::new(m).starts_with(r))
         });
-        if msg["fresh"] == true
-            && is_path_package(id)
+        // A package reports one artifact per target (build script, lib, bin): any of them
+        // reused counts as the package reused.
+        if let Some(a) = local.iter_mut().find(|a| a.id == id) {
+            a.fresh |= msg["fresh"] == true;
+        } else if is_path_package(id)
             && !is_sdk
-            && !fresh_local.iter().any(|f| f == id)
+            && let Some(manifest) = msg["manifest_path"].as_str()
         {
-            fresh_local.push(id.to_string());
+            local.push(LocalArtifact {
+                id: id.to_string(),
+                manifest_dir: Path::new(manifest)
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .to_path_buf(),
+                fresh: msg["fresh"] == true,
+            });
         }
         if msg["target"]["name"] == bin
             && msg["target"]["kind"]
@@ -289,10 +418,7 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
     if !status.success() {
         return Err(BuildError::Failed { command, status });
     }
-    Ok(BuildOutcome {
-        executable,
-        fresh_local,
-    })
+    Ok(BuildOutcome { executable, local })
 }
 
 /// `cargo clean -p <id>…` for the given packages, in the build's profile and target directory.
@@ -348,7 +474,7 @@ fn check_reads_are_keyed(req: &BuildRequest<'_>, exe: &Path) -> Result<(), Build
     };
     let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let repo = canon(repo);
-    let keyed: Vec<PathBuf> = req.keyed_roots.iter().map(|p| canon(p)).collect();
+    let keyed: Vec<PathBuf> = req.keyed_roots.iter().map(|r| canon(&r.path)).collect();
     let target = canon(req.target_dir);
     let cargo_dir = canon(&repo.join(".cargo"));
     let mut unkeyed: Vec<String> = Vec::new();

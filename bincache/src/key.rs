@@ -98,7 +98,21 @@ pub struct CacheKey {
     /// The directories whose every file the key covers on this machine: `.sparkwing/` and each
     /// local path dependency. Not part of the key (paths differ between machines).
     #[serde(skip)]
-    pub roots: Vec<PathBuf>,
+    pub roots: Vec<KeyedRoot>,
+}
+
+/// A directory the key covers, with the digest of its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedRoot {
+    pub path: PathBuf,
+    /// blake3 of the directory's hashed files (paths, contents, executable bits).
+    pub digest: String,
+}
+
+fn tree_digest(files: &[TreeFile]) -> String {
+    blake3::hash(&serde_json::to_vec(files).expect("tree serializes"))
+        .to_hex()
+        .to_string()
 }
 
 /// One input of a key, as `cache explain` shows it.
@@ -340,7 +354,10 @@ fn compute_versioned(req: &KeyRequest<'_>, format_version: u32) -> Result<CacheK
     let bytes = serde_json::to_vec(&material).expect("key material serializes");
     let mut key = blake3::hash(&bytes).to_hex().to_string();
     key.truncate(KEY_HEX_LEN);
-    let mut roots = vec![dir.to_path_buf()];
+    let mut roots = vec![KeyedRoot {
+        path: dir.to_path_buf(),
+        digest: tree_digest(&material.tree),
+    }];
     roots.extend(dep_roots);
     Ok(CacheKey { key, inputs, roots })
 }
@@ -457,7 +474,7 @@ fn declared_path_deps(t: &toml::Table) -> Vec<(String, String)> {
 
 /// Trees of the local path dependencies of the package, transitively, named by package name.
 /// Dependencies inside `.sparkwing/` are already part of its tree and are only followed.
-fn path_deps(dir: &Path) -> Result<(Vec<PathDep>, Vec<PathBuf>), KeyError> {
+fn path_deps(dir: &Path) -> Result<(Vec<PathDep>, Vec<KeyedRoot>), KeyError> {
     let root_canon = dir
         .canonicalize()
         .map_err(|_| KeyError::NoPackage(dir.to_path_buf()))?;
@@ -500,7 +517,7 @@ fn path_deps(dir: &Path) -> Result<(Vec<PathDep>, Vec<PathBuf>), KeyError> {
             found.push((name, canon));
         }
     }
-    let roots: Vec<PathBuf> = found.iter().map(|(_, p)| p.clone()).collect();
+    let mut roots: Vec<KeyedRoot> = Vec::with_capacity(found.len());
     let mut hashed: Vec<(String, Vec<u8>, Vec<TreeFile>)> = Vec::with_capacity(found.len());
     for (name, path) in found {
         let files = tree::hash_tree(
@@ -510,6 +527,10 @@ fn path_deps(dir: &Path) -> Result<(Vec<PathDep>, Vec<PathBuf>), KeyError> {
             },
         )
         .map_err(|e| tree_err(format!("path dependency `{name}`"), e))?;
+        roots.push(KeyedRoot {
+            digest: tree_digest(&files),
+            path,
+        });
         let order = serde_json::to_vec(&files).expect("tree serializes");
         hashed.push((name, order, files));
     }

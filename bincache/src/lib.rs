@@ -25,8 +25,8 @@ mod tree;
 pub use build::{BuildError, BuildReport, BuildRequest, binary_name, cargo_build, ensure_lockfile};
 pub use fs_error::FsError;
 pub use key::{
-    BuildProfile, CacheKey, KEY_FORMAT_VERSION, KeyError, KeyInput, KeyRequest, changed_inputs,
-    compute_key, render_explain, rustc_env_names,
+    BuildProfile, CacheKey, KEY_FORMAT_VERSION, KeyError, KeyInput, KeyRequest, KeyedRoot,
+    changed_inputs, compute_key, render_explain, rustc_env_names,
 };
 pub use limits::{Limits, LimitsError};
 pub use local::{

@@ -2,8 +2,8 @@
 //! directory that appears in no committed file.
 
 use sparkwing_bincache::{
-    BuildError, BuildProfile, BuildRequest, KeyRequest, binary_name, cargo_build, compute_key,
-    ensure_lockfile,
+    BuildError, BuildProfile, BuildRequest, CacheKey, KeyRequest, KeyedRoot, binary_name,
+    cargo_build, compute_key, ensure_lockfile,
 };
 use std::ffi::OsStr;
 use std::fs;
@@ -65,11 +65,16 @@ fn request<'a>(
         profile: BuildProfile::Dev,
         cargo,
         keyed_roots: &[],
+        sdk_root: None,
         repo_root: None,
     }
 }
 
 fn key_of(dir: &Path) -> String {
+    full_key(dir).key
+}
+
+fn full_key(dir: &Path) -> CacheKey {
     let env = |n: &str| std::env::var(n).ok();
     compute_key(&KeyRequest {
         sparkwing_dir: dir,
@@ -79,7 +84,6 @@ fn key_of(dir: &Path) -> String {
         env: &env,
     })
     .unwrap()
-    .key
 }
 
 /// The whole first-run path: lockfile, key, build, copy — and then a key that does not move.
@@ -243,26 +247,73 @@ fn two_projects_in_one_target_dir_each_get_their_own_binary_whatever_the_file_ti
     let patch = a.patch();
     let target = a.tmp.path().join("shared-target");
     let (dir_a, dir_b) = (a.dir(), b.dir());
-    let req_a = request(&dir_a, &patch, &target, OsStr::new("cargo"));
-    let req_b = request(&dir_b, &patch, &target, OsStr::new("cargo"));
-    ensure_lockfile(&req_a, b"").unwrap();
-    ensure_lockfile(&req_b, b"").unwrap();
+    ensure_lockfile(&request(&dir_a, &patch, &target, OsStr::new("cargo")), b"").unwrap();
+    ensure_lockfile(&request(&dir_b, &patch, &target, OsStr::new("cargo")), b"").unwrap();
     age_tree(&dir_b);
+    let (key_a, key_b) = (full_key(&dir_a), full_key(&dir_b));
+    let req_a = BuildRequest {
+        keyed_roots: &key_a.roots,
+        ..request(&dir_a, &patch, &target, OsStr::new("cargo"))
+    };
+    let req_b = BuildRequest {
+        keyed_roots: &key_b.roots,
+        ..request(&dir_b, &patch, &target, OsStr::new("cargo"))
+    };
 
     let out_a = a.tmp.path().join("pipeline-a");
     cargo_build(&req_a, &out_a).unwrap();
     let out_b = b.tmp.path().join("pipeline-b");
-    cargo_build(&req_b, &out_b).unwrap();
+    let report = cargo_build(&req_b, &out_b).unwrap();
     let said = |p: &Path| {
         let o = std::process::Command::new(p).output().unwrap();
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     assert_eq!(said(&out_a), "project A");
     assert_eq!(said(&out_b), "project B", "B must never get A's binary");
+    assert_eq!(
+        report.recompiled_stale.len(),
+        1,
+        "cargo judged B fresh from A's build"
+    );
+    // B again, unchanged: what sparkwing compiled into the slot is these very sources, so the
+    // fresh report is believed and nothing is compiled twice.
+    let again = cargo_build(&req_b, &out_b).unwrap();
+    assert!(
+        again.recompiled_stale.is_empty(),
+        "{:?}",
+        again.recompiled_stale
+    );
+    assert_eq!(said(&out_b), "project B");
     // And back: A rebuilt after B (its files now older than B's build) is A again.
     age_tree(&dir_a);
     cargo_build(&req_a, &out_a).unwrap();
     assert_eq!(said(&out_a), "project A");
+    // The same project with older contents put back under older file times is not trusted
+    // either: its digest differs from what was compiled.
+    fs::write(
+        dir_a.join("src/main.rs"),
+        "fn main() { println!(\"project A, v2\"); }\n",
+    )
+    .unwrap();
+    let key_a2 = full_key(&dir_a);
+    let req_a2 = BuildRequest {
+        keyed_roots: &key_a2.roots,
+        ..request(&dir_a, &patch, &target, OsStr::new("cargo"))
+    };
+    cargo_build(&req_a2, &out_a).unwrap();
+    assert_eq!(said(&out_a), "project A, v2");
+    fs::write(
+        dir_a.join("src/main.rs"),
+        "fn main() { println!(\"project A\"); }\n",
+    )
+    .unwrap();
+    age_tree(&dir_a);
+    let report = cargo_build(&req_a, &out_a).unwrap();
+    assert_eq!(
+        said(&out_a),
+        "project A",
+        "old contents under old times: {report:?}"
+    );
 }
 
 /// A file the compiler reads inside the repository but outside `.sparkwing/` is not covered by
@@ -274,7 +325,10 @@ fn a_file_read_outside_the_keyed_trees_refuses_the_build() {
     let patch = p.patch();
     let target = p.tmp.path().join("shared-target");
     let dir = p.dir();
-    let roots = vec![dir.clone()];
+    let roots = vec![KeyedRoot {
+        path: dir.clone(),
+        digest: "unused".into(),
+    }];
     let repo = p.tmp.path().join("repo");
     let req = BuildRequest {
         keyed_roots: &roots,

@@ -86,6 +86,7 @@ impl Project {
             profile: BuildProfile::Release,
             cargo: &self.wrapper,
             keyed_roots: &[],
+            sdk_root: None,
             repo_root: None,
         }
     }

@@ -157,7 +157,7 @@ fn the_remote_cache_runs_only_verified_binaries_from_trusted_publishers() {
     // --- 1. An object far larger than its manifest says, behind a byte-counting proxy.
     let prefix = s3.unique_prefix("e2e-trust-big");
     let cache = cache_at(&s3, &prefix);
-    block(cache.put(&bin, vec![b'x'; 48 << 20])).unwrap();
+    block(cache.put(&bin, vec![b'x'; 96 << 20])).unwrap();
     let small = serde_json::json!({
         "format_version": 1, "key": key, "blake3": "00", "size": 10,
         "target": "x86_64-unknown-linux-gnu", "sdk_version": "0.1.0",
@@ -185,10 +185,12 @@ fn the_remote_cache_runs_only_verified_binaries_from_trusted_publishers() {
         "{}",
         r.all()
     );
+    // The client stops after one read buffer past the manifest's size; what the proxy forwarded
+    // also holds what loopback socket buffers took in before the connection was dropped.
     let down = proxy.counts().bytes_down;
     assert!(
-        down < 16 << 20,
-        "{down} bytes came down for a 48 MiB object whose manifest says 10 bytes"
+        down < 32 << 20,
+        "{down} bytes came down for a 96 MiB object whose manifest says 10 bytes"
     );
     // Repaired: the next fresh machine gets a verified binary, with no toolchain.
     let mut m1b = ci_world(&s3, &prefix, &repo, None);

@@ -103,6 +103,7 @@ impl BuildContext {
             profile: self.profile,
             cargo: &self.cargo,
             keyed_roots: &[],
+            sdk_root: None,
             repo_root: None,
         }
     }
@@ -335,6 +336,7 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
             let patches = sdk::patches(&sdk_root);
             let req = bincache::BuildRequest {
                 keyed_roots: &key.roots,
+                sdk_root: Some(&sdk_root),
                 repo_root: ctx.sparkwing_dir.parent(),
                 ..ctx.build_request(&patches)
             };
