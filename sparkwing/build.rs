@@ -27,13 +27,21 @@ fn main() {
     let lock = root.join("Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
 
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     let mut hasher = blake3::Hasher::new();
     let mut code =
         String::from("/// SDK source files: (path relative to the SDK root, contents).\n");
     code.push_str("pub static SDK_FILES: &[(&str, &[u8])] = &[\n");
     for rel in &files {
-        let abs = root.join(rel);
-        let bytes = std::fs::read(&abs).expect("read SDK file");
+        let mut abs = root.join(rel);
+        let mut bytes = std::fs::read(&abs).expect("read SDK file");
+        if rel.ends_with("/Cargo.toml") {
+            // Test, example and bench targets are not shipped: their manifest entries go too.
+            bytes = packaged_manifest(&String::from_utf8(bytes).expect("manifests are UTF-8"))
+                .into_bytes();
+            abs = out_dir.join(rel.replace('/', "__"));
+            std::fs::write(&abs, &bytes).expect("write the packaged manifest");
+        }
         hasher.update(rel.as_bytes());
         hasher.update(&[0]);
         hasher.update(&(bytes.len() as u64).to_le_bytes());
@@ -57,7 +65,7 @@ fn main() {
         lock.display().to_string()
     );
 
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("sdk_files.rs");
+    let out = out_dir.join("sdk_files.rs");
     std::fs::write(&out, code).expect("write sdk_files.rs");
 
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -75,7 +83,35 @@ fn main() {
     );
 }
 
-/// Every file under `dir` except build outputs, as paths relative to `root` with `/`.
+/// Directories directly under an SDK crate that a pipeline build never reads: the crate's own
+/// tests, examples, benches and the example template. Leaving them out keeps the CLI small and
+/// means that editing a test never changes any pipeline's cache key.
+const NOT_SHIPPED: &[&str] = &["tests", "examples", "benches", "templates"];
+
+/// A crate manifest as shipped: no `[[test]]`, `[[example]]` or `[[bench]]` tables (their files
+/// are not shipped), and auto-discovery of those targets off.
+fn packaged_manifest(text: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            skipping = matches!(t, "[[test]]" | "[[example]]" | "[[bench]]");
+        }
+        if skipping {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if t == "[package]" {
+            out.push_str("autotests = false\nautoexamples = false\nautobenches = false\n");
+        }
+    }
+    out
+}
+
+/// Every shipped file under `dir` (not build outputs, dotfiles or [`NOT_SHIPPED`] directories),
+/// as paths relative to `root` with `/`.
 fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
@@ -84,6 +120,10 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
         if name == "target" || name.starts_with('.') {
+            continue;
+        }
+        let crate_level = dir.parent() == Some(root);
+        if crate_level && path.is_dir() && NOT_SHIPPED.contains(&name.as_str()) {
             continue;
         }
         if path.is_dir() {

@@ -53,8 +53,8 @@ pub use pipelines::Pipelines;
 pub use plan::{Cmd, IntoStep, Job, Plan, PlanError, PlanErrors, StepBody};
 pub use settings::LogFormat;
 
-/// The version of this SDK, reported by `--sw-describe`.
-pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version of this SDK, reported by `--sw-describe` (defined once, in the contract).
+pub use sparkwing_contract::SDK_VERSION;
 
 /// Everything a pipeline file usually needs: `use sparkwing::prelude::*;`.
 pub mod prelude {

@@ -98,6 +98,27 @@ mod tests {
         assert!(!SEED_LOCKFILE.is_empty());
     }
 
+    /// The SDK content hash (part of every pipeline's cache key) covers only what a pipeline
+    /// build reads: editing an SDK crate's tests, examples or benches changes no user's key.
+    #[test]
+    fn ships_no_tests_examples_or_benches() {
+        for (rel, bytes) in SDK_FILES {
+            let mut parts = rel.split('/');
+            let (_krate, second) = (parts.next(), parts.next());
+            assert!(
+                !matches!(second, Some("tests" | "examples" | "benches" | "templates")),
+                "`{rel}` is embedded"
+            );
+            if rel.ends_with("/Cargo.toml") {
+                let text = std::str::from_utf8(bytes).unwrap();
+                assert!(text.contains("autotests = false"), "{rel}:\n{text}");
+                for table in ["[[test]]", "[[example]]", "[[bench]]"] {
+                    assert!(!text.contains(table), "{rel} keeps {table}:\n{text}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn materializes_once_and_completely() {
         let tmp = tempfile::tempdir().unwrap();
