@@ -1,5 +1,5 @@
 //! The pipeline cache key: a blake3 digest over a versioned, serializable record of every input
-//! that can change the compiled pipeline binary (DESIGN §5).
+//! that can change the compiled pipeline binary (`docs/cache.md`).
 //!
 //! Nothing machine-specific enters the key: trees are hashed by relative path and content, path
 //! dependencies are named by package name, and no timestamp is read. So the same source with the

@@ -1,4 +1,4 @@
-//! The pipeline cache key and the pipeline binary cache (DESIGN §5).
+//! The pipeline cache key and the pipeline binary cache (`docs/cache.md`).
 //!
 //! - [`key`]: the content key of a `.sparkwing/` package — every input that can change the
 //!   compiled binary, hashed with blake3, explainable input by input.

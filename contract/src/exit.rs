@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN §8). The supervisor passes the child's code through unchanged.
+//! Exit codes. The supervisor passes the child's code through unchanged.
 
 /// Every node succeeded (or was skipped / cached).
 pub const SUCCESS: i32 = 0;

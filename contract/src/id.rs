@@ -1,4 +1,4 @@
-//! Identifiers that become path or key segments (DESIGN §6).
+//! Identifiers that become path or key segments.
 //!
 //! Run ids are single segments; node ids may be hierarchical (`parent/child`) with every segment
 //! validated. Unsafe: empty, `.`/`..`, a path separator or a control character.

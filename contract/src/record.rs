@@ -1,4 +1,4 @@
-//! Run, node and log records (DESIGN §6). Field names follow the Go original so that either
+//! Run, node and log records. Field names follow the Go original so that either
 //! dashboard can read either tool's bucket.
 //!
 //! `state.ndjson` is one [`Envelope`] per line: `{"kind": K, "data": {...}}` with K in `run`,

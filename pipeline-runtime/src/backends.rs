@@ -26,7 +26,7 @@ pub(crate) fn state_db(spec: &str, home: &std::path::Path) -> std::path::PathBuf
 }
 
 /// Where `runs/<runID>/state.ndjson` is streamed: the state surface when it is a bucket,
-/// otherwise the cache surface (DESIGN §6).
+/// otherwise the cache surface.
 pub(crate) fn state_stream_spec<'a>(state: &'a str, cache: &'a str) -> &'a str {
     if state.starts_with("s3://") {
         state

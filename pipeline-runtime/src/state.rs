@@ -1,4 +1,4 @@
-//! The run's state in the artifact store, `runs/<runID>/state.ndjson` (DESIGN §6): rewritten
+//! The run's state in the artifact store, `runs/<runID>/state.ndjson`: rewritten
 //! from the record stream while the run is in flight (only when something changed, at most about
 //! a second behind) and a last time at exit, so a reader of the bucket sees a live run and then a
 //! terminal one.

@@ -1,4 +1,4 @@
-//! The one top-level error of the binary; each variant maps to an exit code (DESIGN §8).
+//! The one top-level error of the binary; each variant maps to an exit code (`contract::exit`).
 
 use sparkwing_contract::exit;
 use std::fmt;

@@ -1,7 +1,7 @@
 //! Where sparkwing keeps bytes: artifact stores (pipeline binaries, state dumps, job artifacts)
 //! and log stores (rolling NDJSON log parts), for the filesystem and S3.
 //!
-//! One set of traits serves the runtime, the binary cache and the dashboard. Layout (DESIGN §6):
+//! One set of traits serves the runtime, the binary cache and the dashboard. Layout (`docs/storage.md`):
 //!
 //! ```text
 //! <artifact store>/runs/<runID>/state.ndjson

@@ -78,7 +78,7 @@ async fn s3_log_store_conforms() {
     report.assert_passed();
 }
 
-/// Log parts land at `<prefix>/<run>/<node>/<part>` in the bucket, as DESIGN §6 lays out.
+/// Log parts land at `<prefix>/<run>/<node>/<part>` in the bucket, as `docs/storage.md` lays out.
 #[tokio::test]
 async fn s3_log_parts_use_the_documented_layout() {
     let s3 = TestS3::from_env();

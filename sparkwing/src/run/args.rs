@@ -7,7 +7,7 @@
 use crate::error::CliError;
 use std::path::PathBuf;
 
-/// Execution mode (DESIGN §1).
+/// Execution mode: `local`, or `ci-embedded` inside a CI job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Local,

@@ -1,4 +1,4 @@
-//! Getting the pipeline binary (DESIGN §5): local cache hit, else the remote cache
+//! Getting the pipeline binary (see `docs/cache.md`): local cache hit, else the remote cache
 //! (`<cache>/bin/<key>`, verified against its manifest before it is ever executed), else a build,
 //! which is then published to the remote cache unless writes are not allowed.
 
