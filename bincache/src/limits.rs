@@ -138,24 +138,6 @@ pub fn parse_size(s: &str) -> Option<u64> {
     }
 }
 
-/// `1.5 GiB`, `120.0 MiB`, `512 B`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64;
-    let mut unit = "B";
-    for u in UNITS {
-        if v < 1024.0 {
-            break;
-        }
-        v /= 1024.0;
-        unit = u;
-    }
-    format!("{v:.1} {unit}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,12 +184,5 @@ mod tests {
         let e = Limits::from_lookup(&|n| (n == env::CACHE_LOCK_TIMEOUT).then(|| "1m".into()))
             .unwrap_err();
         assert_eq!(e.var, env::CACHE_LOCK_TIMEOUT);
-    }
-
-    #[test]
-    fn human() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(2 << 30), "2.0 GiB");
     }
 }

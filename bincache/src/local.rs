@@ -34,9 +34,10 @@
 use crate::BINARY_FILE;
 use crate::fs_error::io;
 use crate::key::{CacheKey, KeyInput};
-use crate::limits::{Limits, human_bytes};
+use crate::limits::Limits;
 use crate::lock::{self, Held, Mode};
 use serde::{Deserialize, Serialize};
+use sparkwing_contract::human::bytes as human_bytes;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};

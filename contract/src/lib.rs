@@ -5,6 +5,7 @@
 
 pub mod env;
 pub mod exit;
+pub mod human;
 pub mod id;
 pub mod record;
 pub mod timefmt;

@@ -17,40 +17,12 @@ use sparkwing_records::Writer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// `12ms`, `1.2s`, `2m05s`.
-pub(crate) fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        format!("{:.1}s", d.as_secs_f64())
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    }
-}
-
 /// Bounds on the work after the last job: delivering spooled log parts, then the final state.
 const LOG_DRAIN: Duration = Duration::from_secs(12);
 const STATE_DRAIN: Duration = Duration::from_secs(3);
 /// After a cancelling signal, everything must be recorded and in the store within 5 s of it.
 const CANCEL_LOGS_BY: Duration = Duration::from_millis(3000);
 const CANCEL_STATE_BY: Duration = Duration::from_millis(4000);
-
-/// `1.5 KiB`, `12 MiB`.
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
 
 /// Where node records go as they change: SQLite (the fast local record) and the state stream.
 /// Masks secrets first.
@@ -331,7 +303,7 @@ pub(crate) async fn execute(
     let mut lines = vec![format!(
         "{run_id} {pipeline} {} in {}: {ok} succeeded, {failed} failed, {cancelled} cancelled, {skipped} skipped",
         run.status,
-        human(began.elapsed())
+        sparkwing_contract::human::duration(began.elapsed())
     )];
     if !run.error.is_empty() {
         lines.push(format!("error:   {}", masker.mask(&run.error)));
@@ -349,7 +321,7 @@ pub(crate) async fn execute(
         lines.push(format!(
             "warning: {} log part(s) ({}) could not be delivered to {logs_name}; kept in `{}`",
             log_stats.failed_parts,
-            human_bytes(log_stats.failed_bytes),
+            sparkwing_contract::human::bytes(log_stats.failed_bytes),
             log_stats.spool_dir.as_ref().map_or_else(
                 || spool_dir.display().to_string(),
                 |d| d.display().to_string()

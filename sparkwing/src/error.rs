@@ -71,3 +71,12 @@ impl std::error::Error for CliError {}
 
 /// Result alias for commands: `Ok(code)` is the process exit code.
 pub type CliResult<T = i32> = Result<T, CliError>;
+
+/// A configuration error is a usage error (exit 2); its message already carries `path:line:col`.
+pub fn config_error(e: sparkwing_config::ConfigError) -> CliError {
+    let text = e.to_string();
+    match text.split_once("\nhint: ") {
+        Some((msg, hint)) => CliError::usage(msg.to_string()).with_hint(hint.to_string()),
+        None => CliError::usage(text),
+    }
+}

@@ -1,5 +1,6 @@
 //! `sparkwing`: runs pipelines written in Rust, locally or inside an existing CI job.
 
+mod active;
 mod app;
 mod cli;
 mod commands;
@@ -7,6 +8,7 @@ mod dashboard;
 mod error;
 mod home;
 mod output;
+mod profiles;
 mod project;
 mod run;
 mod sdk;

@@ -286,7 +286,7 @@ impl State<'_> {
         let Some(running) = self.running.remove(&i) else {
             return;
         };
-        let took = crate::run::human(running.started.elapsed());
+        let took = sparkwing_contract::human::duration(running.started.elapsed());
         let log = running.log;
         let error = log.masker().mask(&result.error).into_owned();
         match result.outcome {
@@ -395,7 +395,7 @@ impl State<'_> {
                 eprintln!(
                     "sparkwing: received {name}: stopping {} running job(s) (SIGTERM, SIGKILL after {}); a signal a second or more later kills now",
                     self.running.len(),
-                    crate::run::human(grace)
+                    sparkwing_contract::human::duration(grace)
                 );
                 (Stop::Term, Instant::now() + grace + FORCE_SLACK)
             }

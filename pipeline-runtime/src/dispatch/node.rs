@@ -104,7 +104,10 @@ pub(crate) async fn run_node(
                 res.outcome = Outcome::Failed;
                 res.failure_reason = "timeout".into();
                 let limit = job.timeout.unwrap_or_default();
-                res.error = format!("timed out after {}", crate::run::human(limit));
+                res.error = format!(
+                    "timed out after {}",
+                    sparkwing_contract::human::duration(limit)
+                );
                 res.exit_code = r.err().as_ref().and_then(exit_code_of);
             }
             (Err(e), None) => {

@@ -1,10 +1,8 @@
-//! `sparkwing pipeline new | list`, and the project-config checks `run` shares.
+//! `sparkwing pipeline new | list | sparks update`.
 
 use crate::cli::{Format, PipelineCommand};
-use crate::commands::profile::{config_error, env_lookup};
 use crate::error::{CliError, CliResult};
 use crate::project::{self, Project};
-use sparkwing_config::ProjectConfig;
 use std::path::{Path, PathBuf};
 
 const CARGO_TOML: &str = include_str!("../../templates/Cargo.toml.tmpl");
@@ -26,7 +24,7 @@ pub fn execute(cmd: PipelineCommand) -> CliResult {
 /// `sparkwing pipeline sparks update`: the deliberate refresh of `.sparkwing/.resolved.lock`.
 fn sparks_update() -> CliResult {
     let project = project::find(&current_dir()?)?;
-    let config = load_project_config(&project)?;
+    let config = project::load_config(&project)?;
     if config.sparks.is_empty() {
         println!(
             "no sparks declared in `{}`; nothing to resolve",
@@ -43,51 +41,10 @@ fn sparks_update() -> CliResult {
     Ok(0)
 }
 
-/// Reads `.sparkwing/sparkwing.yaml` (errors carry `path:line:col`).
-pub fn load_project_config(project: &Project) -> Result<ProjectConfig, CliError> {
-    ProjectConfig::load(&project.config_path(), &env_lookup).map_err(config_error)
-}
-
-/// Unknown pipeline → usage error that lists the known ones.
-pub fn check_pipeline_known(
-    project: &Project,
-    config: &ProjectConfig,
-    name: &str,
-) -> Result<(), CliError> {
-    if config.pipeline(name).is_some() {
-        return Ok(());
-    }
-    let known: Vec<&str> = config
-        .pipelines
-        .iter()
-        .filter(|p| !p.hidden)
-        .map(|p| p.name.as_str())
-        .collect();
-    let listing = if known.is_empty() {
-        "none".to_string()
-    } else {
-        known.join(", ")
-    };
-    Err(CliError::usage(format!(
-        "unknown pipeline `{}`; `{}` declares: {listing}",
-        name.escape_debug(),
-        project.config_path().display()
-    ))
-    .with_hint("`sparkwing pipeline list` shows the pipelines; `sparkwing pipeline new --name NAME` adds one"))
-}
-
-/// The name the binary registers for a declared pipeline (its `entrypoint`).
-pub fn entrypoint<'a>(config: &'a ProjectConfig, name: &'a str) -> &'a str {
-    config
-        .pipeline(name)
-        .map(|p| p.entrypoint.as_str())
-        .unwrap_or(name)
-}
-
 fn list(output: Format) -> CliResult {
     let cwd = current_dir()?;
     let project = project::find(&cwd)?;
-    let config = load_project_config(&project)?;
+    let config = project::load_config(&project)?;
     let visible: Vec<_> = config.pipelines.iter().filter(|p| !p.hidden).collect();
     match output {
         Format::Json => {
@@ -197,7 +154,7 @@ fn new(name: &str, description: Option<&str>) -> CliResult {
     let mut created = Vec::new();
     let project = match project::find(&cwd) {
         Ok(p) => {
-            let config = load_project_config(&p)?;
+            let config = project::load_config(&p)?;
             if let Some(existing) = config.pipeline(name) {
                 return Err(CliError::usage(format!(
                     "pipeline `{name}` already exists in `{}` (entrypoint `{}`)",
@@ -249,7 +206,7 @@ fn new(name: &str, description: Option<&str>) -> CliResult {
     };
     append_pipeline_entry(&project.config_path(), name, description)?;
     // What was written must load: a broken config is caught here, not at the next run.
-    load_project_config(&project)?;
+    project::load_config(&project)?;
     println!(
         "created pipeline `{name}` in `{}`",
         project.sparkwing_dir.display()
@@ -398,7 +355,9 @@ mod tests {
         std::fs::write(&p, SPARKWING_YAML).unwrap();
         append_pipeline_entry(&p, "one", "first").unwrap();
         append_pipeline_entry(&p, "two", "second").unwrap();
-        let cfg = ProjectConfig::parse(&std::fs::read_to_string(&p).unwrap(), &p, None).unwrap();
+        let cfg =
+            sparkwing_config::ProjectConfig::parse(&std::fs::read_to_string(&p).unwrap(), &p, None)
+                .unwrap();
         let names: Vec<_> = cfg.pipelines.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["one", "two"]);
         std::fs::write(

@@ -2,8 +2,9 @@
 
 use crate::cli::{Format, RunsCommand, StoreArgs};
 use crate::error::{CliError, CliResult};
-use crate::output::{human_duration, print_json};
+use crate::output::print_json;
 use crate::source::{self, ListFilter, Sources};
+use sparkwing_contract::human::duration_ms as human_duration;
 use sparkwing_contract::record::{HEARTBEAT_INTERVAL, STALE_AFTER};
 use sparkwing_contract::{LogRecord, NodeRecord, RunRecord, RunStatus, timefmt};
 use sparkwing_storage::ReadOpts;
@@ -72,7 +73,7 @@ pub fn execute(cmd: RunsCommand) -> CliResult {
 
 fn open_sources(store: &StoreArgs) -> Result<Sources, CliError> {
     let home = crate::home::sparkwing_home()?;
-    let profile = crate::commands::profile::resolve_here(store.profile.as_deref(), &home)?;
+    let profile = crate::profiles::resolve_here(store.profile.as_deref(), &home)?;
     source::open(&profile, store.profile.is_some(), &home)
 }
 
@@ -451,7 +452,7 @@ async fn follow_logs(
         if over {
             // Recorded as over, logs maybe still draining: a local run whose processes are all
             // gone has nothing left to deliver, so one more pass ends it.
-            if local && !crate::run::local_run_is_live(&sources.home, id) {
+            if local && !crate::active::local_run_is_live(&sources.home, id) {
                 last_pass = true;
                 continue;
             }
@@ -477,7 +478,7 @@ async fn follow_logs(
             // A live local run has its supervisor's marker naming live processes; the supervisor
             // finalizes the record before removing it, so "nobody runs it, record still running"
             // for a few polls in a row means its processes were killed before they could.
-            orphan_polls = if crate::run::local_run_is_live(&sources.home, id) {
+            orphan_polls = if crate::active::local_run_is_live(&sources.home, id) {
                 0
             } else {
                 orphan_polls + 1

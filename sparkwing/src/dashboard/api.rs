@@ -3,7 +3,7 @@
 
 use super::bucket::Wanted;
 use super::logs::{self, LogFormat};
-use super::server::AppState;
+use super::state::AppState;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -202,7 +202,7 @@ async fn run_json(st: &AppState, run: &sparkwing_contract::RunRecord) -> serde_j
     let mut v = serde_json::to_value(run).unwrap_or_default();
     if run.status == RunStatus::Running
         && matches!(st.plan.runs_from, super::plan::RunsFrom::Local { .. })
-        && !crate::run::local_run_is_live(&st.plan.home, &run.id)
+        && !crate::active::local_run_is_live(&st.plan.home, &run.id)
         && st
             .runs
             .get(&run.id)

@@ -2,19 +2,10 @@
 //! `$SPARKWING_HOME/active/<runID>.json` (`{run_id, pipeline, supervisor_pid, child_pid}`), and
 //! SIGTERM to `supervisor_pid` makes the run end `cancelled` with its records written.
 
+use crate::active::{ActiveRun, marker_path};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde::Deserialize;
 use std::path::Path;
-
-/// The marker a local run's supervisor writes.
-#[derive(Debug, Deserialize)]
-struct Marker {
-    run_id: String,
-    #[serde(default)]
-    pipeline: String,
-    supervisor_pid: i32,
-}
 
 /// Why a run could not be cancelled.
 #[derive(Debug, thiserror::Error)]
@@ -49,25 +40,18 @@ pub struct Cancelled {
 
 /// Sends SIGTERM to the supervisor of `run` (an already validated run id).
 pub fn cancel(home: &Path, run: &str) -> Result<Cancelled, CancelError> {
-    let path = home.join("active").join(format!("{run}.json"));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(CancelError::NotInFlight(run.to_string()));
-        }
-        Err(e) => {
+    let path = marker_path(home, run);
+    let marker = match ActiveRun::read(home, run) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(CancelError::NotInFlight(run.to_string())),
+        Err(why) => {
             return Err(CancelError::BadMarker {
                 run: run.into(),
                 path: path.display().to_string(),
-                why: e.to_string(),
+                why,
             });
         }
     };
-    let marker: Marker = serde_json::from_str(&text).map_err(|e| CancelError::BadMarker {
-        run: run.into(),
-        path: path.display().to_string(),
-        why: e.to_string(),
-    })?;
     if marker.run_id != run || marker.supervisor_pid <= 1 {
         return Err(CancelError::BadMarker {
             run: run.into(),

@@ -3,84 +3,19 @@
 //! connections and prints where it is; `stop` and `status` find it through its pid file.
 
 use super::StartArgs;
+use super::pidfiles::{PidFiles, url};
 use super::plan::Plan;
 use crate::error::{CliError, CliResult};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long `start` waits for the server to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `stop` waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// `dashboard.pid` (the server's pid, alone, so `kill $(cat …)` works) and `dashboard.addr`
-/// (its address) under `$SPARKWING_HOME`.
-pub struct PidFiles {
-    pid: PathBuf,
-    addr: PathBuf,
-    log: PathBuf,
-}
-
-impl PidFiles {
-    pub fn new(home: &Path) -> PidFiles {
-        PidFiles {
-            pid: home.join("dashboard.pid"),
-            addr: home.join("dashboard.addr"),
-            log: home.join("dashboard.log"),
-        }
-    }
-
-    /// Records a server that is listening on `addr`.
-    pub fn write(&self, pid: u32, addr: SocketAddr) -> Result<(), CliError> {
-        if let Some(dir) = self.pid.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| CliError::failure(format!("create `{}`: {e}", dir.display())))?;
-        }
-        std::fs::write(&self.addr, format!("{addr}\n"))
-            .map_err(|e| CliError::failure(format!("write `{}`: {e}", self.addr.display())))?;
-        std::fs::write(&self.pid, format!("{pid}\n"))
-            .map_err(|e| CliError::failure(format!("write `{}`: {e}", self.pid.display())))
-    }
-
-    /// The recorded server, if its process is alive.
-    pub fn running(&self) -> Option<(i32, Option<SocketAddr>)> {
-        let pid: i32 = std::fs::read_to_string(&self.pid)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        if pid <= 1 || kill(Pid::from_raw(pid), None).is_err() {
-            return None;
-        }
-        let addr = std::fs::read_to_string(&self.addr)
-            .ok()
-            .and_then(|a| a.trim().parse().ok());
-        Some((pid, addr))
-    }
-
-    /// Removes the files if they still describe `pid` (a newer server may have replaced them).
-    pub fn remove_if_mine(&self, pid: u32) {
-        let recorded = std::fs::read_to_string(&self.pid)
-            .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok());
-        if recorded == Some(pid) {
-            self.remove();
-        }
-    }
-
-    fn remove(&self) {
-        let _ = std::fs::remove_file(&self.pid);
-        let _ = std::fs::remove_file(&self.addr);
-    }
-}
-
-/// The page's URL for a bound address.
-pub fn url(addr: SocketAddr) -> String {
-    format!("http://{addr}/")
-}
 
 /// `dashboard start` without `--foreground`.
 pub fn start(args: &StartArgs, plan: &Plan) -> CliResult {

@@ -10,10 +10,12 @@ mod bucket;
 mod cancel;
 mod daemon;
 mod logs;
+mod pidfiles;
 mod plan;
 mod port;
 mod runs;
 mod server;
+mod state;
 
 use crate::error::CliResult;
 use clap::{Args, Subcommand};

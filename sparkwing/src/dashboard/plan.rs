@@ -47,7 +47,7 @@ impl Plan {
             ))
             .with_hint("bind to 127.0.0.1 (the default), or add `--read-only` to serve reads only on that address"));
         }
-        let profile = crate::commands::profile::resolve_here(args.profile.as_deref(), &home)?;
+        let profile = crate::profiles::resolve_here(args.profile.as_deref(), &home)?;
         let log_flag = args
             .log_store
             .as_deref()

@@ -2,9 +2,8 @@
 
 use super::api;
 use super::assets;
-use super::bucket::BucketRuns;
-use super::plan::{Plan, RunsFrom};
-use super::runs::Runs;
+use super::plan::Plan;
+use super::state::AppState;
 use crate::error::{CliError, CliResult};
 use axum::Router;
 use axum::body::Body;
@@ -15,26 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 
-/// What every handler sees.
-pub struct AppState {
-    pub plan: Plan,
-    pub runs: Runs,
-}
-
 /// Builds the router for a plan. Write routes exist only when the plan allows writes.
 pub fn router(plan: Plan) -> Router {
-    let runs = match &plan.runs_from {
-        RunsFrom::Local { db } => Runs::Local { db: db.clone() },
-        RunsFrom::Bucket { store } => {
-            let store = store.clone();
-            Runs::Bucket {
-                store: store.describe(),
-                index: BucketRuns::new(store),
-            }
-        }
-    };
     let writes = !plan.read_only;
-    let state = Arc::new(AppState { plan, runs });
+    let state = Arc::new(AppState::new(plan));
 
     let mut api = Router::new()
         .route("/version", get(api::version))
@@ -205,11 +188,11 @@ pub fn serve_foreground(plan: Plan) -> CliResult {
             .map_err(|e| CliError::failure(format!("read the bound address: {e}")))?;
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| CliError::failure(format!("listen on `{addr}`: {e}")))?;
-        let files = super::daemon::PidFiles::new(&plan.home);
+        let files = super::pidfiles::PidFiles::new(&plan.home);
         files.write(std::process::id(), addr)?;
         println!(
             "dashboard: serving {} (runs: {}, logs: {}, artifacts: {}, {})",
-            super::daemon::url(addr),
+            super::pidfiles::url(addr),
             plan.runs_spec(),
             plan.logs
                 .as_ref()

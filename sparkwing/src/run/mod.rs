@@ -5,6 +5,7 @@ pub mod args;
 pub mod binary;
 pub mod supervise;
 
+use crate::active::ActiveRun;
 use crate::error::{CliError, CliResult};
 use crate::project::{self, Project};
 use args::{Mode, Origin, RunArgs};
@@ -21,7 +22,7 @@ pub struct RunPlan {
     pub mode: (Mode, Origin),
     /// `--sw-workers`, else `SPARKWING_WORKERS`, else the CPU count.
     pub workers: (u32, Origin),
-    pub profile: crate::commands::profile::Effective,
+    pub profile: crate::profiles::Effective,
     /// The name the pipeline binary registers for `args.pipeline`.
     pub entrypoint: String,
     pub config: sparkwing_config::ProjectConfig,
@@ -52,11 +53,11 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
         .unwrap_or(1);
     let workers = args::effective_workers(args.workers, cpus, getenv)?;
     let project = project::find(&start)?;
-    let config = crate::commands::pipeline::load_project_config(&project)?;
-    crate::commands::pipeline::check_pipeline_known(&project, &config, &args.pipeline)?;
-    let entrypoint = crate::commands::pipeline::entrypoint(&config, &args.pipeline).to_string();
+    let config = project::load_config(&project)?;
+    project::check_pipeline_known(&project, &config, &args.pipeline)?;
+    let entrypoint = project::entrypoint(&config, &args.pipeline).to_string();
     let home = crate::home::sparkwing_home()?;
-    let profile = crate::commands::profile::resolve(args.profile.as_deref(), Some(&config), &home)?;
+    let profile = crate::profiles::resolve(args.profile.as_deref(), Some(&config), &home)?;
     if workers.0 > cpus {
         let from = match workers.1 {
             Origin::Env => format!("{}={}", env::WORKERS, workers.0),
@@ -129,10 +130,15 @@ fn act(plan: RunPlan) -> CliResult {
     if let Ok(me) = std::env::current_exe() {
         cmd.env(env::CLI_BIN, me);
     }
-    let active = active_marker(&plan, &run_id);
     let end = rt
         .block_on(supervise::run_to_completion(cmd, |child_pid| {
-            active.write(child_pid)
+            ActiveRun {
+                run_id: run_id.to_string(),
+                pipeline: plan.args.pipeline.clone(),
+                supervisor_pid: std::process::id() as i32,
+                child_pid: i32::try_from(child_pid).unwrap_or(0),
+            }
+            .write(&plan.home)
         }))
         .map_err(|e| {
             CliError::failure(format!(
@@ -148,7 +154,7 @@ fn act(plan: RunPlan) -> CliResult {
         finalize_abandoned(&plan, &run_id, end, &rt);
     }
     // Only now is nothing left to write for this run.
-    active.remove();
+    ActiveRun::remove(&plan.home, run_id.as_str());
     Ok(end.exit_code())
 }
 
@@ -285,82 +291,6 @@ fn collect_spooled(
         {
             out.push((part, node, path));
         }
-    }
-}
-
-/// `$SPARKWING_HOME/active/<runID>.json` while a run's process lives: lets `sparkwing dashboard`
-/// cancel an in-flight local run by signalling this supervisor (which forwards to the pipeline).
-pub struct ActiveMarker {
-    path: PathBuf,
-    run_id: String,
-    pipeline: String,
-}
-
-fn active_marker(plan: &RunPlan, run_id: &RunId) -> ActiveMarker {
-    ActiveMarker {
-        path: plan.home.join("active").join(format!("{run_id}.json")),
-        run_id: run_id.to_string(),
-        pipeline: plan.args.pipeline.clone(),
-    }
-}
-
-/// Whether a process on this machine is still running local run `run_id`: its marker exists and
-/// names a live supervisor or a live pipeline process. A pid reused by an unrelated process only
-/// makes a reader wait longer; it never ends a live run.
-pub fn local_run_is_live(home: &std::path::Path, run_id: &str) -> bool {
-    let path = home.join("active").join(format!("{run_id}.json"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return false;
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        // Unreadable (being written?): not evidence that the run is gone.
-        return true;
-    };
-    let alive = |key: &str| {
-        v[key]
-            .as_i64()
-            .filter(|&pid| pid > 1 && pid <= i64::from(i32::MAX))
-            .is_some_and(|pid| process_alive(pid as i32))
-    };
-    alive("supervisor_pid") || alive("child_pid")
-}
-
-/// A process that exists and is not a zombie. Without `/proc` (not Linux), a process that
-/// exists: a zombie then counts as alive, which only makes a reader wait longer.
-fn process_alive(pid: i32) -> bool {
-    if !std::path::Path::new("/proc/self/stat").exists() {
-        return matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Ok(()) | Err(nix::errno::Errno::EPERM)
-        );
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // `pid (comm) state …`: the state follows the last `)`.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X'),
-        Err(_) => false,
-    }
-}
-
-impl ActiveMarker {
-    fn write(&self, child_pid: u32) {
-        let body = serde_json::json!({
-            "run_id": self.run_id,
-            "pipeline": self.pipeline,
-            "supervisor_pid": std::process::id(),
-            "child_pid": child_pid,
-        });
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        // Best effort: a missing marker only means the dashboard cannot cancel this run.
-        let _ = std::fs::write(&self.path, body.to_string());
-    }
-
-    fn remove(&self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

@@ -1,0 +1,106 @@
+//! `$SPARKWING_HOME/active/<runID>.json`: written by a local run's supervisor while its processes
+//! live, removed last. Readers use it to tell a live run from one whose processes were killed,
+//! and the dashboard to cancel an in-flight run by signalling its supervisor.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The marker's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveRun {
+    pub run_id: String,
+    #[serde(default)]
+    pub pipeline: String,
+    pub supervisor_pid: i32,
+    #[serde(default)]
+    pub child_pid: i32,
+}
+
+/// Where the marker of `run_id` lives.
+pub fn marker_path(home: &Path, run_id: &str) -> PathBuf {
+    home.join("active").join(format!("{run_id}.json"))
+}
+
+impl ActiveRun {
+    /// Writes the marker (best effort: without it the dashboard only cannot cancel the run).
+    pub fn write(&self, home: &Path) {
+        let path = marker_path(home, &self.run_id);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let body = serde_json::to_vec(self).expect("marker serializes");
+        let _ = std::fs::write(&path, body);
+    }
+
+    /// Removes the marker of `run_id`.
+    pub fn remove(home: &Path, run_id: &str) {
+        let _ = std::fs::remove_file(marker_path(home, run_id));
+    }
+
+    /// Reads the marker: `Ok(None)` when there is none, `Err(why)` when it is unreadable.
+    pub fn read(home: &Path, run_id: &str) -> Result<Option<ActiveRun>, String> {
+        match std::fs::read_to_string(marker_path(home, run_id)) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Whether a process on this machine is still running local run `run_id`: its marker exists and
+/// names a live supervisor or a live pipeline process. A pid reused by an unrelated process only
+/// makes a reader wait longer; it never ends a live run.
+pub fn local_run_is_live(home: &Path, run_id: &str) -> bool {
+    match ActiveRun::read(home, run_id) {
+        Ok(None) => false,
+        // Unreadable (being written?): not evidence that the run is gone.
+        Err(_) => true,
+        Ok(Some(m)) => [m.supervisor_pid, m.child_pid]
+            .into_iter()
+            .any(|pid| pid > 1 && process_alive(pid)),
+    }
+}
+
+/// A process that exists and is not a zombie. Without `/proc` (not Linux), a process that
+/// exists: a zombie then counts as alive, which only makes a reader wait longer.
+fn process_alive(pid: i32) -> bool {
+    if !Path::new("/proc/self/stat").exists() {
+        return matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Ok(()) | Err(nix::errno::Errno::EPERM)
+        );
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state …`: the state follows the last `)`.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_marker_reads_back_and_names_a_live_process() {
+        let home = tempfile::tempdir().unwrap();
+        let run = "run-20260101-000000-0000abcd";
+        assert!(!local_run_is_live(home.path(), run));
+        let m = ActiveRun {
+            run_id: run.into(),
+            pipeline: "ci".into(),
+            supervisor_pid: std::process::id() as i32,
+            child_pid: 0,
+        };
+        m.write(home.path());
+        assert_eq!(ActiveRun::read(home.path(), run).unwrap(), Some(m));
+        assert!(local_run_is_live(home.path(), run));
+        ActiveRun::remove(home.path(), run);
+        assert!(!local_run_is_live(home.path(), run));
+    }
+}

@@ -1,0 +1,75 @@
+//! Where a running dashboard is recorded: `$SPARKWING_HOME/dashboard.pid`, `dashboard.addr` and
+//! `dashboard.log`, shared by the foreground server and the `start`/`stop`/`status` commands.
+
+use crate::error::CliError;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// `dashboard.pid` (the server's pid, alone, so `kill $(cat …)` works) and `dashboard.addr`
+/// (its address) under `$SPARKWING_HOME`.
+pub struct PidFiles {
+    pid: PathBuf,
+    addr: PathBuf,
+    pub log: PathBuf,
+}
+
+impl PidFiles {
+    pub fn new(home: &Path) -> PidFiles {
+        PidFiles {
+            pid: home.join("dashboard.pid"),
+            addr: home.join("dashboard.addr"),
+            log: home.join("dashboard.log"),
+        }
+    }
+
+    /// Records a server that is listening on `addr`.
+    pub fn write(&self, pid: u32, addr: SocketAddr) -> Result<(), CliError> {
+        if let Some(dir) = self.pid.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CliError::failure(format!("create `{}`: {e}", dir.display())))?;
+        }
+        std::fs::write(&self.addr, format!("{addr}\n"))
+            .map_err(|e| CliError::failure(format!("write `{}`: {e}", self.addr.display())))?;
+        std::fs::write(&self.pid, format!("{pid}\n"))
+            .map_err(|e| CliError::failure(format!("write `{}`: {e}", self.pid.display())))
+    }
+
+    /// The recorded server, if its process is alive.
+    pub fn running(&self) -> Option<(i32, Option<SocketAddr>)> {
+        let pid: i32 = std::fs::read_to_string(&self.pid)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if pid <= 1 || kill(Pid::from_raw(pid), None).is_err() {
+            return None;
+        }
+        let addr = std::fs::read_to_string(&self.addr)
+            .ok()
+            .and_then(|a| a.trim().parse().ok());
+        Some((pid, addr))
+    }
+
+    /// Removes the files if they still describe `pid` (a newer server may have replaced them).
+    pub fn remove_if_mine(&self, pid: u32) {
+        let recorded = std::fs::read_to_string(&self.pid)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if recorded == Some(pid) {
+            self.remove();
+        }
+    }
+
+    /// Removes both files.
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.pid);
+        let _ = std::fs::remove_file(&self.addr);
+    }
+}
+
+/// The page's URL for a bound address.
+pub fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}/")
+}
