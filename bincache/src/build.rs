@@ -338,20 +338,11 @@ fn is_path_package(id: &str) -> bool {
 }
 
 fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, BuildError> {
-    let mut args: Vec<OsString> = vec!["build".into()];
-    if req.profile == BuildProfile::Release {
-        args.push("--release".into());
-    }
-    args.extend(["--bin".into(), OsString::from(bin)]);
-    args.push("--target-dir".into());
-    args.push(req.target_dir.as_os_str().to_owned());
+    let mut args = profile_args(req, "build");
+    args.splice(1..1, ["--bin".into(), OsString::from(bin)]);
     // JSON on stdout tells where the executable landed (a `build.target` setting moves it) and
     // which packages were fresh; diagnostics are still rendered for humans on stderr.
     args.push("--message-format=json-render-diagnostics".into());
-    for (name, path) in req.sdk_patch {
-        args.push("--config".into());
-        args.push(patch_config(name, path));
-    }
     let command = shown(req.cargo, &args);
     let mut child = Command::new(req.cargo)
         .args(&args)
@@ -421,21 +412,27 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
     Ok(BuildOutcome { executable, local })
 }
 
-/// `cargo clean -p <id>…` for the given packages, in the build's profile and target directory.
-fn clean_packages(req: &BuildRequest<'_>, ids: &[String]) -> Result<(), BuildError> {
-    let mut args: Vec<OsString> = vec!["clean".into()];
+/// `cargo <verb>` in the build's profile and target directory, with the SDK patched in.
+fn profile_args(req: &BuildRequest<'_>, verb: &str) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![verb.into()];
     if req.profile == BuildProfile::Release {
         args.push("--release".into());
     }
     args.push("--target-dir".into());
     args.push(req.target_dir.as_os_str().to_owned());
-    for id in ids {
-        args.push("-p".into());
-        args.push(id.into());
-    }
     for (name, path) in req.sdk_patch {
         args.push("--config".into());
         args.push(patch_config(name, path));
+    }
+    args
+}
+
+/// `cargo clean -p <id>…` for the given packages, in the build's profile and target directory.
+fn clean_packages(req: &BuildRequest<'_>, ids: &[String]) -> Result<(), BuildError> {
+    let mut args = profile_args(req, "clean");
+    for id in ids {
+        args.push("-p".into());
+        args.push(id.into());
     }
     let command = shown(req.cargo, &args);
     let out = Command::new(req.cargo)

@@ -2,23 +2,13 @@
 //! bucket, a second CI machine (other checkout path, fresh home, no Rust toolchain) runs the
 //! bucket's binary, and a laptop reads the runs and logs back with `--profile`.
 
-use crate::support::{World, fixture_repo};
+use crate::support::{World, block, bucket_cache, bucket_world, fixture_repo};
 use sparkwing_storage::ArtifactStore;
 use sparkwing_storage::testing::TestS3;
 
 /// A world whose `ci` profile points cache and logs at a fresh prefix of the test bucket.
 fn ci_world(s3: &TestS3, prefix: &str, repo: std::path::PathBuf) -> World {
-    let mut w = World::new(repo);
-    std::fs::write(
-        w.home.join("profiles.yaml"),
-        format!(
-            "profiles:\n  ci:\n    cache: {{ type: s3, bucket: {b}, prefix: {prefix}/cache }}\n    logs: {{ type: s3, bucket: {b}, prefix: {prefix}/logs }}\n",
-            b = s3.bucket
-        ),
-    )
-    .unwrap();
-    w.set("SPARKWING_S3_ENDPOINT", &s3.endpoint);
-    w
+    bucket_world(s3, prefix, &repo, "")
 }
 
 fn on_github(w: &mut World) {
@@ -29,30 +19,11 @@ fn on_github(w: &mut World) {
         .set("GITHUB_REF_NAME", "main");
 }
 
-/// The artifact store at exactly `<prefix>/cache`, as the `ci` profile names it.
-fn cache_at(s3: &TestS3, prefix: &str) -> sparkwing_storage::s3::S3ArtifactStore {
-    sparkwing_storage::s3::S3ArtifactStore::new(
-        s3.config(),
-        &s3.bucket,
-        &format!("{prefix}/cache"),
-        sparkwing_storage::s3::S3Options::default(),
-    )
-    .unwrap()
-}
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 #[test]
 fn ci_machine_to_bucket_to_second_machine_to_laptop() {
     let s3 = TestS3::from_env();
     let prefix = s3.unique_prefix("e2e-ci");
-    let cache = cache_at(&s3, &prefix);
+    let cache = bucket_cache(&s3, &prefix);
 
     // CI machine A: builds, publishes the binary, leaves state and logs in the bucket.
     let mut a = ci_world(&s3, &prefix, fixture_repo("sample"));
@@ -158,7 +129,7 @@ fn ci_machine_to_bucket_to_second_machine_to_laptop() {
 fn no_cache_write_and_read_only_surfaces_never_publish() {
     let s3 = TestS3::from_env();
     let prefix = s3.unique_prefix("e2e-ro");
-    let cache = cache_at(&s3, &prefix);
+    let cache = bucket_cache(&s3, &prefix);
     let w = ci_world(&s3, &prefix, fixture_repo("sample"));
     let r = w.run(&[
         "run",
@@ -173,15 +144,7 @@ fn no_cache_write_and_read_only_surfaces_never_publish() {
     let keys = block(cache.list("bin/")).unwrap();
     assert!(keys.is_empty(), "nothing published: {keys:?}");
 
-    let ro = ci_world(&s3, &prefix, w.repo.clone());
-    std::fs::write(
-        ro.home.join("profiles.yaml"),
-        format!(
-            "profiles:\n  ci:\n    cache: {{ type: s3, bucket: {b}, prefix: {prefix}/cache, read_only: true }}\n    logs: {{ type: s3, bucket: {b}, prefix: {prefix}/logs }}\n",
-            b = s3.bucket
-        ),
-    )
-    .unwrap();
+    let ro = bucket_world(&s3, &prefix, &w.repo, ", read_only: true");
     let r = ro.run(&["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("read_only"), "{}", r.all());
@@ -192,7 +155,7 @@ fn no_cache_write_and_read_only_surfaces_never_publish() {
 fn a_child_killed_by_sigkill_is_finalized_in_the_bucket() {
     let s3 = TestS3::from_env();
     let prefix = s3.unique_prefix("e2e-kill");
-    let cache = cache_at(&s3, &prefix);
+    let cache = bucket_cache(&s3, &prefix);
     let w = ci_world(&s3, &prefix, fixture_repo("sample"));
     let r = w.run(&["run", "die", "--sw-mode=ci-embedded", "--profile", "ci"]);
     assert_eq!(r.code, 137, "{}", r.all());
@@ -302,7 +265,7 @@ fn a_cancel_through_sparkwing_run_is_cancelled_in_the_bucket_within_five_seconds
     use std::time::{Duration, Instant};
     let s3 = TestS3::from_env();
     let prefix = s3.unique_prefix("e2e-cancel");
-    let cache = cache_at(&s3, &prefix);
+    let cache = bucket_cache(&s3, &prefix);
     let mut w = ci_world(&s3, &prefix, fixture_repo("sample"));
     on_github(&mut w);
     let mut child = w.spawn(&["run", "slow", "--sw-mode=ci-embedded", "--profile", "ci"]);
@@ -370,7 +333,7 @@ fn a_run_whose_machine_vanished_reads_as_stale() {
     use sparkwing_contract::timefmt;
     let s3 = TestS3::from_env();
     let prefix = s3.unique_prefix("e2e-stale");
-    let cache = cache_at(&s3, &prefix);
+    let cache = bucket_cache(&s3, &prefix);
     let id = sparkwing_contract::RunId::generate().to_string();
     let ago = |secs: i64| {
         timefmt::unix_nanos_to_rfc3339(timefmt::now_unix_nanos() - secs * 1_000_000_000)
@@ -421,7 +384,7 @@ fn a_run_whose_machine_vanished_reads_as_stale() {
 fn mode_and_workers_come_from_the_environment_when_the_flags_are_absent() {
     let s3 = TestS3::from_env();
     let prefix = s3.unique_prefix("e2e-envmode");
-    let cache = cache_at(&s3, &prefix);
+    let cache = bucket_cache(&s3, &prefix);
     let mut w = ci_world(&s3, &prefix, fixture_repo("sample"));
     w.set("SPARKWING_MODE", "ci-embedded")
         .set("SPARKWING_WORKERS", "1");

@@ -333,3 +333,47 @@ pub fn node<'a>(show: &'a serde_json::Value, id: &str) -> &'a serde_json::Value 
 pub fn nanos(ts: &serde_json::Value) -> i64 {
     sparkwing_contract::timefmt::parse_rfc3339_nanos(ts.as_str().unwrap()).unwrap()
 }
+
+/// A world whose `ci` profile points cache and logs at `prefix` of the S3 test bucket.
+/// `cache_extra` is appended inside the cache surface (`, read_only: true`, `, trusted_keys: […]`).
+pub fn bucket_world(
+    s3: &sparkwing_storage::testing::TestS3,
+    prefix: &str,
+    repo: &Path,
+    cache_extra: &str,
+) -> World {
+    let mut w = World::new(repo.to_path_buf());
+    std::fs::write(
+        w.home.join("profiles.yaml"),
+        format!(
+            "profiles:\n  ci:\n    cache: {{ type: s3, bucket: {b}, prefix: {prefix}/cache{cache_extra} }}\n    logs: {{ type: s3, bucket: {b}, prefix: {prefix}/logs }}\n",
+            b = s3.bucket
+        ),
+    )
+    .unwrap();
+    w.set("SPARKWING_S3_ENDPOINT", &s3.endpoint);
+    w
+}
+
+/// The artifact store at exactly `<prefix>/cache`, as [`bucket_world`]'s profile names it.
+pub fn bucket_cache(
+    s3: &sparkwing_storage::testing::TestS3,
+    prefix: &str,
+) -> sparkwing_storage::s3::S3ArtifactStore {
+    sparkwing_storage::s3::S3ArtifactStore::new(
+        s3.config(),
+        &s3.bucket,
+        &format!("{prefix}/cache"),
+        sparkwing_storage::s3::S3Options::default(),
+    )
+    .unwrap()
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+pub fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}

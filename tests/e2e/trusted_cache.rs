@@ -2,18 +2,10 @@
 //! Each test reproduces a way the cache could be made to run the wrong code, through the real
 //! CLI, real cargo and the real S3 test server.
 
-use crate::support::{Run, World, fixture_repo, git, scratch};
+use crate::support::{Run, World, block, bucket_cache, bucket_world, fixture_repo, git, scratch};
 use sparkwing_storage::ArtifactStore;
 use sparkwing_storage::testing::TestS3;
 use std::path::Path;
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 /// Sets every file under `dir` an hour back, as an older checkout or a restore would.
 fn age_tree(dir: &Path) {
@@ -95,33 +87,13 @@ fn two_projects_in_one_home_get_their_own_binaries_whatever_the_file_times() {
     );
 }
 
-/// A world whose `ci` profile points cache and logs at `prefix` of the test bucket, trusting
-/// `trusted` minisign keys (none: an unsigned cache).
+/// A world whose `ci` profile points at `prefix` of the test bucket, trusting `trusted` minisign
+/// keys (none: an unsigned cache).
 fn ci_world(s3: &TestS3, prefix: &str, repo: &Path, trusted: Option<&str>) -> World {
-    let mut w = World::new(repo.to_path_buf());
     let trust = trusted
         .map(|k| format!(", trusted_keys: [{k}]"))
         .unwrap_or_default();
-    std::fs::write(
-        w.home.join("profiles.yaml"),
-        format!(
-            "profiles:\n  ci:\n    cache: {{ type: s3, bucket: {b}, prefix: {prefix}/cache{trust} }}\n    logs: {{ type: s3, bucket: {b}, prefix: {prefix}/logs }}\n",
-            b = s3.bucket
-        ),
-    )
-    .unwrap();
-    w.set("SPARKWING_S3_ENDPOINT", &s3.endpoint);
-    w
-}
-
-fn cache_at(s3: &TestS3, prefix: &str) -> sparkwing_storage::s3::S3ArtifactStore {
-    sparkwing_storage::s3::S3ArtifactStore::new(
-        s3.config(),
-        &s3.bucket,
-        &format!("{prefix}/cache"),
-        sparkwing_storage::s3::S3Options::default(),
-    )
-    .unwrap()
+    bucket_world(s3, prefix, repo, &trust)
 }
 
 /// A machine with no Rust toolchain at all: only a verified remote binary can run there.
@@ -156,7 +128,7 @@ fn the_remote_cache_runs_only_verified_binaries_from_trusted_publishers() {
 
     // --- 1. An object far larger than its manifest says, behind a byte-counting proxy.
     let prefix = s3.unique_prefix("e2e-trust-big");
-    let cache = cache_at(&s3, &prefix);
+    let cache = bucket_cache(&s3, &prefix);
     block(cache.put(&bin, vec![b'x'; 96 << 20])).unwrap();
     let small = serde_json::json!({
         "format_version": 1, "key": key, "blake3": "00", "size": 10,
@@ -230,7 +202,7 @@ fn the_remote_cache_runs_only_verified_binaries_from_trusted_publishers() {
     assert_eq!(again.code, 2, "never overwrites a key: {}", again.all());
 
     let prefix = s3.unique_prefix("e2e-trust-signed");
-    let cache = cache_at(&s3, &prefix);
+    let cache = bucket_cache(&s3, &prefix);
     block(cache.put(&bin, b"#!/bin/sh\necho planted; exit 0\n".to_vec())).unwrap();
     let mut m2 = ci_world(&s3, &prefix, &repo, Some(&public));
     m2.set("SPARKWING_CACHE_SIGNING_KEY", &secret);
@@ -275,7 +247,7 @@ fn the_remote_cache_runs_only_verified_binaries_from_trusted_publishers() {
 
     // --- 3. An unsigned entry in a signed cache, and a machine without the private key.
     let prefix3 = s3.unique_prefix("e2e-trust-unsigned");
-    let cache3 = cache_at(&s3, &prefix3);
+    let cache3 = bucket_cache(&s3, &prefix3);
     let mut unsigned = m.clone();
     unsigned.as_object_mut().unwrap().remove("signature");
     block(cache3.put(&bin, block(cache.get(&bin)).unwrap())).unwrap();
