@@ -368,11 +368,6 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl LocalCache {
-    /// The default root under a sparkwing home: `<home>/cache/pipelines/v1`.
-    pub fn default_root(sparkwing_home: &Path) -> PathBuf {
-        sparkwing_home.join("cache").join("pipelines").join("v1")
-    }
-
     /// The limits from `SPARKWING_CACHE_MAX_BYTES`, `SPARKWING_CACHE_MAX_ENTRIES` and
     /// `SPARKWING_CACHE_LOCK_TIMEOUT`; a value that cannot be read is an error naming it.
     pub fn limits_from_env() -> Result<Limits, crate::LimitsError> {

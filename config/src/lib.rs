@@ -30,7 +30,7 @@ mod surface;
 mod yaml;
 
 pub use error::{AvailableProfile, ConfigError, Location, Problem};
-pub use profile::{EnvLookup, Profile, ProfilesFile, home_dir, sparkwing_home};
+pub use profile::{EnvLookup, Profile, ProfilesFile, home_dir};
 pub use project::{PROJECT_FILE, PipelineEntry, ProjectConfig, Spark};
 pub use render::{render_pretty, to_json};
 pub use resolve::{BUILT_IN, Considered, Resolved, Source, resolve};

@@ -148,34 +148,6 @@ pub fn home_dir(env: EnvLookup<'_>) -> Option<PathBuf> {
     env("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
 }
 
-/// `$SPARKWING_HOME` (with `~` expanded), else `$HOME/.sparkwing`.
-///
-/// ```
-/// use std::ffi::OsString;
-/// use std::path::Path;
-/// use sparkwing_config::sparkwing_home;
-///
-/// let env = |k: &str| (k == "HOME").then(|| OsString::from("/home/ada"));
-/// assert_eq!(sparkwing_home(&env).unwrap(), Path::new("/home/ada/.sparkwing"));
-/// ```
-pub fn sparkwing_home(env: EnvLookup<'_>) -> Result<PathBuf, ConfigError> {
-    let home = home_dir(env);
-    if let Some(sw) = env(vars::HOME).filter(|v| !v.is_empty()) {
-        let sw = PathBuf::from(sw);
-        if let (Ok(rest), Some(home)) = (sw.strip_prefix("~"), home.as_deref()) {
-            return Ok(home.join(rest));
-        }
-        return Ok(sw);
-    }
-    match home {
-        Some(h) => Ok(h.join(".sparkwing")),
-        None => Err(ConfigError::NoLocation {
-            what: "the sparkwing home directory",
-            vars: vec![vars::HOME, "HOME"],
-        }),
-    }
-}
-
 /// Parses a `profiles:` mapping (same shape in both files).
 pub(crate) fn parse_profiles(
     doc: &Doc<'_>,

@@ -53,15 +53,16 @@ impl SurfaceKind {
 
     /// The built-in laptop default for the surface, under `home` (`$SPARKWING_HOME`).
     pub fn built_in(self, home: &Path) -> Surface {
+        let home = sparkwing_contract::Home::at(home);
         match self {
             SurfaceKind::State => Surface::Sqlite {
-                path: Some(home.join("state.db")),
+                path: Some(home.state_db()),
             },
             SurfaceKind::Logs => Surface::Filesystem {
-                path: home.join("runs"),
+                path: home.logs_dir(),
             },
             SurfaceKind::Cache => Surface::Filesystem {
-                path: home.join("artifacts"),
+                path: home.artifacts_dir(),
             },
         }
     }

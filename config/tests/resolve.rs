@@ -5,8 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use sparkwing_config::{
-    ConfigError, ProfilesFile, ProjectConfig, Source, Surface, SurfaceKind, render_pretty, resolve,
-    sparkwing_home, to_json,
+    ProfilesFile, ProjectConfig, Source, Surface, SurfaceKind, render_pretty, resolve, to_json,
 };
 
 const PROJECT: &str = "/repo/.sparkwing/sparkwing.yaml";
@@ -243,24 +242,6 @@ fn load_reads_the_file_the_environment_names() {
     std::fs::write(&pfile, FULL_PROJECT).unwrap();
     let cfg = ProjectConfig::load(&pfile, &env_of(&[("HOME", "/home/ada")])).unwrap();
     assert_eq!(cfg.default_profile.as_deref(), Some("shared"));
-}
-
-#[test]
-fn sparkwing_home_from_env() {
-    let h = |pairs: &[(&str, &str)]| sparkwing_home(&env_of(pairs));
-    assert_eq!(
-        h(&[("HOME", "/home/ada")]).unwrap(),
-        Path::new("/home/ada/.sparkwing")
-    );
-    assert_eq!(
-        h(&[("SPARKWING_HOME", "/srv/sw"), ("HOME", "/home/ada")]).unwrap(),
-        Path::new("/srv/sw")
-    );
-    assert_eq!(
-        h(&[("SPARKWING_HOME", "~/sw"), ("HOME", "/home/ada")]).unwrap(),
-        Path::new("/home/ada/sw")
-    );
-    assert!(matches!(h(&[]), Err(ConfigError::NoLocation { .. })));
 }
 
 #[test]

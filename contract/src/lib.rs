@@ -5,11 +5,14 @@
 
 pub mod env;
 pub mod exit;
+pub mod home;
 pub mod human;
 pub mod id;
 pub mod record;
+pub mod surfaces;
 pub mod timefmt;
 
+pub use home::{Home, HomeError};
 pub use id::{IdError, RunId};
 pub use record::{
     Envelope, Invocation, LogRecord, NodeRecord, NodeStatus, Outcome, RunRecord, RunStatus,

@@ -16,25 +16,6 @@ pub(crate) fn open_artifact_store(spec: &str) -> Result<Arc<dyn ArtifactStore>, 
     sparkwing_storage::open_artifact_store(spec)
 }
 
-/// The SQLite file of the run record: the path of a `sqlite:/path` state surface, else
-/// `<home>/state.db`.
-pub(crate) fn state_db(spec: &str, home: &std::path::Path) -> std::path::PathBuf {
-    match spec.strip_prefix("sqlite:") {
-        Some(path) if path.starts_with('/') => std::path::PathBuf::from(path),
-        _ => sparkwing_records::db_path(home),
-    }
-}
-
-/// Where `runs/<runID>/state.ndjson` is streamed: the state surface when it is a bucket,
-/// otherwise the cache surface.
-pub(crate) fn state_stream_spec<'a>(state: &'a str, cache: &'a str) -> &'a str {
-    if state.starts_with("s3://") {
-        state
-    } else {
-        cache
-    }
-}
-
 /// Where a run's logs are, for the summary: a directory for filesystem stores, else a URL.
 pub(crate) fn logs_location(spec: &str, run_id: &str) -> String {
     match StoreUrl::parse(spec) {
@@ -62,26 +43,5 @@ mod tests {
             "/h/runs/run-1/"
         );
         assert_eq!(logs_location("s3://b/logs", "run-1"), "s3://b/logs/run-1/");
-        let home = std::path::Path::new("/h");
-        assert_eq!(
-            state_db("sqlite:/data/s.db", home),
-            std::path::Path::new("/data/s.db")
-        );
-        assert_eq!(
-            state_db("sqlite", home),
-            std::path::Path::new("/h/state.db")
-        );
-        assert_eq!(
-            state_db("s3://b/state", home),
-            std::path::Path::new("/h/state.db")
-        );
-        assert_eq!(
-            state_stream_spec("s3://b/state", "s3://b/cache"),
-            "s3://b/state"
-        );
-        assert_eq!(
-            state_stream_spec("sqlite:/h/state.db", "s3://b/cache"),
-            "s3://b/cache"
-        );
     }
 }

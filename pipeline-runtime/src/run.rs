@@ -75,8 +75,8 @@ pub(crate) async fn execute(
 ) -> i32 {
     let began = Instant::now();
     let run_id = settings.run_id.to_string();
-    let spool_dir = settings.home.join("spool").join(&run_id);
-    let db = backends::state_db(&settings.backends.state, &settings.home);
+    let spool_dir = settings.home.spool_dir(&run_id);
+    let db = sparkwing_contract::surfaces::state_db(&settings.backends.state, &settings.home);
     let writer = match Writer::open(&db) {
         Ok(w) => w,
         Err(e) => {
@@ -157,7 +157,10 @@ pub(crate) async fn execute(
     let pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
     // The state stream goes to the state surface when that is a bucket, else to the cache.
     let state_target = {
-        let spec = backends::state_stream_spec(&settings.backends.state, &settings.backends.cache);
+        let spec = sparkwing_contract::surfaces::state_dump_spec(
+            &settings.backends.state,
+            &settings.backends.cache,
+        );
         if spec == settings.backends.cache {
             artifacts.clone()
         } else {

@@ -67,7 +67,7 @@ pub(crate) struct Settings {
     /// Where the supervisor took `workers` from; empty without one.
     pub workers_from: String,
     pub run_id: RunId,
-    pub home: PathBuf,
+    pub home: sparkwing_contract::Home,
     pub profile: String,
     pub backends: Backends,
     pub work_dir: PathBuf,
@@ -117,13 +117,14 @@ impl Settings {
                 source,
             })?,
         };
-        let home = match nonempty(env::HOME) {
-            Some(h) => PathBuf::from(h),
-            None => match nonempty("HOME") {
-                Some(h) => PathBuf::from(h).join(".sparkwing"),
-                None => return Err(SettingsError::NoHome { name: env::HOME }),
-            },
-        };
+        let home = sparkwing_contract::Home::resolve(
+            &|k| get(k).map(std::ffi::OsString::from),
+            &std::env::current_dir,
+        )
+        .map_err(|e| match e {
+            sparkwing_contract::HomeError::NotSet => SettingsError::NoHome { name: env::HOME },
+            sparkwing_contract::HomeError::Cwd(e) => SettingsError::Cwd(e),
+        })?;
         let work_dir = match nonempty(env::WORK_DIR) {
             Some(d) => PathBuf::from(d),
             None => std::env::current_dir().map_err(SettingsError::Cwd)?,
@@ -189,7 +190,10 @@ impl Settings {
     }
 }
 
-fn parse_backends(json: Option<&str>, home: &std::path::Path) -> Result<Backends, SettingsError> {
+fn parse_backends(
+    json: Option<&str>,
+    home: &sparkwing_contract::Home,
+) -> Result<Backends, SettingsError> {
     let mut all: BTreeMap<String, String> = match json {
         None => BTreeMap::new(),
         Some(text) => serde_json::from_str(text).map_err(|e| SettingsError::Backends {
@@ -197,19 +201,9 @@ fn parse_backends(json: Option<&str>, home: &std::path::Path) -> Result<Backends
             reason: format!("expected a JSON object of spec strings: {e}"),
         })?,
     };
-    let default = |k: &str, v: String| -> (String, String) { (k.to_string(), v) };
-    for (k, v) in [
-        default("state", "sqlite".into()),
-        default(
-            "logs",
-            format!("filesystem:{}", home.join("runs").display()),
-        ),
-        default(
-            "cache",
-            format!("filesystem:{}", home.join("artifacts").display()),
-        ),
-    ] {
-        all.entry(k).or_insert(v);
+    let (state, logs, cache) = sparkwing_contract::surfaces::built_in_specs(home);
+    for (k, v) in [("state", state), ("logs", logs), ("cache", cache)] {
+        all.entry(k.to_string()).or_insert(v);
     }
     Ok(Backends {
         state: all["state"].clone(),
@@ -235,7 +229,8 @@ mod tests {
     #[test]
     fn defaults_fill_in_what_the_supervisor_did_not_send() {
         let s = settings(&[("HOME", "/home/u"), (env::WORK_DIR, "/repo")]).unwrap();
-        assert_eq!(s.home, PathBuf::from("/home/u/.sparkwing"));
+        assert_eq!(s.home.path(), std::path::Path::new("/home/u/.sparkwing"));
+        assert_eq!(s.backends.state, "sqlite:/home/u/.sparkwing/state.db");
         assert!(s.workers >= 1);
         assert_eq!(s.mode, "local");
         assert_eq!(s.backends.logs, "filesystem:/home/u/.sparkwing/runs");

@@ -26,10 +26,7 @@ const PUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest pause between attempts while the store refuses uploads.
 const RETRY_MAX: Duration = Duration::from_secs(4);
 
-/// The artifact key of a run's state stream.
-pub(crate) fn state_key(run_id: &str) -> String {
-    format!("runs/{run_id}/state.ndjson")
-}
+pub(crate) use sparkwing_contract::surfaces::state_key;
 
 /// How the last upload went.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -26,15 +26,5 @@ pub use finalize::finalize_abandoned;
 pub use reader::{Reader, RunFilter};
 pub use writer::{Writer, WriterStats};
 
-use std::path::{Path, PathBuf};
-
-/// File name of the database inside `SPARKWING_HOME`.
-pub const DB_FILE: &str = "state.db";
-
-/// `<home>/state.db`.
-pub fn db_path(home: &Path) -> PathBuf {
-    home.join(DB_FILE)
-}
-
 /// Result alias.
 pub type Result<T, E = RecordsError> = std::result::Result<T, E>;

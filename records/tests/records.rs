@@ -41,7 +41,7 @@ const R2: &str = "run-20261127-141501-00000002";
 const R3: &str = "run-20261127-141502-00000003";
 
 fn db(dir: &Path) -> std::path::PathBuf {
-    sparkwing_records::db_path(dir)
+    sparkwing_contract::Home::at(dir).state_db()
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! and the dashboard to cancel an in-flight run by signalling its supervisor.
 
 use serde::{Deserialize, Serialize};
+use sparkwing_contract::Home;
 use std::path::{Path, PathBuf};
 
 /// The marker's content.
@@ -17,13 +18,13 @@ pub struct ActiveRun {
 }
 
 /// Where the marker of `run_id` lives.
-pub fn marker_path(home: &Path, run_id: &str) -> PathBuf {
-    home.join("active").join(format!("{run_id}.json"))
+pub fn marker_path(home: &Home, run_id: &str) -> PathBuf {
+    home.active_marker(run_id)
 }
 
 impl ActiveRun {
     /// Writes the marker (best effort: without it the dashboard only cannot cancel the run).
-    pub fn write(&self, home: &Path) {
+    pub fn write(&self, home: &Home) {
         let path = marker_path(home, &self.run_id);
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -33,12 +34,12 @@ impl ActiveRun {
     }
 
     /// Removes the marker of `run_id`.
-    pub fn remove(home: &Path, run_id: &str) {
+    pub fn remove(home: &Home, run_id: &str) {
         let _ = std::fs::remove_file(marker_path(home, run_id));
     }
 
     /// Reads the marker: `Ok(None)` when there is none, `Err(why)` when it is unreadable.
-    pub fn read(home: &Path, run_id: &str) -> Result<Option<ActiveRun>, String> {
+    pub fn read(home: &Home, run_id: &str) -> Result<Option<ActiveRun>, String> {
         match std::fs::read_to_string(marker_path(home, run_id)) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
@@ -52,7 +53,7 @@ impl ActiveRun {
 /// Whether a process on this machine is still running local run `run_id`: its marker exists and
 /// names a live supervisor or a live pipeline process. A pid reused by an unrelated process only
 /// makes a reader wait longer; it never ends a live run.
-pub fn local_run_is_live(home: &Path, run_id: &str) -> bool {
+pub fn local_run_is_live(home: &Home, run_id: &str) -> bool {
     match ActiveRun::read(home, run_id) {
         Ok(None) => false,
         // Unreadable (being written?): not evidence that the run is gone.
@@ -88,19 +89,20 @@ mod tests {
 
     #[test]
     fn written_marker_reads_back_and_names_a_live_process() {
-        let home = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path());
         let run = "run-20260101-000000-0000abcd";
-        assert!(!local_run_is_live(home.path(), run));
+        assert!(!local_run_is_live(&home, run));
         let m = ActiveRun {
             run_id: run.into(),
             pipeline: "ci".into(),
             supervisor_pid: std::process::id() as i32,
             child_pid: 0,
         };
-        m.write(home.path());
-        assert_eq!(ActiveRun::read(home.path(), run).unwrap(), Some(m));
-        assert!(local_run_is_live(home.path(), run));
-        ActiveRun::remove(home.path(), run);
-        assert!(!local_run_is_live(home.path(), run));
+        m.write(&home);
+        assert_eq!(ActiveRun::read(&home, run).unwrap(), Some(m));
+        assert!(local_run_is_live(&home, run));
+        ActiveRun::remove(&home, run);
+        assert!(!local_run_is_live(&home, run));
     }
 }

@@ -4,7 +4,7 @@
 use crate::error::{CliError, config_error};
 use crate::project::env_lookup;
 use sparkwing_config::{ProfilesFile, ProjectConfig, Resolved};
-use std::path::Path;
+use sparkwing_contract::Home;
 
 /// The profile a command uses.
 pub type Effective = Resolved;
@@ -13,15 +13,15 @@ pub type Effective = Resolved;
 pub fn resolve(
     flag: Option<&str>,
     project: Option<&ProjectConfig>,
-    home: &Path,
+    home: &Home,
 ) -> Result<Effective, CliError> {
     let user = ProfilesFile::load(&env_lookup).map_err(config_error)?;
-    sparkwing_config::resolve(flag, project, &user, home).map_err(config_error)
+    sparkwing_config::resolve(flag, project, &user, home.path()).map_err(config_error)
 }
 
 /// Resolves `--profile` for a command run from the current directory. The project is optional:
 /// outside a repository only user profiles and the built-in defaults apply.
-pub fn resolve_here(flag: Option<&str>, home: &Path) -> Result<Effective, CliError> {
+pub fn resolve_here(flag: Option<&str>, home: &Home) -> Result<Effective, CliError> {
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
     let project = match crate::project::find(&cwd) {

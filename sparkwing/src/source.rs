@@ -99,7 +99,7 @@ impl RunSource {
                 Ok(Some((run, nodes)))
             }
             RunSource::Bucket { store } => {
-                let key = format!("runs/{id}/state.ndjson");
+                let key = sparkwing_contract::surfaces::state_key(id);
                 match store.get(&key).await {
                     Ok(bytes) => Ok(parse_dump(&key, &bytes)),
                     Err(e) if e.is_not_found() => Ok(None),
@@ -139,9 +139,7 @@ fn open_reader(db: &std::path::Path) -> Result<Reader, CliError> {
 
 /// `runs/<id>/state.ndjson` with a single-segment id.
 pub fn is_state_key(key: &str) -> bool {
-    key.strip_prefix("runs/")
-        .and_then(|r| r.strip_suffix("/state.ndjson"))
-        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+    sparkwing_contract::surfaces::run_of_state_key(key).is_some()
 }
 
 async fn load_dump(store: &dyn ArtifactStore, key: &str) -> Option<(RunRecord, Vec<NodeRecord>)> {
@@ -175,7 +173,7 @@ pub struct Sources {
     pub runs: RunSource,
     pub logs: Arc<dyn LogStore>,
     /// `$SPARKWING_HOME`: where local runs keep their active-run markers.
-    pub home: PathBuf,
+    pub home: sparkwing_contract::Home,
 }
 
 /// Readers' sources for `--profile` (or the project default / built-in defaults): runs from the
@@ -183,7 +181,7 @@ pub struct Sources {
 pub fn open(
     profile: &sparkwing_config::Resolved,
     explicit: bool,
-    home: &std::path::Path,
+    home: &sparkwing_contract::Home,
 ) -> Result<Sources, CliError> {
     use sparkwing_config::Surface;
     if matches!(profile.logs, Surface::Stdout) {
@@ -218,23 +216,26 @@ pub fn open(
     Ok(Sources {
         runs,
         logs,
-        home: home.to_path_buf(),
+        home: home.clone(),
     })
 }
 
 /// The SQLite file a profile's state surface names (`$SPARKWING_HOME/state.db` by default).
-pub fn state_db_path(profile: &sparkwing_config::Resolved, home: &std::path::Path) -> PathBuf {
-    match &profile.state {
-        sparkwing_config::Surface::Sqlite { path: Some(p) } => p.clone(),
-        _ => sparkwing_records::db_path(home),
-    }
+pub fn state_db_path(
+    profile: &sparkwing_config::Resolved,
+    home: &sparkwing_contract::Home,
+) -> PathBuf {
+    sparkwing_contract::surfaces::state_db(&profile.state.spec_string(), home)
 }
 
 /// Where `runs/<runID>/state.ndjson` dumps live for a profile: the state surface when it is a
 /// bucket, else the cache surface (the pipeline runtime streams them by the same rule).
 pub fn state_dump_surface(profile: &sparkwing_config::Resolved) -> &sparkwing_config::Surface {
-    match &profile.state {
-        s @ sparkwing_config::Surface::S3 { .. } => s,
-        _ => &profile.cache,
+    let state = profile.state.spec_string();
+    if sparkwing_contract::surfaces::state_dump_spec(&state, &profile.cache.spec_string()) == state
+    {
+        &profile.state
+    } else {
+        &profile.cache
     }
 }

@@ -326,7 +326,7 @@ impl BucketRuns {
 
     /// Reads and parses one dump, updating the cache.
     async fn fetch(&self, id: &str) -> Result<Option<RunState>, StoreError> {
-        let key = format!("runs/{id}/state.ndjson");
+        let key = sparkwing_contract::surfaces::state_key(id);
         let bytes = match self.store.get(&key).await {
             Ok(b) => b,
             Err(e) if e.is_not_found() => {
@@ -407,12 +407,7 @@ impl BucketRuns {
 fn ids_newest_first(keys: &[String]) -> Vec<String> {
     let mut ids: Vec<String> = keys
         .iter()
-        .filter(|k| crate::source::is_state_key(k))
-        .filter_map(|k| {
-            k.strip_prefix("runs/")?
-                .strip_suffix("/state.ndjson")
-                .map(str::to_string)
-        })
+        .filter_map(|k| sparkwing_contract::surfaces::run_of_state_key(k).map(str::to_string))
         .collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
     ids

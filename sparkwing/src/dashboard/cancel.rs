@@ -5,7 +5,6 @@
 use crate::active::{ActiveRun, marker_path};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::path::Path;
 
 /// Why a run could not be cancelled.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +38,7 @@ pub struct Cancelled {
 }
 
 /// Sends SIGTERM to the supervisor of `run` (an already validated run id).
-pub fn cancel(home: &Path, run: &str) -> Result<Cancelled, CancelError> {
+pub fn cancel(home: &sparkwing_contract::Home, run: &str) -> Result<Cancelled, CancelError> {
     let path = marker_path(home, run);
     let marker = match ActiveRun::read(home, run) {
         Ok(Some(m)) => m,
@@ -98,7 +97,11 @@ mod tests {
     #[test]
     fn missing_marker_is_not_in_flight() {
         let home = tempfile::tempdir().unwrap();
-        let err = cancel(home.path(), "run-20260101-000000-00000000").unwrap_err();
+        let err = cancel(
+            &sparkwing_contract::Home::at(home.path()),
+            "run-20260101-000000-00000000",
+        )
+        .unwrap_err();
         assert!(matches!(err, CancelError::NotInFlight(_)), "{err}");
     }
 
@@ -116,7 +119,7 @@ mod tests {
             body.to_string(),
         )
         .unwrap();
-        let err = cancel(home.path(), run).unwrap_err();
+        let err = cancel(&sparkwing_contract::Home::at(home.path()), run).unwrap_err();
         assert!(matches!(err, CancelError::NotInFlight(_)), "{err}");
     }
 
@@ -131,7 +134,7 @@ mod tests {
             body.to_string(),
         )
         .unwrap();
-        let err = cancel(home.path(), run).unwrap_err();
+        let err = cancel(&sparkwing_contract::Home::at(home.path()), run).unwrap_err();
         assert!(matches!(err, CancelError::BadMarker { .. }), "{err}");
     }
 }

@@ -30,8 +30,8 @@ pub fn start(args: &StartArgs, plan: &Plan) -> CliResult {
     // Fail here, with the holder named, rather than in a detached process.
     drop(super::server::bind(plan.addr)?);
 
-    std::fs::create_dir_all(&plan.home)
-        .map_err(|e| CliError::failure(format!("create `{}`: {e}", plan.home.display())))?;
+    std::fs::create_dir_all(plan.home.path())
+        .map_err(|e| CliError::failure(format!("create `{}`: {e}", plan.home.path().display())))?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -70,7 +70,7 @@ pub fn start(args: &StartArgs, plan: &Plan) -> CliResult {
         // Its own process group: a Ctrl-C in this terminal later must not stop the server.
         cmd.process_group(0);
     }
-    cmd.env(sparkwing_contract::env::HOME, &plan.home)
+    cmd.env(sparkwing_contract::env::HOME, plan.home.path())
         .stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(log2);
@@ -112,7 +112,7 @@ pub fn start(args: &StartArgs, plan: &Plan) -> CliResult {
     }
     println!("dashboard: {}", url(plan.addr));
     println!("api:       {}api/v1", url(plan.addr));
-    println!("home:      {}", plan.home.display());
+    println!("home:      {}", plan.home.path().display());
     println!("log:       {}", files.log.display());
     println!("pid:       {}", child.id());
     Ok(0)

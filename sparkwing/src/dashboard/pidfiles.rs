@@ -5,7 +5,7 @@ use crate::error::CliError;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// `dashboard.pid` (the server's pid, alone, so `kill $(cat …)` works) and `dashboard.addr`
 /// (its address) under `$SPARKWING_HOME`.
@@ -16,11 +16,11 @@ pub struct PidFiles {
 }
 
 impl PidFiles {
-    pub fn new(home: &Path) -> PidFiles {
+    pub fn new(home: &sparkwing_contract::Home) -> PidFiles {
         PidFiles {
-            pid: home.join("dashboard.pid"),
-            addr: home.join("dashboard.addr"),
-            log: home.join("dashboard.log"),
+            pid: home.dashboard_file("pid"),
+            addr: home.dashboard_file("addr"),
+            log: home.dashboard_file("log"),
         }
     }
 

@@ -31,7 +31,7 @@ pub struct Plan {
     pub logs: Option<Arc<dyn LogStore>>,
     pub artifacts: Option<Arc<dyn ArtifactStore>>,
     /// `$SPARKWING_HOME`: pid file, log file, active-run markers.
-    pub home: PathBuf,
+    pub home: sparkwing_contract::Home,
     /// The profile that supplied the stores (`built-in` when none did).
     pub profile: String,
 }

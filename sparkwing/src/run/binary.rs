@@ -44,7 +44,7 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
-    pub fn new(sparkwing_dir: &Path, home: &Path) -> Self {
+    pub fn new(sparkwing_dir: &Path, home: &sparkwing_contract::Home) -> Self {
         BuildContext {
             sparkwing_dir: sparkwing_dir.to_path_buf(),
             target_dir: crate::home::cargo_target_dir(home),
@@ -391,9 +391,9 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
 }
 
 /// The local binary cache under `$SPARKWING_HOME`.
-pub fn open_cache(home: &Path) -> Result<LocalCache, CliError> {
+pub fn open_cache(home: &sparkwing_contract::Home) -> Result<LocalCache, CliError> {
     let limits = bincache::Limits::from_env().map_err(|e| CliError::usage(e.to_string()))?;
-    LocalCache::open(LocalCache::default_root(home), limits)
+    LocalCache::open(home.pipeline_cache(), limits)
         .map_err(|e| CliError::failure(format!("open the pipeline cache: {e}")))
 }
 

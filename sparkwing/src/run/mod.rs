@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub struct RunPlan {
     pub args: RunArgs,
     pub project: Project,
-    pub home: PathBuf,
+    pub home: sparkwing_contract::Home,
     /// `--sw-mode`, else `SPARKWING_MODE`, else local.
     pub mode: (Mode, Origin),
     /// `--sw-workers`, else `SPARKWING_WORKERS`, else the CPU count.
@@ -118,7 +118,7 @@ fn act(plan: RunPlan) -> CliResult {
         .env(env::WORKERS, plan.workers.0.to_string())
         .env(env::WORKERS_FROM, plan.workers.1.as_str())
         .env(env::RUN_ID, run_id.as_str())
-        .env(env::HOME, &plan.home)
+        .env(env::HOME, plan.home.path())
         .env(env::PROFILE, &plan.profile.name)
         .env(env::BACKENDS, plan.profile.backends_json().to_string())
         .env(env::WORK_DIR, &plan.project.root)
@@ -191,7 +191,7 @@ fn finalize_abandoned(
     let dump = sparkwing_records::Reader::open(&db).and_then(|r| r.dump_state(run_id.as_str()));
     let Ok(Some(dump)) = dump else { return };
     let spec = crate::source::state_dump_surface(&plan.profile).spec_string();
-    let key = format!("runs/{run_id}/state.ndjson");
+    let key = sparkwing_contract::surfaces::state_key(run_id.as_str());
     let upload = async {
         let store = sparkwing_storage::open_artifact_store(&spec)?;
         store.put(&key, dump.into_bytes()).await
@@ -213,7 +213,7 @@ fn finalize_abandoned(
 /// `$SPARKWING_HOME/spool/<runID>/logs/<node>/<part>`, delivered in part-name (write) order under
 /// the names the pipeline gave them, so a part that had landed after all is replaced, not doubled.
 fn deliver_spooled_logs(plan: &RunPlan, run_id: &RunId, rt: &tokio::runtime::Runtime) {
-    let root = plan.home.join("spool").join(run_id.as_str()).join("logs");
+    let root = plan.home.spool_dir(run_id.as_str()).join("logs");
     let mut parts = Vec::new();
     collect_spooled(&root, &root, &mut parts);
     if parts.is_empty() {
@@ -246,7 +246,7 @@ fn deliver_spooled_logs(plan: &RunPlan, run_id: &RunId, rt: &tokio::runtime::Run
         }
     }
     if delivered == total {
-        let _ = std::fs::remove_dir_all(plan.home.join("spool").join(run_id.as_str()));
+        let _ = std::fs::remove_dir_all(plan.home.spool_dir(run_id.as_str()));
         eprintln!("sparkwing: delivered {total} spooled log part(s) of {run_id} to `{spec}`");
     } else {
         eprintln!(
