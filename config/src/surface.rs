@@ -4,8 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
-use sparkwing_storage::StoreUrl;
-use sparkwing_storage::url::UrlError;
+use sparkwing_contract::url::{StoreUrl, UrlError};
 
 use crate::error::{ConfigError, Problem};
 use crate::yaml::{Doc, Target, YPath};

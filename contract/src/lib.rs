@@ -11,12 +11,14 @@ pub mod id;
 pub mod record;
 pub mod surfaces;
 pub mod timefmt;
+pub mod url;
 
 pub use home::{Home, HomeError};
 pub use id::{IdError, RunId};
 pub use record::{
     Envelope, Invocation, LogRecord, NodeRecord, NodeStatus, Outcome, RunRecord, RunStatus,
 };
+pub use url::{StoreUrl, UrlError};
 
 /// The version of the SDK (pipeline-runtime and its companion crates) this build belongs to.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");

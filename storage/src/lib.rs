@@ -32,7 +32,8 @@ pub mod s3;
 pub mod testing;
 #[cfg(test)]
 mod tests;
-pub mod url;
+/// Store URLs live in the contract (every process parses them alike); re-exported here.
+pub use sparkwing_contract::url;
 
 pub use artifact::ArtifactStore;
 pub use error::StoreError;

@@ -10,7 +10,7 @@
 //!
 //! A leading `~/` in a filesystem path expands to `$HOME`.
 
-use sparkwing_contract::id::{validate_hierarchical, validate_segment};
+use crate::id::{validate_hierarchical, validate_segment};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -56,7 +56,7 @@ pub enum UrlError {
 /// A parsed store location.
 ///
 /// ```
-/// use sparkwing_storage::StoreUrl;
+/// use sparkwing_contract::StoreUrl;
 ///
 /// let u: StoreUrl = "s3://my-team/ci/logs/".parse().unwrap();
 /// assert_eq!(u.spec_string(), "s3://my-team/ci/logs");
