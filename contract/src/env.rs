@@ -61,3 +61,30 @@ pub const NO_CACHE_WRITE: &str = "SPARKWING_NO_CACHE_WRITE";
 /// Profiles file override (else `$XDG_CONFIG_HOME/sparkwing/profiles.yaml`, else
 /// `~/.config/sparkwing/profiles.yaml`).
 pub const PROFILES: &str = "SPARKWING_PROFILES";
+
+/// The execution mode (`SPARKWING_MODE`): `local`, or `ci-embedded` inside a CI job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Local,
+    CiEmbedded,
+}
+
+impl Mode {
+    /// The spelling in `SPARKWING_MODE`, flags and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Local => "local",
+            Mode::CiEmbedded => "ci-embedded",
+        }
+    }
+
+    /// Parses a spelling (surrounding whitespace ignored).
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim() {
+            "local" => Some(Mode::Local),
+            "ci-embedded" => Some(Mode::CiEmbedded),
+            _ => None,
+        }
+    }
+}

@@ -140,7 +140,7 @@ pub(crate) async fn execute(
             .map(|(k, v)| (k, masker.mask(&v).into_owned()))
             .collect(),
         invocation: Invocation {
-            mode: settings.mode.clone(),
+            mode: settings.mode.as_str().to_string(),
             mode_from: settings.mode_from.clone(),
             workers: settings.workers.min(u32::MAX as usize) as u32,
             workers_from: settings.workers_from.clone(),

@@ -29,6 +29,8 @@ pub(crate) enum SettingsError {
     LogFormat { name: &'static str, value: String },
     #[error("read `{name}`: `{value}` is not a number of milliseconds")]
     Grace { name: &'static str, value: String },
+    #[error("read `{name}`: `{value}` is not a mode; valid modes: `local`, `ci-embedded`")]
+    Mode { name: &'static str, value: String },
     #[error("read `{name}`: {reason}")]
     Backends { name: &'static str, reason: String },
     #[error("read `{name}`: {source}")]
@@ -60,7 +62,7 @@ const ALWAYS_SECRET: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
 /// The child's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub mode: String,
+    pub mode: sparkwing_contract::env::Mode,
     /// Where the supervisor took `mode` from (`flag`, `env`, `default`); empty without one.
     pub mode_from: String,
     pub workers: usize,
@@ -87,7 +89,9 @@ impl Settings {
     /// Whether the console folds each node's lines into a CI group: only in `ci-embedded` mode,
     /// on a vendor whose console has groups, and not in JSON format (machines read that).
     pub fn console_grouping(&self) -> Option<crate::log::Grouping> {
-        if self.mode != "ci-embedded" || self.log_format == LogFormat::Json {
+        if self.mode != sparkwing_contract::env::Mode::CiEmbedded
+            || self.log_format == LogFormat::Json
+        {
             return None;
         }
         self.ci.console_groups()
@@ -172,7 +176,13 @@ impl Settings {
             .collect();
         let backends = parse_backends(nonempty(env::BACKENDS).as_deref(), &home)?;
         Ok(Settings {
-            mode: nonempty(env::MODE).unwrap_or_else(|| "local".into()),
+            mode: match nonempty(env::MODE) {
+                None => env::Mode::Local,
+                Some(v) => env::Mode::parse(&v).ok_or(SettingsError::Mode {
+                    name: env::MODE,
+                    value: v,
+                })?,
+            },
             mode_from: get(env::MODE_FROM).unwrap_or_default(),
             workers,
             workers_from: get(env::WORKERS_FROM).unwrap_or_default(),
@@ -232,11 +242,22 @@ mod tests {
         assert_eq!(s.home.path(), std::path::Path::new("/home/u/.sparkwing"));
         assert_eq!(s.backends.state, "sqlite:/home/u/.sparkwing/state.db");
         assert!(s.workers >= 1);
-        assert_eq!(s.mode, "local");
+        assert_eq!(s.mode, env::Mode::Local);
         assert_eq!(s.backends.logs, "filesystem:/home/u/.sparkwing/runs");
         assert_eq!(s.backends.cache, "filesystem:/home/u/.sparkwing/artifacts");
         assert_eq!(s.kill_grace, DEFAULT_GRACE);
         assert!(RunId::parse(s.run_id.as_str()).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_mode_is_an_error_naming_the_valid_ones() {
+        let e = settings(&[(env::HOME, "/h"), (env::MODE, "fast")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "read `SPARKWING_MODE`: `fast` is not a mode; valid modes: `local`, `ci-embedded`"
+        );
+        let s = settings(&[(env::HOME, "/h"), (env::MODE, "ci-embedded")]).unwrap();
+        assert_eq!(s.mode, env::Mode::CiEmbedded);
     }
 
     #[test]

@@ -109,6 +109,12 @@ mod tests {
                 !matches!(second, Some("tests" | "examples" | "benches" | "templates")),
                 "`{rel}` is embedded"
             );
+            assert!(
+                !rel.starts_with("storage/src/conformance")
+                    && !rel.starts_with("storage/src/testing")
+                    && *rel != "storage/src/tests.rs",
+                "test-only `{rel}` is embedded"
+            );
             if rel.ends_with("/Cargo.toml") {
                 let text = std::str::from_utf8(bytes).unwrap();
                 assert!(text.contains("autotests = false"), "{rel}:\n{text}");

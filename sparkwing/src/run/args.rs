@@ -7,22 +7,7 @@
 use crate::error::CliError;
 use std::path::PathBuf;
 
-/// Execution mode: `local`, or `ci-embedded` inside a CI job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Local,
-    CiEmbedded,
-}
-
-impl Mode {
-    /// The spelling passed to the child in `SPARKWING_MODE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Local => "local",
-            Mode::CiEmbedded => "ci-embedded",
-        }
-    }
-}
+pub use sparkwing_contract::env::Mode;
 
 /// Where a run setting came from: its flag, its environment variable, or the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,9 +156,10 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
 
 /// A mode from `source` (`--sw-mode` or `SPARKWING_MODE`), named in the error.
 fn parse_mode(v: &str, source: &str) -> Result<Mode, CliError> {
+    if let Some(mode) = Mode::parse(v) {
+        return Ok(mode);
+    }
     match v.trim() {
-        "local" => Ok(Mode::Local),
-        "ci-embedded" => Ok(Mode::CiEmbedded),
         "distributed" => Err(CliError::usage(format!(
             "`{source}` value `distributed` is not part of sparkwing: the host CI is the orchestrator"
         ))
