@@ -341,6 +341,17 @@ pub struct LogRecord {
     pub attrs: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The text a person reads for one stored log line (one NDJSON record): its message on one line
+/// (embedded line breaks become spaces, so one record never reads as two), `· <event>` for a
+/// message-less lifecycle record, and a line that is not a record as it is.
+pub fn log_line_text(line: &[u8]) -> String {
+    match serde_json::from_slice::<LogRecord>(line) {
+        Ok(rec) if rec.msg.is_empty() && !rec.event.is_empty() => format!("· {}", rec.event),
+        Ok(rec) => rec.msg.replace(['\n', '\r'], " "),
+        Err(_) => String::from_utf8_lossy(line).into_owned(),
+    }
+}
+
 /// Result of parsing a state.ndjson blob: the last run record, nodes in first-seen order (last
 /// record per id wins), events, and the lines that could not be read.
 #[derive(Debug, Clone, Default)]
@@ -498,5 +509,26 @@ mod display_tests {
         assert_eq!(format!("[{:<9}]", RunStatus::Success), "[success  ]");
         assert_eq!(format!("[{:<8}]", NodeStatus::Done), "[done    ]");
         assert_eq!(format!("[{:>9}]", Outcome::Failed), "[   failed]");
+    }
+}
+
+#[cfg(test)]
+mod log_text_tests {
+    #[test]
+    fn one_record_reads_as_one_line() {
+        let t = |s: &str| super::log_line_text(s.as_bytes());
+        assert_eq!(
+            t(r#"{"ts":"x","level":"info","node":"a","msg":"hello"}"#),
+            "hello"
+        );
+        assert_eq!(
+            t(r#"{"ts":"x","level":"info","node":"a","msg":"two\nlines\r"}"#),
+            "two lines "
+        );
+        assert_eq!(
+            t(r#"{"ts":"x","level":"info","node":"a","msg":"","event":"node_start"}"#),
+            "· node_start"
+        );
+        assert_eq!(t("not json"), "not json");
     }
 }

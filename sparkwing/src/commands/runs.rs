@@ -6,7 +6,7 @@ use crate::output::print_json;
 use crate::source::{self, ListFilter, Sources};
 use sparkwing_contract::human::duration_ms as human_duration;
 use sparkwing_contract::record::{HEARTBEAT_INTERVAL, STALE_AFTER};
-use sparkwing_contract::{LogRecord, NodeRecord, RunRecord, RunStatus, timefmt};
+use sparkwing_contract::{NodeRecord, RunRecord, RunStatus, timefmt};
 use sparkwing_storage::ReadOpts;
 use std::io::Write;
 
@@ -278,17 +278,7 @@ fn render_logs(bytes: &[u8], node_prefix: Option<&str>, output: Format, out: &mu
                 let _ = out.write_all(b"\n");
             }
             Format::Pretty => {
-                let text = match serde_json::from_slice::<LogRecord>(line) {
-                    Ok(rec) => {
-                        if rec.msg.is_empty() && !rec.event.is_empty() {
-                            format!("· {}", rec.event)
-                        } else {
-                            rec.msg
-                        }
-                    }
-                    // Lines that are not records are shown as they are.
-                    Err(_) => String::from_utf8_lossy(line).into_owned(),
-                };
+                let text = sparkwing_contract::record::log_line_text(line);
                 let _ = match node_prefix {
                     Some(n) => writeln!(out, "[{n}] {text}"),
                     None => writeln!(out, "{text}"),

@@ -1,7 +1,6 @@
 //! Rendering stored log records for the API: plain text, text with ANSI colours, or the raw
 //! NDJSON records.
 
-use sparkwing_contract::LogRecord;
 use sparkwing_storage::ReadOpts;
 
 /// The response format of a log request.
@@ -51,15 +50,7 @@ pub fn render(stored: &[u8], format: LogFormat, opts: &ReadOpts) -> Vec<u8> {
     opts.apply(&out)
 }
 
-/// The text a person reads for one stored line: the message, `· event` for message-less
-/// lifecycle records, and lines that are not records verbatim.
-fn message(line: &[u8]) -> String {
-    match serde_json::from_slice::<LogRecord>(line) {
-        Ok(rec) if rec.msg.is_empty() && !rec.event.is_empty() => format!("· {}", rec.event),
-        Ok(rec) => rec.msg.replace(['\n', '\r'], " "),
-        Err(_) => String::from_utf8_lossy(line).into_owned(),
-    }
-}
+use sparkwing_contract::record::log_line_text as message;
 
 /// Removes ANSI escape sequences (CSI `ESC [ … final`, OSC `ESC ] … BEL|ESC \`, and two-byte
 /// escapes).
