@@ -251,6 +251,31 @@ pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120)
 pub const LOGS_DRAINED: &str = "logs_drained";
 
 impl RunRecord {
+    /// A run of `pipeline` in `status`, started at `started_at` (RFC 3339), with nothing else
+    /// recorded yet, written by this format version.
+    pub fn new(
+        id: impl Into<String>,
+        pipeline: impl Into<String>,
+        status: RunStatus,
+        started_at: impl Into<String>,
+    ) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            pipeline: pipeline.into(),
+            status,
+            error: String::new(),
+            started_at: started_at.into(),
+            finished_at: None,
+            last_heartbeat_at: None,
+            git_branch: String::new(),
+            git_sha: String::new(),
+            repo_url: String::new(),
+            args: BTreeMap::new(),
+            invocation: Invocation::default(),
+            format_version: Some(FORMAT_VERSION),
+        }
+    }
+
     /// Whether the runtime has said that every log part is in the store ([`LOGS_DRAINED`]).
     pub fn logs_drained(&self) -> bool {
         self.invocation.extra.get(LOGS_DRAINED) == Some(&serde_json::Value::Bool(true))
@@ -430,19 +455,13 @@ mod tests {
 
     fn run() -> RunRecord {
         RunRecord {
-            id: "run-20260420-093112-a7f2c3d4".into(),
-            pipeline: "ci".into(),
-            status: RunStatus::Running,
-            error: String::new(),
-            started_at: "2026-04-20T09:31:12Z".into(),
-            finished_at: None,
-            last_heartbeat_at: None,
             git_branch: "main".into(),
-            git_sha: String::new(),
-            repo_url: String::new(),
-            args: BTreeMap::new(),
-            invocation: Invocation::default(),
-            format_version: Some(FORMAT_VERSION),
+            ..RunRecord::new(
+                "run-20260420-093112-a7f2c3d4",
+                "ci",
+                RunStatus::Running,
+                "2026-04-20T09:31:12Z",
+            )
         }
     }
 

@@ -9,9 +9,7 @@ use crate::plan::ValidPlan;
 use crate::settings::Settings;
 use crate::state::{StateStream, state_key};
 use sparkwing_contract::exit;
-use sparkwing_contract::record::{
-    FORMAT_VERSION, Invocation, NodeRecord, Outcome, RunRecord, RunStatus,
-};
+use sparkwing_contract::record::{Invocation, NodeRecord, Outcome, RunRecord, RunStatus};
 use sparkwing_contract::timefmt::now_rfc3339;
 use sparkwing_records::Writer;
 use std::sync::Arc;
@@ -124,13 +122,6 @@ pub(crate) async fn execute(
             .unwrap_or_default()
     };
     let mut run = RunRecord {
-        id: run_id.clone(),
-        pipeline: pipeline.to_string(),
-        status: RunStatus::Running,
-        error: String::new(),
-        started_at: now_rfc3339(),
-        finished_at: None,
-        last_heartbeat_at: None,
         git_branch: git.branch,
         git_sha: git.sha,
         repo_url: git.remote,
@@ -152,7 +143,7 @@ pub(crate) async fn execute(
             cwd: settings.work_dir.display().to_string(),
             extra: ci.extra().collect(),
         },
-        format_version: Some(FORMAT_VERSION),
+        ..RunRecord::new(run_id.clone(), pipeline, RunStatus::Running, now_rfc3339())
     };
     let pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
     // The state stream goes to the state surface when that is a bucket, else to the cache.

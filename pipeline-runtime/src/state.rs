@@ -259,25 +259,16 @@ async fn upload_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sparkwing_contract::record::{Invocation, NodeStatus};
+    use sparkwing_contract::record::NodeStatus;
     use sparkwing_storage::FsArtifactStore;
 
     fn run() -> RunRecord {
-        RunRecord {
-            id: "run-20261127-141500-1a2b3c4d".into(),
-            pipeline: "ci".into(),
-            status: RunStatus::Running,
-            error: String::new(),
-            started_at: "2026-11-27T14:15:00Z".into(),
-            finished_at: None,
-            last_heartbeat_at: None,
-            git_branch: String::new(),
-            git_sha: String::new(),
-            repo_url: String::new(),
-            args: Default::default(),
-            invocation: Invocation::default(),
-            format_version: Some(1),
-        }
+        RunRecord::new(
+            "run-20261127-141500-1a2b3c4d",
+            "ci",
+            RunStatus::Running,
+            "2026-11-27T14:15:00Z",
+        )
     }
 
     fn node(id: &str, status: NodeStatus) -> NodeRecord {

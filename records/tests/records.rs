@@ -9,23 +9,15 @@ use std::path::Path;
 
 fn run(id: &str, pipeline: &str, status: RunStatus, started_at: &str) -> RunRecord {
     RunRecord {
-        id: id.into(),
-        pipeline: pipeline.into(),
-        status,
-        error: String::new(),
-        started_at: started_at.into(),
-        finished_at: None,
-        last_heartbeat_at: None,
         git_branch: "main".into(),
         git_sha: "abc123".into(),
-        repo_url: String::new(),
         args: BTreeMap::from([("count".to_string(), "3".to_string())]),
         invocation: Invocation {
             mode: "local".into(),
             workers: 2,
             ..Default::default()
         },
-        format_version: Some(1),
+        ..RunRecord::new(id, pipeline, status, started_at)
     }
 }
 

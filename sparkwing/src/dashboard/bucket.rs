@@ -436,25 +436,16 @@ pub fn id_time(id: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sparkwing_contract::{Invocation, NodeStatus, RunStatus};
+    use sparkwing_contract::{NodeStatus, RunStatus};
     use sparkwing_storage::FsArtifactStore;
 
     fn run(id: &str, pipeline: &str, status: RunStatus) -> RunRecord {
-        RunRecord {
-            id: id.into(),
-            pipeline: pipeline.into(),
+        RunRecord::new(
+            id,
+            pipeline,
             status,
-            error: String::new(),
-            started_at: timefmt::unix_nanos_to_rfc3339(id_time(id).unwrap()),
-            finished_at: None,
-            last_heartbeat_at: None,
-            git_branch: String::new(),
-            git_sha: String::new(),
-            repo_url: String::new(),
-            args: Default::default(),
-            invocation: Invocation::default(),
-            format_version: Some(1),
-        }
+            timefmt::unix_nanos_to_rfc3339(id_time(id).unwrap()),
+        )
     }
 
     fn node(run: &str, id: &str) -> NodeRecord {
