@@ -10,6 +10,7 @@ mod home;
 mod output;
 mod profiles;
 mod project;
+mod reader;
 mod run;
 mod sdk;
 mod source;

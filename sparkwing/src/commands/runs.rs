@@ -101,7 +101,7 @@ fn duration_ms(started: &str, finished: Option<&str>) -> Option<i64> {
 }
 
 async fn list(sources: &Sources, filter: ListFilter, output: Format) -> CliResult {
-    let runs = sources.runs.list(&filter).await?;
+    let runs = sources.runs.list_runs(&filter).await?;
     match output {
         Format::Json => print_json(&serde_json::json!({ "runs": runs }))?,
         Format::Pretty => {
@@ -161,7 +161,7 @@ async fn list(sources: &Sources, filter: ListFilter, output: Format) -> CliResul
 
 async fn show(sources: &Sources, run: &str, output: Format) -> CliResult {
     let id = sources.runs.resolve_id(run).await?;
-    let Some((run, nodes)) = sources.runs.get(&id).await? else {
+    let Some((run, nodes)) = sources.runs.get_run(&id).await? else {
         return Err(not_found(&id, sources));
     };
     match output {
@@ -301,7 +301,7 @@ async fn logs(
         sparkwing_contract::id::validate_hierarchical(n)
             .map_err(|e| CliError::usage(format!("invalid `--node`: {e}")))?;
     }
-    let known = sources.runs.get(&id).await?;
+    let known = sources.runs.get_run(&id).await?;
     let logs_exist = !sources
         .logs
         .list_nodes(&id)
@@ -372,7 +372,7 @@ async fn follow_logs(
     let stdout = std::io::stdout();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut started: HashSet<String> = HashSet::new();
-    let local = matches!(sources.runs, source::RunSource::Local { .. });
+    let local = sources.runs.is_local();
     let mut orphan_polls = 0u32;
     // A run already over when following began has all its parts in the store.
     let mut saw_running = !known.as_ref().is_some_and(|(r, _)| r.status.is_terminal());
@@ -447,7 +447,7 @@ async fn follow_logs(
                 continue;
             }
             tokio::time::sleep(FOLLOW_POLL).await;
-            known = sources.runs.get(id).await?;
+            known = sources.runs.get_run(id).await?;
             continue;
         }
         saw_running = true;
@@ -474,7 +474,7 @@ async fn follow_logs(
                 orphan_polls + 1
             };
             if orphan_polls >= FOLLOW_ORPHAN_POLLS {
-                known = sources.runs.get(id).await?;
+                known = sources.runs.get_run(id).await?;
                 if !known.as_ref().is_some_and(|(r, _)| r.status.is_terminal()) {
                     return Err(CliError::failure(format!(
                         "stopped following `{id}`: its record still says running, but no \
@@ -489,7 +489,7 @@ async fn follow_logs(
             }
         }
         tokio::time::sleep(FOLLOW_POLL).await;
-        known = sources.runs.get(id).await?;
+        known = sources.runs.get_run(id).await?;
     }
 }
 

@@ -1,9 +1,9 @@
 //! `/api/v1` handlers. Field names follow the Go original where it has them. Every identifier
 //! from a URL is validated before any store is touched.
 
-use super::bucket::Wanted;
 use super::logs::{self, LogFormat};
 use super::state::AppState;
+use crate::reader::Wanted;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -64,10 +64,10 @@ pub async fn capabilities(State(st): St) -> Response {
         vec!["cancel"]
     };
     Json(serde_json::json!({
-        "mode": plan.mode(),
+        "mode": plan.runs.mode(),
         "read_only": plan.read_only,
         "stores": {
-            "runs": plan.runs_spec(),
+            "runs": plan.runs.spec(),
             "logs": plan.logs.as_ref().map(|l| l.describe()),
             "artifacts": plan.artifacts.as_ref().map(|a| a.describe()),
         },
@@ -201,7 +201,7 @@ pub async fn list_runs(State(st): St, Query(q): Query<ListQuery>) -> Response {
 async fn run_json(st: &AppState, run: &sparkwing_contract::RunRecord) -> serde_json::Value {
     let mut v = serde_json::to_value(run).unwrap_or_default();
     if run.status == RunStatus::Running
-        && matches!(st.plan.runs_from, super::plan::RunsFrom::Local { .. })
+        && st.runs.is_local()
         && !crate::active::local_run_is_live(&st.plan.home, &run.id)
         && st
             .runs

@@ -6,14 +6,12 @@
 
 mod api;
 mod assets;
-mod bucket;
 mod cancel;
 mod daemon;
 mod logs;
 mod pidfiles;
 mod plan;
 mod port;
-mod runs;
 mod server;
 mod state;
 

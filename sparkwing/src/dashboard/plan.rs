@@ -6,20 +6,7 @@ use crate::error::CliError;
 use sparkwing_config::{Resolved, Source, Surface, SurfaceKind};
 use sparkwing_storage::{ArtifactStore, LogStore};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Where the runs the dashboard lists come from.
-#[derive(Debug, Clone)]
-pub enum RunsFrom {
-    /// The local SQLite record.
-    Local { db: PathBuf },
-    /// `runs/*/state.ndjson` in a bucket: the profile's state surface when it is one, else the
-    /// artifact store.
-    Bucket {
-        store: std::sync::Arc<dyn sparkwing_storage::ArtifactStore>,
-    },
-}
 
 /// A validated `dashboard start`.
 #[derive(Debug, Clone)]
@@ -27,7 +14,8 @@ pub struct Plan {
     pub addr: SocketAddr,
     /// No write route is mounted (`--read-only`, or implied by `--no-local-store`).
     pub read_only: bool,
-    pub runs_from: RunsFrom,
+    /// Where runs are listed from.
+    pub runs: crate::reader::Runs,
     pub logs: Option<Arc<dyn LogStore>>,
     pub artifacts: Option<Arc<dyn ArtifactStore>>,
     /// `$SPARKWING_HOME`: pid file, log file, active-run markers.
@@ -59,7 +47,7 @@ impl Plan {
             .map(|u| flag_surface("--artifact-store", u))
             .transpose()?;
 
-        let (logs, cache, runs_from) = if args.no_local_store {
+        let (logs, cache, runs) = if args.no_local_store {
             let logs = log_flag.or_else(|| declared(&profile, SurfaceKind::Logs));
             let cache = art_flag.or_else(|| declared(&profile, SurfaceKind::Cache));
             let (Some(logs), Some(cache)) = (logs, cache) else {
@@ -78,12 +66,12 @@ impl Plan {
             let spec = dumps.spec_string();
             let store = sparkwing_storage::open_artifact_store(&spec)
                 .map_err(|e| CliError::failure(format!("open the artifact store `{spec}`: {e}")))?;
-            (Some(logs), Some(cache), RunsFrom::Bucket { store })
+            (Some(logs), Some(cache), crate::reader::Runs::bucket(store))
         } else {
             let db = crate::source::state_db_path(&profile, &home);
             let logs = log_flag.unwrap_or_else(|| profile.logs.clone());
             let cache = art_flag.unwrap_or_else(|| profile.cache.clone());
-            (Some(logs), Some(cache), RunsFrom::Local { db })
+            (Some(logs), Some(cache), crate::reader::Runs::local(db))
         };
 
         let logs =
@@ -109,28 +97,12 @@ impl Plan {
         Ok(Plan {
             addr: args.addr,
             read_only: args.read_only || args.no_local_store,
-            runs_from,
+            runs,
             logs,
             artifacts,
             home,
             profile: profile.name.clone(),
         })
-    }
-
-    /// `local` over SQLite, `bucket` over state dumps.
-    pub fn mode(&self) -> &'static str {
-        match self.runs_from {
-            RunsFrom::Local { .. } => "local",
-            RunsFrom::Bucket { .. } => "bucket",
-        }
-    }
-
-    /// Spec string of where runs come from.
-    pub fn runs_spec(&self) -> String {
-        match &self.runs_from {
-            RunsFrom::Local { db } => format!("sqlite:{}", db.display()),
-            RunsFrom::Bucket { store } => store.describe(),
-        }
     }
 }
 

@@ -193,7 +193,7 @@ pub fn serve_foreground(plan: Plan) -> CliResult {
         println!(
             "dashboard: serving {} (runs: {}, logs: {}, artifacts: {}, {})",
             super::pidfiles::url(addr),
-            plan.runs_spec(),
+            plan.runs.spec(),
             plan.logs
                 .as_ref()
                 .map(|l| l.describe())

@@ -1,8 +1,7 @@
-//! What every dashboard request handler sees: the plan it serves and where its runs are read.
+//! What every dashboard request handler sees: the plan it serves and the run reader.
 
-use super::bucket::BucketRuns;
-use super::plan::{Plan, RunsFrom};
-use super::runs::Runs;
+use super::plan::Plan;
+use crate::reader::Runs;
 
 /// The shared state of the HTTP server.
 pub struct AppState {
@@ -11,18 +10,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for `plan`: its runs read from SQLite or from the bucket it names.
+    /// The state for `plan`.
     pub fn new(plan: Plan) -> AppState {
-        let runs = match &plan.runs_from {
-            RunsFrom::Local { db } => Runs::Local { db: db.clone() },
-            RunsFrom::Bucket { store } => {
-                let store = store.clone();
-                Runs::Bucket {
-                    store: store.describe(),
-                    index: BucketRuns::new(store),
-                }
-            }
-        };
+        let runs = plan.runs.clone();
         AppState { plan, runs }
     }
 }

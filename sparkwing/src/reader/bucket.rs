@@ -28,6 +28,8 @@ const FETCH_BATCH: usize = 32;
 const MAX_CACHED: usize = 10_000;
 /// How far back the first page of a cold listing looks by day prefix.
 const RECENT_DAYS: i64 = 62;
+/// Largest page served from recent day prefixes before the full listing lands.
+const QUICK_MAX: usize = 1_000;
 /// Most day prefixes listed at once.
 const MAX_DAYS_AT_ONCE: i64 = 16;
 
@@ -108,7 +110,11 @@ impl BucketRuns {
     /// Runs passing `wanted`, newest first (run ids sort by start time).
     pub async fn list(self: &Arc<Self>, wanted: &Wanted) -> Result<Vec<RunState>, StoreError> {
         let unfiltered = wanted.pipelines.is_empty() && wanted.statuses.is_empty();
-        let ids = self.ids(unfiltered.then_some(wanted.limit)).await?;
+        // The newest page of an unfiltered listing may come from recent day prefixes; a listing
+        // of everything (`sparkwing runs list` without a limit) lists everything.
+        let ids = self
+            .ids((unfiltered && wanted.limit <= QUICK_MAX).then_some(wanted.limit))
+            .await?;
         let mut out = Vec::new();
         let mut next = 0;
         while out.len() < wanted.limit && next < ids.len() {

@@ -1,8 +1,15 @@
-//! One interface over the two places runs come from: local SQLite, or bucket state dumps.
+//! The one run reader of `sparkwing runs` and the dashboard, over the two places runs come from:
+//! the local SQLite record, or `runs/<id>/state.ndjson` dumps in an artifact store (a bucket a CI
+//! machine wrote to).
 
-use super::bucket::{BucketRuns, RunState, Wanted};
+pub mod bucket;
+
+pub use bucket::{RunState, Wanted};
+
+use bucket::BucketRuns;
 use sparkwing_contract::{NodeRecord, RunRecord};
 use sparkwing_records::{Reader, RunFilter};
+use sparkwing_storage::ArtifactStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,7 +31,7 @@ pub enum RunsError {
     },
 }
 
-/// The run source of a dashboard.
+/// Where runs are read from, and the reader over it.
 #[derive(Debug, Clone)]
 pub enum Runs {
     Local {
@@ -37,6 +44,48 @@ pub enum Runs {
 }
 
 impl Runs {
+    /// Runs in the SQLite record at `db` (absent: none yet).
+    pub fn local(db: PathBuf) -> Runs {
+        Runs::Local { db }
+    }
+
+    /// Runs in the state dumps under `runs/` of `store`; nothing is read until asked.
+    pub fn bucket(store: Arc<dyn ArtifactStore>) -> Runs {
+        Runs::Bucket {
+            store: store.describe(),
+            index: BucketRuns::new(store),
+        }
+    }
+
+    /// Whether runs come from this machine's SQLite record.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Runs::Local { .. })
+    }
+
+    /// `local` over SQLite, `bucket` over state dumps.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Runs::Local { .. } => "local",
+            Runs::Bucket { .. } => "bucket",
+        }
+    }
+
+    /// Spec string of where runs come from.
+    pub fn spec(&self) -> String {
+        match self {
+            Runs::Local { db } => format!("sqlite:{}", db.display()),
+            Runs::Bucket { store, .. } => store.clone(),
+        }
+    }
+
+    /// Where runs come from, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Runs::Local { db } => format!("`{}`", db.display()),
+            Runs::Bucket { store, .. } => format!("`{store}`"),
+        }
+    }
+
     /// Runs passing `wanted`, newest first.
     pub async fn list(&self, wanted: &Wanted) -> Result<Vec<Arc<RunRecord>>, RunsError> {
         match self {
