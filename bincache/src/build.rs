@@ -58,9 +58,7 @@ pub struct BuildReport {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// Cargo is not installed.
-    #[error(
-        "run `{cargo}`: not found\nhint: building the pipeline needs a Rust toolchain (https://rustup.rs, or point `SPARKWING_CARGO` at cargo); a remote cache hit avoids the build entirely — use a profile whose `cache` surface holds this pipeline's binary"
-    )]
+    #[error("run `{cargo}`: not found")]
     CargoNotFound { cargo: String },
     /// Cargo could not be started for another reason.
     #[error("run `{command}`: {source}")]
@@ -86,7 +84,7 @@ pub enum BuildError {
     /// Cargo reused a compiled local package instead of compiling the files on disk, even after
     /// its artifacts were cleaned: nothing is stored.
     #[error(
-        "cargo reported the local package{s} {packages} as already compiled, so the binary may not come from the sources the cache key was computed from; nothing was cached\nhint: remove the pipeline target directory `{target_dir}` and run again",
+        "cargo reported the local package{s} {packages} as already compiled, so the binary may not come from the sources the cache key was computed from; nothing was cached",
         s = if packages.contains(", ") { "s" } else { "" }
     )]
     StaleLocal {
@@ -95,17 +93,37 @@ pub enum BuildError {
     },
     /// The compiler read files inside the repository that the cache key does not cover.
     #[error(
-        "cargo read {files} while building the pipeline, but the cache key covers only `.sparkwing/` and its path dependencies, so a change there would not rebuild the binary; nothing was cached\nhint: move the file into `.sparkwing/`, or make its directory a path dependency in `.sparkwing/Cargo.toml`"
+        "cargo read {files} while building the pipeline, but the cache key covers only `.sparkwing/` and its path dependencies, so a change there would not rebuild the binary; nothing was cached"
     )]
     Unkeyed { files: String },
     /// Cargo succeeded but did not report the executable.
-    #[error(
-        "find the built binary `{bin}` in cargo's output\nhint: check that `[[bin]]` in `{manifest}` names `{bin}`"
-    )]
+    #[error("find the built binary `{bin}` in cargo's output")]
     NoArtifact { bin: String, manifest: PathBuf },
     /// File-system trouble.
     #[error(transparent)]
     Io(#[from] crate::FsError),
+}
+
+impl sparkwing_contract::hint::Hinted for BuildError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            BuildError::CargoNotFound { .. } => Some(
+                "building the pipeline needs a Rust toolchain (https://rustup.rs, or point `SPARKWING_CARGO` at cargo); a remote cache hit avoids the build entirely — use a profile whose `cache` surface holds this pipeline's binary".into(),
+            ),
+            BuildError::StaleLocal { target_dir, .. } => Some(format!(
+                "remove the pipeline target directory `{}` and run again",
+                target_dir.display()
+            )),
+            BuildError::Unkeyed { .. } => Some(
+                "move the file into `.sparkwing/`, or make its directory a path dependency in `.sparkwing/Cargo.toml`".into(),
+            ),
+            BuildError::NoArtifact { bin, manifest } => Some(format!(
+                "check that `[[bin]]` in `{}` names `{bin}`",
+                manifest.display()
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// The TOML value of a `--config` override for one patch entry.

@@ -132,9 +132,7 @@ pub struct KeyInput {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The package directory is missing.
-    #[error(
-        "find the pipeline package `{0}`: not a directory\nhint: create one with `sparkwing pipeline new --name NAME`"
-    )]
+    #[error("find the pipeline package `{0}`: not a directory")]
     NoPackage(PathBuf),
     /// A manifest could not be read or parsed.
     #[error("read `{path}`: {message}")]
@@ -147,9 +145,7 @@ pub enum KeyError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A path dependency does not exist.
-    #[error(
-        "find path dependency `{name}` at `{path}` (declared in `{manifest}`): {source}\nhint: fix the `path` in the manifest"
-    )]
+    #[error("find path dependency `{name}` at `{path}` (declared in `{manifest}`): {source}")]
     PathDep {
         name: String,
         path: PathBuf,
@@ -158,13 +154,34 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The toolchain could not be determined.
-    #[error(transparent)]
-    Toolchain(Box<dyn std::error::Error + Send + Sync>),
+    #[error("{source}")]
+    Toolchain {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+        hint: Option<String>,
+    },
+}
+
+impl sparkwing_contract::hint::Hinted for KeyError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            KeyError::NoPackage(_) => {
+                Some("create one with `sparkwing pipeline new --name NAME`".into())
+            }
+            KeyError::PathDep { .. } => Some("fix the `path` in the manifest".into()),
+            KeyError::Toolchain { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
 }
 
 impl From<ToolchainError> for KeyError {
     fn from(e: ToolchainError) -> Self {
-        KeyError::Toolchain(Box::new(e))
+        use sparkwing_contract::hint::Hinted;
+        KeyError::Toolchain {
+            hint: e.hint(),
+            source: Box::new(e),
+        }
     }
 }
 

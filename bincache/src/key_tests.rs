@@ -237,8 +237,8 @@ fn failing_rustc_probe_is_a_clear_error() {
         profile: BuildProfile::Release,
         env: &lookup,
     })
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    let err = sparkwing_contract::hint::with_hint(&err);
     assert!(err.contains("`/nonexistent/rustc -vV`"), "{err}");
     assert!(
         err.contains("hint:") && err.contains("rust-toolchain.toml"),
@@ -550,8 +550,8 @@ fn missing_package_is_a_clear_error() {
         profile: BuildProfile::Release,
         env: &lookup,
     })
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    let err = sparkwing_contract::hint::with_hint(&err);
     assert!(
         err.contains("not a directory") && err.contains("sparkwing pipeline new"),
         "{err}"

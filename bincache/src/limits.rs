@@ -40,7 +40,7 @@ impl Default for Limits {
 
 /// A limit variable holds a value that is not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("read `{var}`: `{value}` is not {expected}\nhint: {hint}")]
+#[error("read `{var}`: `{value}` is not {expected}")]
 pub struct LimitsError {
     /// The variable name.
     pub var: &'static str,
@@ -48,6 +48,12 @@ pub struct LimitsError {
     pub value: String,
     expected: &'static str,
     hint: &'static str,
+}
+
+impl sparkwing_contract::hint::Hinted for LimitsError {
+    fn hint(&self) -> Option<String> {
+        Some(self.hint.to_string())
+    }
 }
 
 impl Limits {
@@ -177,7 +183,8 @@ mod tests {
             msg.contains("`SPARKWING_CACHE_MAX_BYTES`") && msg.contains("`lots`"),
             "{msg}"
         );
-        assert!(msg.contains("hint:"), "{msg}");
+        use sparkwing_contract::hint::Hinted;
+        assert!(e.hint().is_some_and(|h| h.contains("4GiB")), "{e:?}");
         let e = Limits::from_lookup(&|n| (n == env::CACHE_MAX_ENTRIES).then(|| "-1".into()))
             .unwrap_err();
         assert_eq!(e.var, env::CACHE_MAX_ENTRIES);

@@ -119,7 +119,7 @@ pub enum CacheError {
     BadKey(String),
     /// Waiting for another process's build took too long.
     #[error(
-        "wait for the pipeline build lock `{lock}` held by {holder}: gave up after {waited_secs} s\nhint: let that build finish, or raise `SPARKWING_CACHE_LOCK_TIMEOUT` (seconds)"
+        "wait for the pipeline build lock `{lock}` held by {holder}: gave up after {waited_secs} s"
     )]
     LockTimeout {
         lock: PathBuf,
@@ -127,10 +127,22 @@ pub enum CacheError {
         waited_secs: u64,
     },
     /// The materializer returned success without leaving an executable.
-    #[error(
-        "publish the pipeline binary: `{path}` {what}\nhint: the materializer must leave the executable at `<staging>/pipeline`"
-    )]
+    #[error("publish the pipeline binary: `{path}` {what}")]
     NoBinary { path: PathBuf, what: &'static str },
+}
+
+impl sparkwing_contract::hint::Hinted for CacheError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            CacheError::LockTimeout { .. } => Some(
+                "let that build finish, or raise `SPARKWING_CACHE_LOCK_TIMEOUT` (seconds)".into(),
+            ),
+            CacheError::NoBinary { .. } => {
+                Some("the materializer must leave the executable at `<staging>/pipeline`".into())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// [`LocalCache::get_or_materialize`] failed in the cache or in the materializer.

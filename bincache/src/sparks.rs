@@ -25,7 +25,8 @@ pub const OVERLAY_FILE: &str = ".resolved.lock";
 
 const LOCKFILE: &str = "Cargo.lock";
 
-const NO_RESOLVE_HINT: &str = "hint: SPARKWING_NO_SPARKS_RESOLVE=1 uses the committed .sparkwing/.resolved.lock without resolving";
+const NO_RESOLVE_HINT: &str =
+    "SPARKWING_NO_SPARKS_RESOLVE=1 uses the committed .sparkwing/.resolved.lock without resolving";
 
 /// One spark before and after a resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,14 +82,10 @@ impl SparksReport {
 #[derive(Debug, thiserror::Error)]
 pub enum SparksError {
     /// `resolve` was called with an empty `sparks:` list.
-    #[error(
-        "resolve sparks: `sparks:` in `.sparkwing/sparkwing.yaml` lists none\nhint: add `{{ name: <crate>, version: \"<requirement>\" }}` entries, or leave sparks out entirely"
-    )]
+    #[error("resolve sparks: `sparks:` in `.sparkwing/sparkwing.yaml` lists none")]
     NoSparks,
     /// The pipeline manifest does not depend on a spark.
-    #[error(
-        "resolve spark `{name}`: it is not a dependency in `{manifest}`\nhint: add `{line}` under `[dependencies]` in `.sparkwing/Cargo.toml`"
-    )]
+    #[error("resolve spark `{name}`: it is not a dependency in `{manifest}`")]
     NotADependency {
         name: String,
         manifest: PathBuf,
@@ -96,9 +93,7 @@ pub enum SparksError {
         line: String,
     },
     /// The pipeline manifest takes a spark from a path or git instead of the registry.
-    #[error(
-        "resolve spark `{name}`: `{manifest}` takes it from {kind}, not from the registry\nhint: depend on it by version (`{name} = \"<requirement>\"`); to try a local copy, use `[patch.crates-io]` instead"
-    )]
+    #[error("resolve spark `{name}`: `{manifest}` takes it from {kind}, not from the registry")]
     NotFromRegistry {
         name: String,
         manifest: PathBuf,
@@ -109,30 +104,24 @@ pub enum SparksError {
     #[error("read `{path}`: {message}")]
     Parse { path: PathBuf, message: String },
     /// Cargo is not installed.
-    #[error(
-        "resolve sparks with `{cargo}`: not found\nhint: resolving sparks needs a Rust toolchain (https://rustup.rs, or point `SPARKWING_CARGO` at cargo)\n{NO_RESOLVE_HINT}"
-    )]
+    #[error("resolve sparks with `{cargo}`: not found")]
     CargoNotFound { cargo: String },
     /// Cargo could not be started for another reason.
-    #[error("resolve sparks with `{command}`: {source}\n{NO_RESOLVE_HINT}")]
+    #[error("resolve sparks with `{command}`: {source}")]
     Spawn {
         command: String,
         #[source]
         source: std::io::Error,
     },
     /// Cargo ran and failed (registry unreachable, no matching version, …).
-    #[error(
-        "resolve sparks: `{command}` exited with {status} (cargo's output is above)\n{NO_RESOLVE_HINT}"
-    )]
+    #[error("resolve sparks: `{command}` exited with {status} (cargo's output is above)")]
     Cargo { command: String, status: ExitStatus },
     /// Cargo succeeded but the lockfile does not lock a spark.
-    #[error(
-        "resolve sparks: spark `{name}` is not in `{lockfile}` after `cargo update`\nhint: check that `.sparkwing/Cargo.toml` depends on `{name}` for every target"
-    )]
+    #[error("resolve sparks: spark `{name}` is not in `{lockfile}` after `cargo update`")]
     NotLocked { name: String, lockfile: PathBuf },
     /// A spark resolved outside the requirement in `sparkwing.yaml`.
     #[error(
-        "resolve sparks: spark `{name}` resolved to {version}, which does not satisfy `{requirement}` from sparkwing.yaml\nhint: cargo resolves within the requirement in `.sparkwing/Cargo.toml`; make it agree with sparkwing.yaml (e.g. `{name} = \"{requirement}\"`), or change `version` in sparkwing.yaml"
+        "resolve sparks: spark `{name}` resolved to {version}, which does not satisfy `{requirement}` from sparkwing.yaml"
     )]
     Unsatisfied {
         name: String,
@@ -140,13 +129,39 @@ pub enum SparksError {
         requirement: String,
     },
     /// `SPARKWING_NO_SPARKS_RESOLVE=1` but there is no overlay to trust.
-    #[error(
-        "use the committed sparks overlay: `{path}` does not exist\nhint: run `sparkwing pipeline sparks update` and commit `.sparkwing/.resolved.lock`, or unset SPARKWING_NO_SPARKS_RESOLVE to resolve on this run"
-    )]
+    #[error("use the committed sparks overlay: `{path}` does not exist")]
     NoOverlay { path: PathBuf },
     /// File-system trouble.
     #[error(transparent)]
     Io(#[from] crate::FsError),
+}
+
+impl sparkwing_contract::hint::Hinted for SparksError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            SparksError::NoSparks => "add `{ name: <crate>, version: \"<requirement>\" }` entries, or leave sparks out entirely".into(),
+            SparksError::NotADependency { line, .. } => {
+                format!("add `{line}` under `[dependencies]` in `.sparkwing/Cargo.toml`")
+            }
+            SparksError::NotFromRegistry { name, .. } => format!(
+                "depend on it by version (`{name} = \"<requirement>\"`); to try a local copy, use `[patch.crates-io]` instead"
+            ),
+            SparksError::CargoNotFound { .. } => format!(
+                "resolving sparks needs a Rust toolchain (https://rustup.rs, or point `SPARKWING_CARGO` at cargo); {NO_RESOLVE_HINT}"
+            ),
+            SparksError::Spawn { .. } | SparksError::Cargo { .. } => NO_RESOLVE_HINT.into(),
+            SparksError::NotLocked { name, .. } => format!(
+                "check that `.sparkwing/Cargo.toml` depends on `{name}` for every target"
+            ),
+            SparksError::Unsatisfied {
+                name, requirement, ..
+            } => format!(
+                "cargo resolves within the requirement in `.sparkwing/Cargo.toml`; make it agree with sparkwing.yaml (e.g. `{name} = \"{requirement}\"`), or change `version` in sparkwing.yaml"
+            ),
+            SparksError::NoOverlay { .. } => "run `sparkwing pipeline sparks update` and commit `.sparkwing/.resolved.lock`, or unset SPARKWING_NO_SPARKS_RESOLVE to resolve on this run".into(),
+            SparksError::Parse { .. } | SparksError::Io(_) => return None,
+        })
+    }
 }
 
 /// Checks that `.sparkwing/Cargo.toml` takes every spark from the registry as a normal
@@ -172,7 +187,8 @@ pub enum SparksError {
 ///
 /// let err = check_manifest(dir.path(), &[spark("ryu", "^1.0")]).unwrap_err();
 /// assert!(matches!(err, SparksError::NotADependency { .. }));
-/// assert!(err.to_string().contains("add `ryu = \"1.0\"` under `[dependencies]`"));
+/// use sparkwing_contract::hint::Hinted;
+/// assert!(err.hint().unwrap().contains("add `ryu = \"1.0\"` under `[dependencies]`"));
 /// ```
 pub fn check_manifest(sparkwing_dir: &Path, sparks: &[Spark]) -> Result<String, SparksError> {
     let manifest = sparkwing_dir.join("Cargo.toml");

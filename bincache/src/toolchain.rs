@@ -34,14 +34,23 @@ pub(crate) enum ToolchainError {
     },
     #[error("parse toolchain file `{path}`: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error(
-        "run `{rustc} -vV` in `{dir}`: {message}\nhint: install Rust (https://rustup.rs), or pin an exact version in `.sparkwing/rust-toolchain.toml` (`[toolchain] channel = \"1.95.0\"`)"
-    )]
+    #[error("run `{rustc} -vV` in `{dir}`: {message}")]
     Probe {
         rustc: String,
         dir: PathBuf,
         message: String,
     },
+}
+
+impl sparkwing_contract::hint::Hinted for ToolchainError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            ToolchainError::Probe { .. } => Some(
+                "install Rust (https://rustup.rs), or pin an exact version in `.sparkwing/rust-toolchain.toml` (`[toolchain] channel = \"1.95.0\"`)".into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Resolves the toolchain the way rustup would for a build run in `sparkwing_dir`:

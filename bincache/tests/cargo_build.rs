@@ -135,7 +135,7 @@ fn failed_build_reports_the_command_and_status() {
     let dir = p.dir();
     let req = request(&dir, &patch, &target, OsStr::new("cargo"));
     let err = cargo_build(&req, &p.tmp.path().join("out")).unwrap_err();
-    let msg = err.to_string();
+    let msg = sparkwing_contract::hint::with_hint(&err);
     assert!(matches!(err, BuildError::Failed { .. }), "{msg}");
     assert!(msg.contains("`cargo build --bin pipelines"), "{msg}");
     assert!(msg.contains("exit status: 101"), "{msg}");
@@ -148,15 +148,15 @@ fn missing_cargo_says_a_toolchain_is_needed() {
     let target = p.tmp.path().join("t");
     let dir = p.dir();
     let req = request(&dir, &[], &target, OsStr::new("/nonexistent/cargo"));
-    let msg = cargo_build(&req, &p.tmp.path().join("out"))
-        .unwrap_err()
-        .to_string();
+    let msg = sparkwing_contract::hint::with_hint(
+        &cargo_build(&req, &p.tmp.path().join("out")).unwrap_err(),
+    );
     assert!(msg.contains("run `/nonexistent/cargo`: not found"), "{msg}");
     assert!(
         msg.contains("Rust toolchain") && msg.contains("remote cache hit"),
         "{msg}"
     );
-    let msg = ensure_lockfile(&req, b"").unwrap_err().to_string();
+    let msg = sparkwing_contract::hint::with_hint(&ensure_lockfile(&req, b"").unwrap_err());
     assert!(msg.contains("Rust toolchain"), "{msg}");
     assert!(
         !dir.join("Cargo.lock").exists(),
@@ -338,7 +338,7 @@ fn a_file_read_outside_the_keyed_trees_refuses_the_build() {
     ensure_lockfile(&req, b"").unwrap();
     let out = p.tmp.path().join("out");
     let err = cargo_build(&req, &out).unwrap_err();
-    let msg = err.to_string();
+    let msg = sparkwing_contract::hint::with_hint(&err);
     assert!(matches!(err, BuildError::Unkeyed { .. }), "{msg}");
     assert!(
         msg.contains("version.txt`") && msg.contains("nothing was cached"),

@@ -206,7 +206,10 @@ fn failed_materialize_leaves_no_entry_and_no_staging() {
     let err = cache
         .get_or_materialize(&k, |_| Ok::<_, std::io::Error>(Source::Compiled))
         .unwrap_err();
-    let msg = err.to_string();
+    let msg = match &err {
+        GetError::Cache(e) => sparkwing_contract::hint::with_hint(e),
+        other => other.to_string(),
+    };
     assert!(
         matches!(err, GetError::Cache(CacheError::NoBinary { .. })),
         "{msg}"
@@ -401,7 +404,10 @@ fn lock_timeout_names_the_lock_and_the_variable() {
     started_rx.recv().unwrap();
     let (waiter, seen) = notices(LocalCache::open(root, limits).unwrap());
     let err = waiter.get_or_materialize(&k, script("x")).unwrap_err();
-    let msg = err.to_string();
+    let msg = match &err {
+        GetError::Cache(e) => sparkwing_contract::hint::with_hint(e),
+        other => other.to_string(),
+    };
     assert!(
         matches!(err, GetError::Cache(CacheError::LockTimeout { .. })),
         "{msg}"

@@ -284,7 +284,7 @@ fn unsatisfiable_requirement_errors_and_changes_nothing() {
     let seed = p.read("Cargo.lock").unwrap();
     let err = resolve(&p.request(), &[spark("itoa", "^2")]).unwrap_err();
     assert!(matches!(err, SparksError::Unsatisfied { .. }), "{err:?}");
-    let msg = err.to_string();
+    let msg = sparkwing_contract::hint::with_hint(&err);
     assert!(msg.contains("spark `itoa` resolved to 1."), "{msg}");
     assert!(
         msg.contains("which does not satisfy `^2` from sparkwing.yaml\nhint: "),
@@ -310,7 +310,7 @@ fn cargo_failure_names_the_escape_hatch_and_restores_the_lockfile() {
     fs::write(&manifest, m).unwrap();
     let err = resolve(&p.request(), &[spark("itoa", "^99")]).unwrap_err();
     assert!(matches!(err, SparksError::Cargo { .. }), "{err:?}");
-    let msg = err.to_string();
+    let msg = sparkwing_contract::hint::with_hint(&err);
     assert!(msg.contains("SPARKWING_NO_SPARKS_RESOLVE=1 uses the committed .sparkwing/.resolved.lock without resolving"), "{msg}");
     assert!(msg.contains("update --workspace -p itoa"), "{msg}");
     assert!(p.read(OVERLAY_FILE).is_none());
@@ -323,7 +323,7 @@ fn spark_missing_from_dependencies_errors_without_calling_cargo() {
     p.clear_calls();
     let err = resolve(&p.request(), &[spark("itoa", "^1"), spark("ryu", "^1.0")]).unwrap_err();
     assert!(matches!(err, SparksError::NotADependency { .. }), "{err:?}");
-    let msg = err.to_string();
+    let msg = sparkwing_contract::hint::with_hint(&err);
     assert!(msg.contains("spark `ryu`"), "{msg}");
     assert!(
         msg.contains("hint: add `ryu = \"1.0\"` under `[dependencies]`"),
@@ -354,7 +354,7 @@ fn use_committed_syncs_the_lockfile_without_cargo() {
     let seed = p.read("Cargo.lock").unwrap();
     let err = use_committed(p.dir()).unwrap_err();
     assert!(matches!(err, SparksError::NoOverlay { .. }), "{err:?}");
-    let msg = err.to_string();
+    let msg = sparkwing_contract::hint::with_hint(&err);
     assert!(
         msg.contains(
             "run `sparkwing pipeline sparks update` and commit `.sparkwing/.resolved.lock`"

@@ -2,7 +2,7 @@
 //!
 //! Every problem inside a config file carries a [`Location`] (`path:line:col`), so an editor or a
 //! terminal can jump straight to it. Messages are lowercase fragments; the fix, where there is an
-//! obvious one, goes on a separate `hint:` line.
+//! obvious one, is a typed hint beside the message (`Hinted`), printed once as a `hint:` line.
 
 use std::fmt;
 use std::io;
@@ -174,8 +174,8 @@ impl fmt::Display for Problem {
 /// Loading configuration or resolving a profile failed.
 ///
 /// `Display` reads after "failed to …" for the variants without a location, and starts with
-/// `path:line:col` for [`ConfigError::Invalid`]. A fix, when there is one, follows on a line that
-/// starts with `hint: `.
+/// `path:line:col` for [`ConfigError::Invalid`]. The fix, when there is one, is
+/// [`sparkwing_contract::hint::Hinted::hint`], never part of the message.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -189,7 +189,7 @@ pub enum ConfigError {
         source: io::Error,
     },
     /// A file the caller requires does not exist.
-    #[error("find `{}`{}", path.display(), hint_line(hint.as_deref()))]
+    #[error("find `{}`", path.display())]
     Missing {
         /// The file.
         path: PathBuf,
@@ -197,7 +197,7 @@ pub enum ConfigError {
         hint: Option<String>,
     },
     /// A needed directory cannot be derived from the environment.
-    #[error("locate {what}: none of {} is set\nhint: set {} to an absolute path", vars.join(", "), vars[0])]
+    #[error("locate {what}: none of {} is set", vars.join(", "))]
     NoLocation {
         /// What was being located, e.g. "the profiles file".
         what: &'static str,
@@ -205,7 +205,7 @@ pub enum ConfigError {
         vars: Vec<&'static str>,
     },
     /// A problem at a place in a config file.
-    #[error("{at}: {problem}{}", hint_line(hint.as_deref()))]
+    #[error("{at}: {problem}")]
     Invalid {
         /// Where.
         at: Location,
@@ -244,10 +244,26 @@ impl ConfigError {
     }
 }
 
-fn hint_line(hint: Option<&str>) -> String {
-    match hint {
-        Some(h) => format!("\nhint: {h}"),
-        None => String::new(),
+impl sparkwing_contract::hint::Hinted for ConfigError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Missing { hint, .. } | ConfigError::Invalid { hint, .. } => hint.clone(),
+            ConfigError::NoLocation { vars, .. } => {
+                Some(format!("set {} to an absolute path", vars[0]))
+            }
+            ConfigError::UnknownProfile {
+                name, available, ..
+            } => Some(if available.is_empty() {
+                format!(
+                    "declare `{name}` under `profiles:` in the user profiles file, or drop `--profile` to use the built-in laptop defaults"
+                )
+            } else {
+                format!(
+                    "pass one of the names above to `--profile`, or declare `{name}` under `profiles:` in one of those files"
+                )
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -259,10 +275,7 @@ fn unknown_profile(name: &str, searched: &[PathBuf], available: &[AvailableProfi
         .join(" or ");
     let mut out = format!("find profile `{name}`: it is not declared in {files}");
     if available.is_empty() {
-        out.push_str("\nno profiles are declared");
-        out.push_str(&format!(
-            "\nhint: declare `{name}` under `profiles:` in the user profiles file, or drop `--profile` to use the built-in laptop defaults"
-        ));
+        out.push_str("; no profiles are declared");
     } else {
         out.push_str("\navailable profiles:");
         let width = available.iter().map(|a| a.name.len()).max().unwrap_or(0);
@@ -274,9 +287,6 @@ fn unknown_profile(name: &str, searched: &[PathBuf], available: &[AvailableProfi
                 width = width
             ));
         }
-        out.push_str(&format!(
-            "\nhint: pass one of the names above to `--profile`, or declare `{name}` under `profiles:` in one of those files"
-        ));
     }
     out
 }

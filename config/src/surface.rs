@@ -380,9 +380,8 @@ fn checked(
             Some("write the prefix as `a/b/c`".to_owned()),
         )),
         Err(e) => {
-            // The first line is the message; the URL hint does not apply to a YAML mapping.
-            let msg = e.to_string();
-            let first = msg.lines().next().unwrap_or_default().to_owned();
+            // The message alone: the URL's hint does not apply to a YAML mapping.
+            let first = e.to_string();
             Err(doc.err(
                 bucket_path,
                 Target::Value,

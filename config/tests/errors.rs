@@ -19,12 +19,20 @@ fn user_err(src: &str) -> ConfigError {
 
 #[track_caller]
 fn assert_project(src: &str, expected: &str) {
-    assert_eq!(project_err(src).to_string(), expected, "for source:\n{src}");
+    assert_eq!(
+        sparkwing_contract::hint::with_hint(&project_err(src)),
+        expected,
+        "for source:\n{src}"
+    );
 }
 
 #[track_caller]
 fn assert_user(src: &str, expected: &str) {
-    assert_eq!(user_err(src).to_string(), expected, "for source:\n{src}");
+    assert_eq!(
+        sparkwing_contract::hint::with_hint(&user_err(src)),
+        expected,
+        "for source:\n{src}"
+    );
 }
 
 #[test]
@@ -202,7 +210,7 @@ fn paths_must_be_anchored() {
     )
     .unwrap_err();
     assert_eq!(
-        err.to_string(),
+        sparkwing_contract::hint::with_hint(&err),
         "/home/u/.config/sparkwing/profiles.yaml:3:37: `~/logs` in the `logs` surface of profile `ci` cannot be expanded: HOME is not set\nhint: set HOME, or write an absolute path"
     );
 }
@@ -337,7 +345,7 @@ fn unreadable_and_missing_files() {
     );
     let err = ProjectConfig::load(&missing, &env).unwrap_err();
     assert_eq!(
-        err.to_string(),
+        sparkwing_contract::hint::with_hint(&err),
         format!(
             "find `{}`\nhint: run `sparkwing pipeline new --name NAME` in the repository root to create `.sparkwing/`",
             missing.display()
@@ -346,13 +354,13 @@ fn unreadable_and_missing_files() {
     // A directory where the file should be cannot be read.
     let err = ProfilesFile::load_from(dir.path(), None).unwrap_err();
     assert!(
-        err.to_string()
+        sparkwing_contract::hint::with_hint(&err)
             .starts_with(&format!("read `{}`: ", dir.path().display())),
         "{err}"
     );
     let err = ProfilesFile::load(&env).unwrap_err();
     assert_eq!(
-        err.to_string(),
+        sparkwing_contract::hint::with_hint(&err),
         "locate the profiles file: none of SPARKWING_PROFILES, XDG_CONFIG_HOME, HOME is set\nhint: set SPARKWING_PROFILES to an absolute path"
     );
 }

@@ -352,7 +352,7 @@ fn an_unknown_profile_lists_every_available_one() {
     let p = project(FULL_PROJECT);
     let err = resolve(Some("prod"), Some(&p), &u, Path::new(HOME)).unwrap_err();
     assert_eq!(
-        err.to_string(),
+        sparkwing_contract::hint::with_hint(&err),
         "find profile `prod`: it is not declared in `/home/ada/.config/sparkwing/profiles.yaml` or `/repo/.sparkwing/sparkwing.yaml`\n\
          available profiles:\n  \
            ci-team     (/home/ada/.config/sparkwing/profiles.yaml)\n  \
@@ -364,8 +364,8 @@ fn an_unknown_profile_lists_every_available_one() {
 
     let err = resolve(Some("prod"), None, &user(""), Path::new(HOME)).unwrap_err();
     assert_eq!(
-        err.to_string(),
-        "find profile `prod`: it is not declared in `/home/ada/.config/sparkwing/profiles.yaml`\n\
+        sparkwing_contract::hint::with_hint(&err),
+        "find profile `prod`: it is not declared in `/home/ada/.config/sparkwing/profiles.yaml`; \
          no profiles are declared\n\
          hint: declare `prod` under `profiles:` in the user profiles file, or drop `--profile` to use the built-in laptop defaults"
     );
@@ -455,7 +455,10 @@ fn a_read_only_cache_surface_is_carried_through() {
         None,
     )
     .unwrap_err();
-    assert!(bad.to_string().contains("unknown key `read_only`"), "{bad}");
+    assert!(
+        sparkwing_contract::hint::with_hint(&bad).contains("unknown key `read_only`"),
+        "{bad}"
+    );
 }
 
 #[test]

@@ -91,6 +91,8 @@ impl RunId {
 
     /// Parses and validates a run id. A bare `YYYYMMDD-HHMMSS-xxxxxxxx` gets the `run-` prefix.
     pub fn parse(s: &str) -> Result<RunId, IdError> {
+        // What was given is checked as given, so an error names the user's text.
+        validate_segment(s)?;
         let full = if s.starts_with("run-") {
             s.to_string()
         } else {

@@ -22,35 +22,46 @@ const ACCEPTED: &str = "`fs:///abs/path`, `filesystem:/abs/path` or `s3://bucket
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     /// Nothing was given.
-    #[error("parse an empty store URL\nhint: use {ACCEPTED}")]
+    #[error("parse an empty store URL")]
     Empty,
     /// No `scheme:` in front.
-    #[error("parse store URL `{0}`: it has no scheme\nhint: use {ACCEPTED}")]
+    #[error("parse store URL `{0}`: it has no scheme")]
     MissingScheme(String),
     /// A scheme this build does not know.
-    #[error("parse store URL `{url}`: unsupported scheme `{scheme}`\nhint: use {ACCEPTED}")]
+    #[error("parse store URL `{url}`: unsupported scheme `{scheme}`")]
     UnknownScheme { url: String, scheme: String },
     /// A filesystem URL whose path is not absolute.
-    #[error(
-        "parse store URL `{0}`: a filesystem path must be absolute\nhint: use {ACCEPTED}, e.g. `fs:///var/lib/sparkwing`"
-    )]
+    #[error("parse store URL `{0}`: a filesystem path must be absolute")]
     RelativePath(String),
     /// `s3://` without a bucket name.
-    #[error("parse store URL `{0}`: s3 needs a bucket\nhint: use `s3://bucket[/prefix]`")]
+    #[error("parse store URL `{0}`: s3 needs a bucket")]
     MissingBucket(String),
     /// A bucket name S3 would refuse.
     #[error(
-        "parse store URL `{url}`: `{bucket}` is not a valid bucket name (3-63 characters: lowercase letters, digits, `.`, `-`)\nhint: use `s3://bucket[/prefix]`"
+        "parse store URL `{url}`: `{bucket}` is not a valid bucket name (3-63 characters: lowercase letters, digits, `.`, `-`)"
     )]
     BadBucket { url: String, bucket: String },
     /// A prefix with an unsafe segment (`..`, control characters, empty segments).
-    #[error("parse store URL `{url}`: unsafe prefix: {reason}\nhint: use `s3://bucket[/prefix]`")]
+    #[error("parse store URL `{url}`: unsafe prefix: {reason}")]
     BadPrefix { url: String, reason: String },
     /// Query strings and fragments have no meaning here.
-    #[error(
-        "parse store URL `{0}`: query strings and fragments are not supported\nhint: use {ACCEPTED}"
-    )]
+    #[error("parse store URL `{0}`: query strings and fragments are not supported")]
     Query(String),
+}
+
+impl crate::hint::Hinted for UrlError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            UrlError::RelativePath(_) => format!("use {ACCEPTED}, e.g. `fs:///var/lib/sparkwing`"),
+            UrlError::MissingBucket(_)
+            | UrlError::BadBucket { .. }
+            | UrlError::BadPrefix { .. } => "use `s3://bucket[/prefix]`".to_string(),
+            UrlError::Empty
+            | UrlError::MissingScheme(_)
+            | UrlError::UnknownScheme { .. }
+            | UrlError::Query(_) => format!("use {ACCEPTED}"),
+        })
+    }
 }
 
 /// A parsed store location.
@@ -317,7 +328,7 @@ mod tests {
             ("s3://bk1/p?x=1", "query strings"),
         ];
         for (raw, want) in cases {
-            let err = StoreUrl::parse(raw).unwrap_err().to_string();
+            let err = crate::hint::with_hint(&StoreUrl::parse(raw).unwrap_err());
             assert!(err.contains(want), "{raw:?}: {err}");
             assert!(err.contains("hint: use"), "{raw:?}: {err}");
             if !raw.is_empty() {
@@ -327,9 +338,7 @@ mod tests {
         let err = StoreUrl::parse("fs:///a\nb").unwrap_err().to_string();
         assert!(err.contains("\\n"), "control characters are escaped: {err}");
         assert!(
-            StoreUrl::parse("/abs")
-                .unwrap_err()
-                .to_string()
+            crate::hint::with_hint(&StoreUrl::parse("/abs").unwrap_err())
                 .contains("s3://bucket[/prefix]")
         );
     }

@@ -35,6 +35,14 @@ impl CliError {
         }
     }
 
+    /// Takes the hint of `e`, when it has one (the message is the caller's).
+    pub fn hinted(self, e: &dyn sparkwing_contract::hint::Hinted) -> Self {
+        match e.hint() {
+            Some(h) => self.with_hint(h),
+            None => self,
+        }
+    }
+
     /// Adds a hint line telling the user how to fix it.
     pub fn with_hint(mut self, h: impl Into<String>) -> Self {
         match &mut self {
@@ -74,9 +82,5 @@ pub type CliResult<T = i32> = Result<T, CliError>;
 
 /// A configuration error is a usage error (exit 2); its message already carries `path:line:col`.
 pub fn config_error(e: sparkwing_config::ConfigError) -> CliError {
-    let text = e.to_string();
-    match text.split_once("\nhint: ") {
-        Some((msg, hint)) => CliError::usage(msg.to_string()).with_hint(hint.to_string()),
-        None => CliError::usage(text),
-    }
+    CliError::usage(e.to_string()).hinted(&e)
 }

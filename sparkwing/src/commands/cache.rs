@@ -13,9 +13,9 @@ pub fn execute(cmd: CacheCommand) -> CliResult {
     match cmd {
         CacheCommand::Info { output } => {
             let cache = open_cache(&home)?;
-            let info = cache
-                .info()
-                .map_err(|e| CliError::failure(format!("read the pipeline cache: {e}")))?;
+            let info = cache.info().map_err(|e| {
+                CliError::failure(format!("read the pipeline cache: {e}")).hinted(&e)
+            })?;
             match output {
                 Format::Pretty => print!("{}", render_info(&info)),
                 Format::Json => crate::output::print_json(
@@ -47,9 +47,9 @@ pub fn execute(cmd: CacheCommand) -> CliResult {
                 (false, Some(age)) => PruneOpts::OlderThan(age),
                 (false, None) => PruneOpts::ToLimits,
             };
-            let report = cache
-                .prune(opts)
-                .map_err(|e| CliError::failure(format!("prune the pipeline cache: {e}")))?;
+            let report = cache.prune(opts).map_err(|e| {
+                CliError::failure(format!("prune the pipeline cache: {e}")).hinted(&e)
+            })?;
             print!("{}", render_prune(&report));
         }
         CacheCommand::Keygen { .. } => unreachable!("handled above"),

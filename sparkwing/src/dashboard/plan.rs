@@ -107,13 +107,7 @@ impl Plan {
 }
 
 fn flag_surface(flag: &str, url: &str) -> Result<Surface, CliError> {
-    Surface::from_store_url(url).map_err(|e| {
-        let text = e.to_string();
-        match text.split_once("\nhint: ") {
-            Some((m, h)) => CliError::usage(format!("{flag}: {m}")).with_hint(h.to_string()),
-            None => CliError::usage(format!("{flag}: {text}")),
-        }
-    })
+    Surface::from_store_url(url).map_err(|e| CliError::usage(format!("{flag}: {e}")).hinted(&e))
 }
 
 /// The surface only when a selected profile declares it (not a built-in default, not stdout):

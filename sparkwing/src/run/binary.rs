@@ -66,7 +66,7 @@ impl BuildContext {
         };
         let req = self.build_request(&patches);
         bincache::ensure_lockfile(&req, sdk::SEED_LOCKFILE)
-            .map_err(|e| CliError::failure(format!("create `.sparkwing/Cargo.lock`: {e}")))?;
+            .map_err(|e| CliError::failure(e.to_string()).hinted(&e))?;
         Ok(())
     }
 
@@ -119,8 +119,9 @@ impl BuildContext {
             profile: self.profile,
             env: &lookup,
         };
-        bincache::compute_key(&req)
-            .map_err(|e| CliError::failure(format!("compute the pipeline cache key: {e}")))
+        bincache::compute_key(&req).map_err(|e| {
+            CliError::failure(format!("compute the pipeline cache key: {e}")).hinted(&e)
+        })
     }
 }
 
@@ -131,12 +132,9 @@ fn no_sparks_resolve() -> bool {
         .unwrap_or(false)
 }
 
+/// The error names what it resolved; its hint is typed.
 fn sparks_error(e: bincache::SparksError) -> CliError {
-    let text = e.to_string();
-    match text.split_once("\nhint: ") {
-        Some((m, h)) => CliError::failure(format!("resolve sparks: {m}")).with_hint(h.to_string()),
-        None => CliError::failure(format!("resolve sparks: {text}")),
-    }
+    CliError::failure(e.to_string()).hinted(&e)
 }
 
 /// The remote binary cache: the profile's declared cache surface (never the built-in default,
@@ -292,7 +290,7 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
     let cache = open_cache(&plan.home)?;
     if let Some(lease) = cache
         .lookup(&key.key)
-        .map_err(|e| CliError::failure(format!("use the pipeline cache: {e}")))?
+        .map_err(|e| CliError::failure(format!("use the pipeline cache: {e}")).hinted(&e))?
     {
         return Ok(Obtained {
             lease,
@@ -340,13 +338,9 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
                 repo_root: ctx.sparkwing_dir.parent(),
                 ..ctx.build_request(&patches)
             };
-            let report = bincache::cargo_build(&req, &dest).map_err(|e| {
-                let text = e.to_string();
-                match text.split_once("\nhint: ") {
-                    Some((m, h)) => CliError::failure(format!("build the pipeline binary: {m}")).with_hint(h.to_string()),
-                    None => CliError::failure(format!("build the pipeline binary: {text}")),
-                }
-            })?;
+            // Each build error names the step that failed ("run `cargo`", "build the pipeline").
+            let report = bincache::cargo_build(&req, &dest)
+                .map_err(|e| CliError::failure(e.to_string()).hinted(&e))?;
             check_built_binary(plan, &dest, &key.key)?;
             if report.lockfile_changed {
                 eprintln!(
@@ -392,15 +386,18 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
 
 /// The local binary cache under `$SPARKWING_HOME`.
 pub fn open_cache(home: &sparkwing_contract::Home) -> Result<LocalCache, CliError> {
-    let limits = bincache::Limits::from_env().map_err(|e| CliError::usage(e.to_string()))?;
+    let limits =
+        bincache::Limits::from_env().map_err(|e| CliError::usage(e.to_string()).hinted(&e))?;
     LocalCache::open(home.pipeline_cache(), limits)
-        .map_err(|e| CliError::failure(format!("open the pipeline cache: {e}")))
+        .map_err(|e| CliError::failure(format!("open the pipeline cache: {e}")).hinted(&e))
 }
 
 fn cache_error(e: GetError<CliError>) -> CliError {
     match e {
         GetError::Materialize(inner) => inner,
-        GetError::Cache(other) => CliError::failure(format!("use the pipeline cache: {other}")),
+        GetError::Cache(other) => {
+            CliError::failure(format!("use the pipeline cache: {other}")).hinted(&other)
+        }
     }
 }
 
