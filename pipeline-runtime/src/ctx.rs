@@ -258,7 +258,7 @@ impl JobCtx {
             return Err(JobError::Artifact {
                 op,
                 key: key.escape_debug().to_string(),
-                source: Box::new(StoreError::Config(format!(
+                source: Box::new(StoreError::config(format!(
                     "`{ns}/` of the cache surface is reserved for sparkwing (pipeline binaries and run records); choose a key outside `bin/` and `runs/`"
                 ))),
             });
@@ -269,8 +269,8 @@ impl JobCtx {
             .ok_or_else(|| JobError::Artifact {
                 op,
                 key: key.into(),
-                source: Box::new(StoreError::Config(
-                    "no artifact store is configured for this run".into(),
+                source: Box::new(StoreError::config(
+                    "no artifact store is configured for this run",
                 )),
             })
     }

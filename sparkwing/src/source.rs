@@ -93,12 +93,15 @@ pub fn open(
             "open the log store `{}`: {e}",
             profile.logs.spec_string()
         ))
+        .hinted(&e)
     })?;
     let open_bucket = |surface: &Surface| {
         let spec = surface.spec_string();
         sparkwing_storage::open_artifact_store(&spec)
             .map(Runs::bucket)
-            .map_err(|e| CliError::failure(format!("open the artifact store `{spec}`: {e}")))
+            .map_err(|e| {
+                CliError::failure(format!("open the artifact store `{spec}`: {e}")).hinted(&e)
+            })
     };
     let runs = match (&profile.state, &profile.cache) {
         // Runs whose state lives in a bucket are read from there.

@@ -35,16 +35,47 @@ pub enum StoreError {
         key: String,
         store: String,
         message: String,
+        /// What to check, when the answer says (403: credentials; no such bucket).
+        hint: Option<String>,
     },
     /// A store URL that does not parse.
     #[error(transparent)]
     BadUrl(#[from] crate::url::UrlError),
     /// Bad configuration (credentials, region, endpoint).
-    #[error("{0}")]
-    Config(String),
+    #[error("{message}")]
+    Config {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl sparkwing_contract::hint::Hinted for StoreError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Remote { hint, .. } | StoreError::Config { hint, .. } => hint.clone(),
+            StoreError::BadUrl(e) => e.hint(),
+            _ => None,
+        }
+    }
 }
 
 impl StoreError {
+    /// A configuration problem without an obvious fix.
+    pub fn config(message: impl Into<String>) -> Self {
+        StoreError::Config {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// A configuration problem and how to fix it.
+    pub fn config_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        StoreError::Config {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
     /// True for a missing object.
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::NotFound(_))

@@ -148,7 +148,7 @@ impl ArtifactStore for FsArtifactStore {
             Ok(out)
         })
         .await
-        .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
+        .map_err(|e| StoreError::config(format!("list task failed: {e}")))?
     }
 
     async fn get_to_writer(
@@ -417,7 +417,7 @@ impl LogStore for FsLogStore {
         // writes a part per job, and every hop to the blocking pool is a thread wake-up.
         tokio::task::spawn_blocking(move || write_part(&path, &data, known))
             .await
-            .map_err(|e| StoreError::Config(format!("write task failed: {e}")))??;
+            .map_err(|e| StoreError::config(format!("write task failed: {e}")))??;
         if !known && let Ok(mut m) = self.made.lock() {
             m.insert(dir);
         }
@@ -440,7 +440,7 @@ impl LogStore for FsLogStore {
             Ok(opts.apply(&all))
         })
         .await
-        .map_err(|e| StoreError::Config(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::config(format!("read task failed: {e}")))?
     }
 
     async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>> {
@@ -453,7 +453,7 @@ impl LogStore for FsLogStore {
             Ok(out)
         })
         .await
-        .map_err(|e| StoreError::Config(format!("list task failed: {e}")))?
+        .map_err(|e| StoreError::config(format!("list task failed: {e}")))?
     }
 
     async fn read_part(&self, run: &str, node: &str, part: &str) -> Result<Vec<u8>> {

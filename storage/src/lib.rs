@@ -84,11 +84,14 @@ pub fn open_log_store_url(url: &StoreUrl) -> Result<Arc<dyn LogStore>, StoreErro
 /// The environment's S3 settings, with the store named in any error.
 fn s3_config(url: &StoreUrl) -> Result<crate::s3::S3Config, StoreError> {
     crate::s3::S3Config::from_env().map_err(|e| match e {
-        StoreError::Config(m) => StoreError::Config(m.replacen(
-            "open an s3 store",
-            &format!("open `{}`", url.spec_string()),
-            1,
-        )),
+        StoreError::Config { message, hint } => StoreError::Config {
+            message: message.replacen(
+                "open an s3 store",
+                &format!("open `{}`", url.spec_string()),
+                1,
+            ),
+            hint,
+        },
         other => other,
     })
 }

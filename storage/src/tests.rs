@@ -109,7 +109,7 @@ async fn s3_errors_name_the_operation_key_and_store_but_no_secret() {
             .unwrap();
     let store = S3ArtifactStore::new(&cfg, &s3.bucket, "denied", S3Options::default()).unwrap();
     let err = store.put("a/key", b"x".to_vec()).await.unwrap_err();
-    let msg = err.to_string();
+    let msg = sparkwing_contract::hint::with_hint(&err);
     assert!(matches!(err, StoreError::Remote { .. }), "{err:?}");
     assert!(msg.contains("`a/key`"), "{msg}");
     assert!(msg.contains(&format!("s3://{}/denied", s3.bucket)), "{msg}");
@@ -126,9 +126,15 @@ async fn s3_errors_name_the_operation_key_and_store_but_no_secret() {
         S3Options::default(),
     )
     .unwrap();
-    let msg = missing.list("").await.unwrap_err().to_string();
+    let err = missing.list("").await.unwrap_err();
+    let msg = err.to_string();
     assert!(msg.contains("s3://no-such-bucket-sparkwing"), "{msg}");
     assert!(msg.contains("NoSuchBucket"), "{msg}");
+    use sparkwing_contract::hint::Hinted;
+    assert!(
+        err.hint().is_some_and(|h| h.contains("create the bucket")),
+        "{err:?}"
+    );
 }
 
 fn quick_opts() -> S3Options {

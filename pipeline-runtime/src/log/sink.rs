@@ -609,17 +609,15 @@ mod tests {
                 std::future::pending::<()>().await;
             }
             if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(sparkwing_storage::StoreError::Config(
-                    "store is down".into(),
-                ));
+                return Err(sparkwing_storage::StoreError::config("store is down"));
             }
             self.inner.put_part(run, node, part, data).await?;
             if self
                 .lands_but_fails
                 .load(std::sync::atomic::Ordering::SeqCst)
             {
-                return Err(sparkwing_storage::StoreError::Config(
-                    "the connection reset before the response".into(),
+                return Err(sparkwing_storage::StoreError::config(
+                    "the connection reset before the response",
                 ));
             }
             Ok(())

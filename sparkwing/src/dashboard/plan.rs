@@ -64,8 +64,9 @@ impl Plan {
                 _ => cache.clone(),
             };
             let spec = dumps.spec_string();
-            let store = sparkwing_storage::open_artifact_store(&spec)
-                .map_err(|e| CliError::failure(format!("open the artifact store `{spec}`: {e}")))?;
+            let store = sparkwing_storage::open_artifact_store(&spec).map_err(|e| {
+                CliError::failure(format!("open the artifact store `{spec}`: {e}")).hinted(&e)
+            })?;
             (Some(logs), Some(cache), crate::reader::Runs::bucket(store))
         } else {
             let db = crate::source::state_db_path(&profile, &home);
@@ -74,15 +75,17 @@ impl Plan {
             (Some(logs), Some(cache), crate::reader::Runs::local(db))
         };
 
-        let logs =
-            match logs {
-                // Logs that went to a console were never stored: show runs without logs.
-                Some(Surface::Stdout) => None,
-                Some(s) => Some(sparkwing_storage::open_log_store(&s.spec_string()).map_err(
-                    |e| CliError::failure(format!("open the log store `{}`: {e}", s.spec_string())),
-                )?),
-                None => None,
-            };
+        let logs = match logs {
+            // Logs that went to a console were never stored: show runs without logs.
+            Some(Surface::Stdout) => None,
+            Some(s) => Some(
+                sparkwing_storage::open_log_store(&s.spec_string()).map_err(|e| {
+                    CliError::failure(format!("open the log store `{}`: {e}", s.spec_string()))
+                        .hinted(&e)
+                })?,
+            ),
+            None => None,
+        };
         let artifacts = match cache {
             Some(s) => Some(
                 sparkwing_storage::open_artifact_store(&s.spec_string()).map_err(|e| {
@@ -90,6 +93,7 @@ impl Plan {
                         "open the artifact store `{}`: {e}",
                         s.spec_string()
                     ))
+                    .hinted(&e)
                 })?,
             ),
             None => None,

@@ -26,8 +26,9 @@ pub enum RunsError {
     #[error("read runs from `{store}`: {source}")]
     Bucket {
         store: String,
+        // Boxed like the SQLite error: it travels through every async read.
         #[source]
-        source: sparkwing_storage::StoreError,
+        source: Box<sparkwing_storage::StoreError>,
     },
 }
 
@@ -131,7 +132,7 @@ impl Runs {
                 .await
                 .map_err(|source| RunsError::Bucket {
                     store: store.clone(),
-                    source,
+                    source: Box::new(source),
                 })?
                 .into_iter()
                 .map(|s| s.run)
@@ -167,7 +168,7 @@ impl Runs {
             Runs::Bucket { index, store } => {
                 index.get(id).await.map_err(|source| RunsError::Bucket {
                     store: store.clone(),
-                    source,
+                    source: Box::new(source),
                 })
             }
         }

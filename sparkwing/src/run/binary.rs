@@ -148,7 +148,7 @@ fn remote_store(plan: &RunPlan) -> Result<Option<Arc<dyn ArtifactStore>>, CliErr
     let spec = plan.profile.cache.spec_string();
     sparkwing_storage::open_artifact_store(&spec)
         .map(Some)
-        .map_err(|e| CliError::failure(format!("open the cache store `{spec}`: {e}")))
+        .map_err(|e| CliError::failure(format!("open the cache store `{spec}`: {e}")).hinted(&e))
 }
 
 /// The keys the profile's cache surface trusts (none: unsigned entries are believed).

@@ -60,7 +60,7 @@ impl S3ArtifactStore {
             Err(StoreError::NotSupported {
                 store: self.remote.describe(),
                 what: format!(
-                    "a conditional write of `{key}`: the server ignores If-None-Match/If-Match\nhint: fall back to a plain put (last write wins)"
+                    "a conditional write of `{key}`: the server ignores If-None-Match/If-Match; callers fall back to a plain put (last write wins)"
                 ),
             })
         }

@@ -77,6 +77,19 @@ fn classify(e: &S3Error) -> Class {
     }
 }
 
+/// What to check for an S3 answer, when the answer says.
+fn error_hint(e: &S3Error) -> Option<String> {
+    match e {
+        S3Error::HttpFailWithBody(403, _) => {
+            Some("check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy".into())
+        }
+        S3Error::HttpFailWithBody(_, body) if body.contains("NoSuchBucket") => {
+            Some("create the bucket, or fix the bucket name in the store URL".into())
+        }
+        _ => None,
+    }
+}
+
 /// A short, secret-free description of a failure: the S3 `Code`/`Message` of an error document
 /// (never the whole body, which can echo the access key id and the string to sign).
 fn describe_error(e: &S3Error) -> String {
@@ -91,14 +104,6 @@ fn describe_error(e: &S3Error) -> String {
             if let Some(m) = tag("Message") {
                 s.push_str(": ");
                 s.push_str(&m);
-            }
-            if *code == 403 {
-                s.push_str(
-                    "\nhint: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy",
-                );
-            }
-            if body.contains("NoSuchBucket") {
-                s.push_str("\nhint: create the bucket, or fix the bucket name in the store URL");
             }
             s
         }
@@ -167,7 +172,7 @@ impl Remote {
         ::s3::set_retries(0);
         let region = cfg.s3_region()?;
         let b = Bucket::new(bucket, region, cfg.credentials()).map_err(|e| {
-            StoreError::Config(format!("open `s3://{bucket}`: {}", describe_error(&e)))
+            StoreError::config(format!("open `s3://{bucket}`: {}", describe_error(&e)))
         })?;
         let b = if cfg.endpoint().is_some() {
             b.with_path_style()
@@ -175,7 +180,7 @@ impl Remote {
             b
         };
         let b = b.with_request_timeout(opts.request_timeout).map_err(|e| {
-            StoreError::Config(format!("open `s3://{bucket}`: {}", describe_error(&e)))
+            StoreError::config(format!("open `s3://{bucket}`: {}", describe_error(&e)))
         })?;
         Ok(Remote {
             bucket: b,
@@ -270,6 +275,7 @@ impl Remote {
                         key: key.to_string(),
                         store: self.describe(),
                         message,
+                        hint: error_hint(&err),
                     });
                 }
             }
@@ -288,6 +294,7 @@ impl Remote {
             key: key.to_string(),
             store: self.describe(),
             message: message.into(),
+            hint: None,
         }
     }
 
@@ -521,11 +528,13 @@ impl Remote {
                 .await
                 .map_err(|e| match e {
                     // A missing prefix is an empty listing, never "not found".
-                    StoreError::NotFound(_) => self.error(
-                        "list",
-                        sub,
-                        "the bucket answered 404\nhint: check that the bucket exists",
-                    ),
+                    StoreError::NotFound(_) => StoreError::Remote {
+                        op: "list",
+                        key: sub.to_string(),
+                        store: self.describe(),
+                        message: "the bucket answered 404".into(),
+                        hint: Some("check that the bucket exists".into()),
+                    },
                     other => other,
                 })?;
             keys.extend(page.contents.into_iter().map(|o| o.key));

@@ -69,10 +69,13 @@ impl S3Config {
             (Some(r), _) => r.trim().to_string(),
             (None, Some(_)) => DEFAULT_CUSTOM_REGION.to_string(),
             (None, None) => {
-                return Err(StoreError::Config(format!(
-                    "open an s3 store: no AWS region configured\nhint: set AWS_REGION (or a region in ~/.aws/config); for a non-AWS S3-compatible store also set {} to its URL, and any region value will do",
-                    env::S3_ENDPOINT
-                )));
+                return Err(StoreError::config_hint(
+                    "open an s3 store: no AWS region configured",
+                    format!(
+                        "set AWS_REGION (or a region in ~/.aws/config); for a non-AWS S3-compatible store also set {} to its URL, and any region value will do",
+                        env::S3_ENDPOINT
+                    ),
+                ));
             }
         };
         let credentials = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
@@ -81,15 +84,17 @@ impl S3Config {
                 static_credentials(&ak, &sk, token.as_deref())?
             }
             (Some(_), None) | (None, Some(_)) => {
-                return Err(StoreError::Config(
-                    "open an s3 store: only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set\nhint: set both, or neither to use a profile or instance credentials".into(),
+                return Err(StoreError::config_hint(
+                    "open an s3 store: only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set",
+                    "set both, or neither to use a profile or instance credentials",
                 ));
             }
             (None, None) => {
                 let profile = get("AWS_PROFILE");
                 Credentials::new(None, None, None, None, profile.as_deref()).map_err(|_| {
-                    StoreError::Config(
-                        "open an s3 store: no AWS credentials found\nhint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure a profile in ~/.aws/credentials".into(),
+                    StoreError::config_hint(
+                        "open an s3 store: no AWS credentials found",
+                        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure a profile in ~/.aws/credentials",
                     )
                 })?
             }
@@ -110,8 +115,9 @@ impl S3Config {
             (Some(r), _) => r.to_string(),
             (None, Some(_)) => DEFAULT_CUSTOM_REGION.to_string(),
             (None, None) => {
-                return Err(StoreError::Config(
-                    "open an s3 store: no region given and no endpoint\nhint: pass a region, or an endpoint for an S3-compatible server".into(),
+                return Err(StoreError::config_hint(
+                    "open an s3 store: no region given and no endpoint",
+                    "pass a region, or an endpoint for an S3-compatible server",
                 ));
             }
         };
@@ -123,10 +129,13 @@ impl S3Config {
         if let Some(e) = &endpoint
             && !(e.starts_with("http://") || e.starts_with("https://"))
         {
-            return Err(StoreError::Config(format!(
-                "open an s3 store: {} `{e}` is not an http(s) URL\nhint: use e.g. `http://127.0.0.1:8333`",
-                env::S3_ENDPOINT
-            )));
+            return Err(StoreError::config_hint(
+                format!(
+                    "open an s3 store: {} `{e}` is not an http(s) URL",
+                    env::S3_ENDPOINT
+                ),
+                "use e.g. `http://127.0.0.1:8333`",
+            ));
         }
         Ok(S3Config {
             endpoint: endpoint.map(|e| e.trim_end_matches('/').to_string()),
@@ -164,10 +173,13 @@ impl S3Config {
                     region,
                 }),
                 Ok(r) => Ok(r),
-                Err(e) => Err(StoreError::Config(format!(
-                    "open an s3 store: region `{}` is not usable: {e}\nhint: set AWS_REGION to an AWS region such as `eu-west-1`",
-                    self.region
-                ))),
+                Err(e) => Err(StoreError::config_hint(
+                    format!(
+                        "open an s3 store: region `{}` is not usable: {e}",
+                        self.region
+                    ),
+                    "set AWS_REGION to an AWS region such as `eu-west-1`",
+                )),
             },
         }
     }
@@ -176,8 +188,8 @@ impl S3Config {
 fn static_credentials(ak: &str, sk: &str, token: Option<&str>) -> Result<Credentials> {
     // The session token goes in both slots: rust-s3 signs `x-amz-security-token` from either.
     Credentials::new(Some(ak), Some(sk), token, token, None).map_err(|_| {
-        StoreError::Config(
-            "open an s3 store: the AWS credentials from the environment are unusable".into(),
+        StoreError::config(
+            "open an s3 store: the AWS credentials from the environment are unusable",
         )
     })
 }
@@ -266,9 +278,10 @@ mod tests {
 
     #[test]
     fn no_region_and_no_endpoint_is_a_clear_error() {
-        let err = S3Config::from_lookup(lookup(&[CREDS[0], CREDS[1], ("HOME", "/nonexistent")]))
-            .unwrap_err()
-            .to_string();
+        let err = sparkwing_contract::hint::with_hint(
+            &S3Config::from_lookup(lookup(&[CREDS[0], CREDS[1], ("HOME", "/nonexistent")]))
+                .unwrap_err(),
+        );
         assert!(err.contains("no AWS region configured"), "{err}");
         assert!(err.contains("AWS_REGION"), "{err}");
         assert!(err.contains("SPARKWING_S3_ENDPOINT"), "{err}");
