@@ -11,7 +11,7 @@ demo: ## Build the CLI and run the sample pipeline locally (no S3, no server)
 	@scripts/demo.sh
 
 build: ## Build the sparkwing CLI (release)
-	cargo build --release -p sparkwing
+	cargo build --release -p sparkwing-cli
 
 test: ## Run every check and test (starts a local S3 server itself)
 	@scripts/test.sh

@@ -70,7 +70,7 @@ def rss_of_supervisor(args, cwd, env):
 
 
 def main():
-    sh(["cargo", "build", "--release", "-p", "sparkwing"], cwd=ROOT)
+    sh(["cargo", "build", "--release", "-p", "sparkwing-cli"], cwd=ROOT)
     repo, home, env = prepare()
     print("==> building the sample pipelines once (release)", file=sys.stderr)
     sh([SPARKWING, "run", "hello"], cwd=repo, env=env, stdout=subprocess.DEVNULL)
@@ -103,7 +103,7 @@ def main():
         for i in range(1000):
             f.write(f"t{i}:\n\t@true\n.PHONY: t{i}\n")
     # The floor: the same 1,000 commands started as the runtime starts them, and nothing else.
-    sh(["cargo", "build", "--release", "-q", "-p", "pipeline-runtime", "--example", "spawn-floor"], cwd=ROOT)
+    sh(["cargo", "build", "--release", "-q", "-p", "sparkwing", "--example", "spawn-floor"], cwd=ROOT)
     floor_bin = os.path.join(ROOT, "target", "release", "examples", "spawn-floor")
     sws, makes, floors = [], [], []
     for _ in range(5):  # interleaved, so all three see the same machine
@@ -200,7 +200,7 @@ def cold_build_bench(repo, env):
     sdk = None
     # The SDK copy sparkwing builds against; plain cargo gets the same patch.
     for root, dirs, files in os.walk(TARGET_DIR):
-        if root.endswith("pipeline-runtime") and "Cargo.toml" in files and "sparkwing-sdk" in root:
+        if root.endswith("/sparkwing") and "Cargo.toml" in files and "sparkwing-sdk" in root:
             sdk = root
             break
     plain_dir = os.path.join(WORK, "cold-plain")
@@ -208,7 +208,7 @@ def cold_build_bench(repo, env):
     shutil.rmtree(plain_dir, ignore_errors=True)
     shutil.rmtree(sw_dir, ignore_errors=True)
     plain = timed(["cargo", "build", "--release", "--target-dir", plain_dir, "--config",
-                   f'patch.crates-io.pipeline-runtime.path="{sdk}"'], os.path.join(repo, ".sparkwing"), env)
+                   f'patch.crates-io.sparkwing.path="{sdk}"'], os.path.join(repo, ".sparkwing"), env)
     home = os.path.join(WORK, "cold-home")
     shutil.rmtree(home, ignore_errors=True)
     os.makedirs(home)

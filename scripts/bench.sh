@@ -15,8 +15,8 @@ python3 scripts/bench.py
 
 echo
 echo "## Runtime in ci-embedded mode"
-cargo build -q --release -p pipeline-runtime --examples
-cargo test -q --release -p pipeline-runtime --test bench_ci -- --ignored --nocapture --test-threads 1
+cargo build -q --release -p sparkwing --examples
+cargo test -q --release -p sparkwing --test bench_ci -- --ignored --nocapture --test-threads 1
 
 echo
 echo "## Storage"

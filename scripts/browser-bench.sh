@@ -16,7 +16,7 @@ if ! scripts/s3-server.sh status >/dev/null 2>&1; then
 fi
 eval "$(scripts/s3-server.sh env)"
 set +e
-cargo test --release -q -p sparkwing --test e2e dashboard_bench -- --ignored --nocapture 2>&1 \
+cargo test --release -q -p sparkwing-cli --test e2e dashboard_bench -- --ignored --nocapture 2>&1 \
   | grep -E '^bench:|panicked|FAIL|test result'
 status=${PIPESTATUS[0]}
 set -e

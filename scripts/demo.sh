@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-cargo build --release -p sparkwing
+cargo build --release -p sparkwing-cli
 sparkwing="$root/target/release/sparkwing"
 
 demo="$root/target/demo"

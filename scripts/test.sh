@@ -20,10 +20,10 @@ scripts/browser-setup.sh
 
 echo "==> cargo test (libraries)"
 status=0
-cargo test --workspace --exclude sparkwing --no-fail-fast || status=$?
+cargo test --workspace --exclude sparkwing-cli --no-fail-fast || status=$?
 
 # The end-to-end tests run real pipelines, signals and timing bounds (a cancel within 5 s, a
 # worker cap observed from timestamps): one at a time, so a 2-core machine never starves them.
 echo "==> cargo test (sparkwing CLI and end-to-end, one test at a time)"
-cargo test -p sparkwing --no-fail-fast -- --test-threads=1 || status=$?
+cargo test -p sparkwing-cli --no-fail-fast -- --test-threads=1 || status=$?
 exit "$status"

@@ -23,7 +23,7 @@ impl Repo {
         r.write(
             ".sparkwing/Cargo.toml",
             "[package]\nname = \"pipelines\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-             [dependencies]\npipeline-runtime = \"0.1\"\nhelper = { path = \"../tools/helper\" }\n",
+             [dependencies]\nsparkwing = \"0.1\"\nhelper = { path = \"../tools/helper\" }\n",
         );
         r.write(".sparkwing/src/main.rs", "fn main() { helper::hi(); }\n");
         r.write(

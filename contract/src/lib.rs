@@ -21,6 +21,6 @@ pub use record::{
 };
 pub use url::{StoreUrl, UrlError};
 
-/// The version of the SDK (pipeline-runtime and its companion crates) this build belongs to.
+/// The version of the SDK (the `sparkwing` crate and its companion crates) this build belongs to.
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use record::StateDump;

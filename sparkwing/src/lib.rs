@@ -29,7 +29,7 @@
 //! ```
 //!
 //! The package depends on this crate under the name `sparkwing`:
-//! `sparkwing = { package = "pipeline-runtime", version = "0.1" }`.
+//! `sparkwing = "0.1"`.
 
 mod args;
 mod backends;

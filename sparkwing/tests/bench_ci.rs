@@ -1,6 +1,6 @@
 //! Benchmarks of the runtime in ci-embedded mode against the S3 test server, with every request
 //! counted by a proxy in front of it. Ignored by default; run with
-//! `cargo test --release -p pipeline-runtime --test bench_ci -- --ignored --nocapture --test-threads 1`
+//! `cargo test --release -p sparkwing --test bench_ci -- --ignored --nocapture --test-threads 1`
 //! (numbers go to `docs/benchmarks.md`).
 
 mod support;

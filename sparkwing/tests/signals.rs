@@ -17,7 +17,7 @@ fn example_bin() -> PathBuf {
     let bin = profile_dir.join("examples/signals");
     assert!(
         bin.exists(),
-        "`{}` missing: run `cargo test -p pipeline-runtime`",
+        "`{}` missing: run `cargo test -p sparkwing`",
         bin.display()
     );
     bin

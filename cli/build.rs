@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Crates of the SDK, by folder, relative to the workspace root.
-const SDK_CRATES: &[&str] = &["contract", "storage", "records", "pipeline-runtime"];
+const SDK_CRATES: &[&str] = &["contract", "storage", "records", "sparkwing"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));

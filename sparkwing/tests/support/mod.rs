@@ -73,7 +73,7 @@ pub fn example_bin() -> PathBuf {
     let bin = profile_dir.join("examples/ci");
     assert!(
         bin.exists(),
-        "`{}` missing: run `cargo test -p pipeline-runtime`",
+        "`{}` missing: run `cargo test -p sparkwing`",
         bin.display()
     );
     bin

@@ -1,8 +1,8 @@
 //! The pipeline SDK this CLI carries with it.
 //!
-//! A `.sparkwing/` package depends on `pipeline-runtime` like on any registry crate. The CLI writes
+//! A `.sparkwing/` package depends on `sparkwing` like on any registry crate. The CLI writes
 //! its embedded copy of the SDK crates to disk once per SDK content hash and builds with
-//! `--config 'patch.crates-io.pipeline-runtime.path="…"'`, so no checkout of the sparkwing
+//! `--config 'patch.crates-io.sparkwing.path="…"'`, so no checkout of the sparkwing
 //! repository is needed and no machine path reaches `Cargo.toml` or `Cargo.lock`.
 
 use crate::error::CliError;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
 
 /// The package name user pipelines depend on.
-pub const SDK_PACKAGE: &str = "pipeline-runtime";
+pub const SDK_PACKAGE: &str = "sparkwing";
 
 /// SDK version as it enters the cache key: crate version + content hash, so a CLI built from
 /// changed SDK sources never reuses binaries built against the old ones.
@@ -23,7 +23,7 @@ pub fn sdk_version() -> String {
 pub const TARGET: &str = env!("SPARKWING_BUILD_TARGET");
 
 /// Writes the SDK under `<base>/sparkwing-sdk/<version>/` unless it is already there; returns the
-/// SDK root (which holds `pipeline-runtime/`, `contract/`, …).
+/// SDK root (which holds `sparkwing/`, `contract/`, …).
 pub fn materialize(base: &Path) -> Result<PathBuf, CliError> {
     let dir = base.join("sparkwing-sdk").join(sdk_version());
     let marker = dir.join(".complete");
@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn embeds_every_sdk_crate() {
         let crates = sdk_crates();
-        for c in ["contract", "pipeline-runtime", "records", "storage"] {
+        for c in ["contract", "sparkwing", "records", "storage"] {
             assert!(
                 crates.contains(&c.to_string()),
                 "{c} missing from {crates:?}"
@@ -129,7 +129,7 @@ mod tests {
     fn materializes_once_and_completely() {
         let tmp = tempfile::tempdir().unwrap();
         let root = materialize(tmp.path()).unwrap();
-        assert!(root.join("pipeline-runtime/Cargo.toml").is_file());
+        assert!(root.join("sparkwing/Cargo.toml").is_file());
         assert!(root.join("Cargo.toml").is_file());
         let again = materialize(tmp.path()).unwrap();
         assert_eq!(root, again);

@@ -3,7 +3,7 @@
 //! stdin null, stdout and stderr piped and read to the end, own process group, reaped), two at a
 //! time, with nothing else — no DAG, no logs, no records, no console.
 //!
-//! `cargo run --release -p pipeline-runtime --example spawn-floor -- 1000 /usr/bin/true`
+//! `cargo run --release -p sparkwing --example spawn-floor -- 1000 /usr/bin/true`
 
 use std::process::Stdio;
 use std::sync::Arc;
