@@ -75,28 +75,13 @@ pub(crate) async fn execute(
     let run_id = settings.run_id.to_string();
     let spool_dir = settings.home.spool_dir(&run_id);
     let db = sparkwing_contract::surfaces::state_db(&settings.backends.state, &settings.home);
-    let writer = match Writer::open(&db) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILURE;
-        }
-    };
-    let log_store = match backends::open_log_store(&settings.backends.logs) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILURE;
-        }
-    };
-    let artifacts = match backends::open_artifact_store(&settings.backends.cache) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!(
-                "warning: {e}; artifacts and the run state in the store are unavailable in this run"
-            );
-            None
-        }
+    let Some(Stores {
+        writer,
+        log_store,
+        artifacts,
+    }) = open_stores(&settings, &db)
+    else {
+        return exit::FAILURE;
     };
     let masker = Masker::default();
     for s in &settings.secrets {
@@ -113,57 +98,15 @@ pub(crate) async fn execute(
         sink: log_store.map(|s| Sink::start(s, run_id.clone(), spool_dir.clone())),
     });
 
-    let ci = settings.ci.clone();
-    let work_dir = settings.work_dir.clone();
     let git = {
-        let ci = ci.clone();
+        let (work_dir, ci) = (settings.work_dir.clone(), settings.ci.clone());
         tokio::task::spawn_blocking(move || git_info(&work_dir, &ci))
             .await
             .unwrap_or_default()
     };
-    let mut run = RunRecord {
-        git_branch: git.branch,
-        git_sha: git.sha,
-        repo_url: git.remote,
-        args: args
-            .to_record()
-            .into_iter()
-            .map(|(k, v)| (k, masker.mask(&v).into_owned()))
-            .collect(),
-        invocation: Invocation {
-            mode: settings.mode.as_str().to_string(),
-            mode_from: settings.mode_from.clone(),
-            workers: settings.workers.min(u32::MAX as usize) as u32,
-            workers_from: settings.workers_from.clone(),
-            profile: settings.profile.clone(),
-            backends: settings.backends.all.clone(),
-            ci_vendor: ci.vendor.clone(),
-            ci_job_url: ci.job_url.clone(),
-            binary_source: settings.binary_source.clone(),
-            cwd: settings.work_dir.display().to_string(),
-            extra: ci.extra().collect(),
-        },
-        ..RunRecord::new(run_id.clone(), pipeline, RunStatus::Running, now_rfc3339())
-    };
+    let mut run = first_record(&settings, pipeline, args, &masker, &run_id, git);
     let pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
-    // The state stream goes to the state surface when that is a bucket, else to the cache.
-    let state_target = {
-        let spec = sparkwing_contract::surfaces::state_dump_spec(
-            &settings.backends.state,
-            &settings.backends.cache,
-        );
-        if spec == settings.backends.cache {
-            artifacts.clone()
-        } else {
-            match backends::open_artifact_store(spec) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    eprintln!("warning: {e}; the run state is not streamed in this run");
-                    None
-                }
-            }
-        }
-    };
+    let state_target = state_target(&settings, &artifacts);
     let state = state_target.as_ref().map(|store| {
         StateStream::start(
             store.clone(),
@@ -207,77 +150,19 @@ pub(crate) async fn execute(
     });
     let done = dispatch::dispatch(plan, pending, settings.workers, &hub, &records, env).await;
 
-    let count = |o: Outcome| done.nodes.iter().filter(|n| n.outcome == Some(o)).count();
-    let (ok, failed, cancelled, skipped) = (
-        count(Outcome::Success) + count(Outcome::Cached),
-        count(Outcome::Failed),
-        count(Outcome::Cancelled),
-        count(Outcome::Skipped),
-    );
-    let failed_ids: Vec<&str> = done
-        .nodes
-        .iter()
-        .filter(|n| n.outcome == Some(Outcome::Failed))
-        .map(|n| n.id.as_str())
-        .collect();
-    (run.status, run.error) = if let Some(sig) = done.cancelled_by {
-        (RunStatus::Cancelled, format!("cancelled by {sig}"))
-    } else if failed > 0 || cancelled > 0 {
-        let shown: Vec<String> = failed_ids
-            .iter()
-            .take(5)
-            .map(|i| format!("`{i}`"))
-            .collect();
-        let more = failed_ids.len().saturating_sub(5);
-        let mut e = format!("{failed} job(s) failed: {}", shown.join(", "));
-        if more > 0 {
-            e.push_str(&format!(" and {more} more"));
-        }
-        (RunStatus::Failed, e)
-    } else {
-        (RunStatus::Success, String::new())
-    };
+    let tally = Tally::of(&done);
+    (run.status, run.error) = tally.verdict(&done);
     run.finished_at = Some(now_rfc3339());
     // The verdict is recorded before the logs drain, so a reader sees the run end at once and a
     // process killed while draining is still recorded with its real verdict.
     records.run(&run);
 
-    let now = tokio::time::Instant::now();
-    let (logs_by, state_by) = match done.cancelled_at {
-        Some(t) => {
-            let logs_by = (t + CANCEL_LOGS_BY).max(now + Duration::from_millis(250));
-            (
-                logs_by,
-                (t + CANCEL_STATE_BY).max(logs_by + Duration::from_millis(500)),
-            )
-        }
-        None => (now + LOG_DRAIN, now + LOG_DRAIN + STATE_DRAIN),
-    };
+    let (logs_by, state_by) = drain_deadlines(done.cancelled_at);
     let log_stats = match &hub.sink {
         Some(s) => s.close(logs_by).await,
         None => Default::default(),
     };
-    // Storage trouble is part of the record (`invocation.extra`), never silent.
-    let extra = &mut run.invocation.extra;
-    if log_stats.spooled_parts > 0 || log_stats.failed_parts > 0 {
-        extra.insert("log_parts_spooled".into(), log_stats.spooled_parts.into());
-        extra.insert(
-            "log_parts_undelivered".into(),
-            log_stats.failed_parts.into(),
-        );
-        extra.insert(
-            "log_bytes_undelivered".into(),
-            log_stats.failed_bytes.into(),
-        );
-    }
-    if let Some(dir) = &log_stats.spool_dir {
-        extra.insert("log_spool".into(), dir.display().to_string().into());
-    }
-    if hub.sink.is_some() {
-        // Every log part is now in the store (or counted undelivered): a follower that saw the
-        // verdict keeps listing parts until it sees this.
-        extra.insert(sparkwing_contract::record::LOGS_DRAINED.into(), true.into());
-    }
+    record_log_delivery(&mut run, &log_stats, hub.sink.is_some());
     records.run(&run);
     let state_outcome = match state {
         Some(s) => s.close(state_by).await,
@@ -294,70 +179,21 @@ pub(crate) async fn execute(
     }
     let db_error = tokio::task::block_in_place(|| writer.close()).err();
 
-    let mut lines = vec![format!(
-        "{run_id} {pipeline} {} in {}: {ok} succeeded, {failed} failed, {cancelled} cancelled, {skipped} skipped",
-        run.status,
-        sparkwing_contract::human::duration(began.elapsed())
-    )];
-    if !run.error.is_empty() {
-        lines.push(format!("error:   {}", masker.mask(&run.error)));
-    }
-    lines.push(format!(
-        "logs:    {}",
-        backends::logs_location(&settings.backends.logs, &run_id)
-    ));
-    if let Some(store) = &state_store {
-        lines.push(format!("state:   {store}/{}", state_key(&run_id)));
-    }
-    lines.push(format!("records: {}", db.display()));
-    let logs_name = log_store_name.as_deref().unwrap_or("the log store");
-    if log_stats.failed_parts > 0 {
-        lines.push(format!(
-            "warning: {} log part(s) ({}) could not be delivered to {logs_name}; kept in `{}`",
-            log_stats.failed_parts,
-            sparkwing_contract::human::bytes(log_stats.failed_bytes),
-            log_stats.spool_dir.as_ref().map_or_else(
-                || spool_dir.display().to_string(),
-                |d| d.display().to_string()
-            ),
-        ));
-        if let Some(e) = &log_stats.first_error {
-            lines.push(format!("  cause: {e}"));
-        }
-    } else if log_stats.spooled_parts > 0 {
-        lines.push(format!(
-            "note:    {} log part(s) reached {logs_name} late, after storage trouble ({})",
-            log_stats.spooled_parts,
-            log_stats.first_error.as_deref().unwrap_or("unknown error")
-        ));
-    }
-    if let Some((e, path)) = &state_outcome.undelivered {
-        lines.push(format!(
-            "warning: the run state could not be delivered to {}; kept in `{}`",
-            state_store.as_deref().unwrap_or("the artifact store"),
-            path.display()
-        ));
-        lines.push(format!("  cause: {e}"));
-    }
-    if let Some(e) = &db_error {
-        lines.push(format!("warning: failed to write run records: {e}"));
-    }
-    let mut attrs = serde_json::Map::new();
-    attrs.insert("run_id".into(), run_id.clone().into());
-    attrs.insert("status".into(), run.status.as_str().into());
-    attrs.insert(
-        "logs".into(),
-        backends::logs_location(&settings.backends.logs, &run_id).into(),
-    );
-    attrs.insert("records".into(), db.display().to_string().into());
-    attrs.insert("log_parts".into(), log_stats.parts.into());
-    attrs.insert("log_parts_spooled".into(), log_stats.spooled_parts.into());
-    attrs.insert("log_parts_failed".into(), log_stats.failed_parts.into());
-    attrs.insert("log_bytes_failed".into(), log_stats.failed_bytes.into());
-    attrs.insert(
-        "state_delivered".into(),
-        (state_store.is_some() && state_outcome.undelivered.is_none()).into(),
-    );
+    let end = RunEnd {
+        settings: &settings,
+        run: &run,
+        db: &db,
+        began,
+        tally,
+        masker: &masker,
+        log_stats: &log_stats,
+        logs_name: log_store_name.as_deref(),
+        spool_dir: &spool_dir,
+        state_store: state_store.as_deref(),
+        state_undelivered: state_outcome.undelivered.as_ref(),
+        db_error: db_error.as_ref(),
+    };
+    let (lines, attrs) = (end.summary_lines(), end.summary_attrs());
     hub.console
         .summary(&lines, run.status != RunStatus::Success, attrs);
 
@@ -366,6 +202,306 @@ pub(crate) async fn execute(
         exit::SUCCESS
     } else {
         exit::FAILURE
+    }
+}
+
+/// The stores a run writes to.
+struct Stores {
+    writer: Writer,
+    log_store: Option<Arc<dyn sparkwing_storage::LogStore>>,
+    /// The cache surface; `None` when it cannot be opened (artifacts are then unavailable).
+    artifacts: Option<Arc<dyn sparkwing_storage::ArtifactStore>>,
+}
+
+/// Opens the run record and the stores; `None` (after printing why) when the run cannot start.
+fn open_stores(settings: &Settings, db: &std::path::Path) -> Option<Stores> {
+    let writer = match Writer::open(db) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    let log_store = match backends::open_log_store(&settings.backends.logs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    let artifacts = match backends::open_artifact_store(&settings.backends.cache) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!(
+                "warning: {e}; artifacts and the run state in the store are unavailable in this run"
+            );
+            None
+        }
+    };
+    Some(Stores {
+        writer,
+        log_store,
+        artifacts,
+    })
+}
+
+/// The run record as the run starts: who, where, how, with argument values masked.
+fn first_record(
+    settings: &Settings,
+    pipeline: &str,
+    args: &Args,
+    masker: &Masker,
+    run_id: &str,
+    git: crate::invocation::GitInfo,
+) -> RunRecord {
+    let ci = &settings.ci;
+    RunRecord {
+        git_branch: git.branch,
+        git_sha: git.sha,
+        repo_url: git.remote,
+        args: args
+            .to_record()
+            .into_iter()
+            .map(|(k, v)| (k, masker.mask(&v).into_owned()))
+            .collect(),
+        invocation: Invocation {
+            mode: settings.mode.as_str().to_string(),
+            mode_from: settings.mode_from.clone(),
+            workers: settings.workers.min(u32::MAX as usize) as u32,
+            workers_from: settings.workers_from.clone(),
+            profile: settings.profile.clone(),
+            backends: settings.backends.all.clone(),
+            ci_vendor: ci.vendor.clone(),
+            ci_job_url: ci.job_url.clone(),
+            binary_source: settings.binary_source.clone(),
+            cwd: settings.work_dir.display().to_string(),
+            extra: ci.extra().collect(),
+        },
+        ..RunRecord::new(run_id, pipeline, RunStatus::Running, now_rfc3339())
+    }
+}
+
+/// Where the state stream goes: the state surface when that is a bucket, else the cache.
+fn state_target(
+    settings: &Settings,
+    artifacts: &Option<Arc<dyn sparkwing_storage::ArtifactStore>>,
+) -> Option<Arc<dyn sparkwing_storage::ArtifactStore>> {
+    let spec = sparkwing_contract::surfaces::state_dump_spec(
+        &settings.backends.state,
+        &settings.backends.cache,
+    );
+    if spec == settings.backends.cache {
+        return artifacts.clone();
+    }
+    match backends::open_artifact_store(spec) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("warning: {e}; the run state is not streamed in this run");
+            None
+        }
+    }
+}
+
+/// By when the logs, then the final state, must be delivered: within 5 s of a cancelling signal,
+/// else after the bounded drains.
+fn drain_deadlines(
+    cancelled_at: Option<tokio::time::Instant>,
+) -> (tokio::time::Instant, tokio::time::Instant) {
+    let now = tokio::time::Instant::now();
+    match cancelled_at {
+        Some(t) => {
+            let logs_by = (t + CANCEL_LOGS_BY).max(now + Duration::from_millis(250));
+            (
+                logs_by,
+                (t + CANCEL_STATE_BY).max(logs_by + Duration::from_millis(500)),
+            )
+        }
+        None => (now + LOG_DRAIN, now + LOG_DRAIN + STATE_DRAIN),
+    }
+}
+
+/// How the jobs of a run ended.
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    ok: usize,
+    failed: usize,
+    cancelled: usize,
+    skipped: usize,
+}
+
+impl Tally {
+    fn of(done: &dispatch::Dispatched) -> Tally {
+        let count = |o: Outcome| done.nodes.iter().filter(|n| n.outcome == Some(o)).count();
+        Tally {
+            ok: count(Outcome::Success) + count(Outcome::Cached),
+            failed: count(Outcome::Failed),
+            cancelled: count(Outcome::Cancelled),
+            skipped: count(Outcome::Skipped),
+        }
+    }
+
+    /// The run's status and error: cancelled by a signal, failed naming (up to five of) its
+    /// failed jobs, or success.
+    fn verdict(self, done: &dispatch::Dispatched) -> (RunStatus, String) {
+        if let Some(sig) = done.cancelled_by {
+            return (RunStatus::Cancelled, format!("cancelled by {sig}"));
+        }
+        if self.failed == 0 && self.cancelled == 0 {
+            return (RunStatus::Success, String::new());
+        }
+        let failed_ids: Vec<&str> = done
+            .nodes
+            .iter()
+            .filter(|n| n.outcome == Some(Outcome::Failed))
+            .map(|n| n.id.as_str())
+            .collect();
+        let shown: Vec<String> = failed_ids
+            .iter()
+            .take(5)
+            .map(|i| format!("`{i}`"))
+            .collect();
+        let more = failed_ids.len().saturating_sub(5);
+        let mut e = format!("{} job(s) failed: {}", self.failed, shown.join(", "));
+        if more > 0 {
+            e.push_str(&format!(" and {more} more"));
+        }
+        (RunStatus::Failed, e)
+    }
+}
+
+/// Storage trouble is part of the record (`invocation.extra`), never silent; with a log store,
+/// `logs_drained` says every part is in it (or counted undelivered), so a follower that saw the
+/// verdict keeps listing parts until it sees this.
+fn record_log_delivery(run: &mut RunRecord, log_stats: &crate::log::SinkStats, has_sink: bool) {
+    let extra = &mut run.invocation.extra;
+    if log_stats.spooled_parts > 0 || log_stats.failed_parts > 0 {
+        extra.insert("log_parts_spooled".into(), log_stats.spooled_parts.into());
+        extra.insert(
+            "log_parts_undelivered".into(),
+            log_stats.failed_parts.into(),
+        );
+        extra.insert(
+            "log_bytes_undelivered".into(),
+            log_stats.failed_bytes.into(),
+        );
+    }
+    if let Some(dir) = &log_stats.spool_dir {
+        extra.insert("log_spool".into(), dir.display().to_string().into());
+    }
+    if has_sink {
+        extra.insert(sparkwing_contract::record::LOGS_DRAINED.into(), true.into());
+    }
+}
+
+/// Everything the closing summary reports.
+struct RunEnd<'a> {
+    settings: &'a Settings,
+    run: &'a RunRecord,
+    db: &'a std::path::Path,
+    began: Instant,
+    tally: Tally,
+    masker: &'a Masker,
+    log_stats: &'a crate::log::SinkStats,
+    logs_name: Option<&'a str>,
+    spool_dir: &'a std::path::Path,
+    state_store: Option<&'a str>,
+    state_undelivered: Option<&'a (String, std::path::PathBuf)>,
+    db_error: Option<&'a sparkwing_records::RecordsError>,
+}
+
+impl RunEnd<'_> {
+    /// The lines of the summary: the verdict, where logs, state and records are, and what could
+    /// not be delivered.
+    fn summary_lines(&self) -> Vec<String> {
+        let (run, settings) = (self.run, self.settings);
+        let (run_id, pipeline) = (run.id.as_str(), run.pipeline.as_str());
+        let Tally {
+            ok,
+            failed,
+            cancelled,
+            skipped,
+        } = self.tally;
+        let mut lines = vec![format!(
+            "{run_id} {pipeline} {} in {}: {ok} succeeded, {failed} failed, {cancelled} cancelled, {skipped} skipped",
+            run.status,
+            sparkwing_contract::human::duration(self.began.elapsed())
+        )];
+        if !run.error.is_empty() {
+            lines.push(format!("error:   {}", self.masker.mask(&run.error)));
+        }
+        lines.push(format!(
+            "logs:    {}",
+            backends::logs_location(&settings.backends.logs, run_id)
+        ));
+        if let Some(store) = self.state_store {
+            lines.push(format!("state:   {store}/{}", state_key(run_id)));
+        }
+        lines.push(format!("records: {}", self.db.display()));
+        let logs_name = self.logs_name.unwrap_or("the log store");
+        let log_stats = self.log_stats;
+        if log_stats.failed_parts > 0 {
+            lines.push(format!(
+                "warning: {} log part(s) ({}) could not be delivered to {logs_name}; kept in `{}`",
+                log_stats.failed_parts,
+                sparkwing_contract::human::bytes(log_stats.failed_bytes),
+                log_stats.spool_dir.as_ref().map_or_else(
+                    || self.spool_dir.display().to_string(),
+                    |d| d.display().to_string()
+                ),
+            ));
+            if let Some(e) = &log_stats.first_error {
+                lines.push(format!("  cause: {e}"));
+            }
+        } else if log_stats.spooled_parts > 0 {
+            lines.push(format!(
+                "note:    {} log part(s) reached {logs_name} late, after storage trouble ({})",
+                log_stats.spooled_parts,
+                log_stats.first_error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+        if let Some((e, path)) = self.state_undelivered {
+            lines.push(format!(
+                "warning: the run state could not be delivered to {}; kept in `{}`",
+                self.state_store.unwrap_or("the artifact store"),
+                path.display()
+            ));
+            lines.push(format!("  cause: {e}"));
+        }
+        if let Some(e) = self.db_error {
+            lines.push(format!("warning: failed to write run records: {e}"));
+        }
+        lines
+    }
+
+    /// The summary's machine-readable attributes (JSON console).
+    fn summary_attrs(&self) -> serde_json::Map<String, serde_json::Value> {
+        let run = self.run;
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("run_id".into(), run.id.clone().into());
+        attrs.insert("status".into(), run.status.as_str().into());
+        attrs.insert(
+            "logs".into(),
+            backends::logs_location(&self.settings.backends.logs, &run.id).into(),
+        );
+        attrs.insert("records".into(), self.db.display().to_string().into());
+        attrs.insert("log_parts".into(), self.log_stats.parts.into());
+        attrs.insert(
+            "log_parts_spooled".into(),
+            self.log_stats.spooled_parts.into(),
+        );
+        attrs.insert(
+            "log_parts_failed".into(),
+            self.log_stats.failed_parts.into(),
+        );
+        attrs.insert(
+            "log_bytes_failed".into(),
+            self.log_stats.failed_bytes.into(),
+        );
+        attrs.insert(
+            "state_delivered".into(),
+            (self.state_store.is_some() && self.state_undelivered.is_none()).into(),
+        );
+        attrs
     }
 }
 

@@ -6,7 +6,7 @@ mod sink;
 
 pub(crate) use console::{Console, Grouping, Mark};
 pub(crate) use mask::Masker;
-pub(crate) use sink::Sink;
+pub(crate) use sink::{Sink, SinkStats};
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
