@@ -1,0 +1,121 @@
+//! The batcher: one task owns every node's buffer and cuts a part when a buffer reaches
+//! [`MAX_PART`] or its oldest line is about [`MAX_AGE`] old, never a part per line.
+
+use super::*;
+
+struct Pending {
+    data: Vec<u8>,
+    since: Instant,
+    permits: u32,
+}
+
+/// Owns every node's buffer; cuts parts and hands them to the delivery task.
+struct Batcher {
+    out: mpsc::UnboundedSender<Out>,
+    bufs: HashMap<Arc<str>, Pending>,
+}
+
+impl Batcher {
+    fn cut(&mut self, node: &Arc<str>) {
+        if let Some(p) = self.bufs.get_mut(node)
+            && !p.data.is_empty()
+        {
+            let data = std::mem::take(&mut p.data);
+            let permits = std::mem::take(&mut p.permits);
+            let _ = self.out.send(Out::Part {
+                node: node.clone(),
+                data,
+                permits,
+            });
+        }
+    }
+
+    fn cut_all(&mut self, older_than: Option<Duration>) {
+        let now = Instant::now();
+        let due: Vec<Arc<str>> = self
+            .bufs
+            .iter()
+            .filter(|(_, p)| !p.data.is_empty())
+            .filter(|(_, p)| older_than.is_none_or(|age| now.duration_since(p.since) >= age))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in due {
+            self.cut(&node);
+        }
+    }
+
+    fn add(&mut self, node: Arc<str>, mut bytes: Vec<u8>, mut permits: u32) {
+        if let Some(p) = self.bufs.get_mut(&node)
+            && !p.data.is_empty()
+            && p.data.len() + bytes.len() > MAX_PART
+        {
+            // The cut part carries the permits, so they return to the budget when it is delivered.
+            p.permits += std::mem::take(&mut permits);
+            // Fill the part up to the limit at a line boundary, so parts are full and the store
+            // sees about one request per MiB.
+            let room = MAX_PART - p.data.len();
+            if let Some(end) = bytes[..room].iter().rposition(|&b| b == b'\n') {
+                p.data.extend_from_slice(&bytes[..=end]);
+                bytes.drain(..=end);
+            }
+            self.cut(&node);
+            if bytes.is_empty() {
+                return;
+            }
+        }
+        if bytes.len() >= MAX_PART {
+            let _ = self.out.send(Out::Part {
+                node,
+                data: bytes,
+                permits,
+            });
+            return;
+        }
+        let p = self.bufs.entry(node).or_insert_with(|| Pending {
+            data: Vec::new(),
+            since: Instant::now(),
+            permits: 0,
+        });
+        if p.data.is_empty() {
+            p.since = Instant::now();
+            p.data.reserve(bytes.len().max(64 * 1024));
+        }
+        p.data.extend_from_slice(&bytes);
+        p.permits += permits;
+    }
+}
+
+pub(super) async fn batcher(mut rx: mpsc::UnboundedReceiver<Msg>, out: mpsc::UnboundedSender<Out>) {
+    let mut b = Batcher {
+        out,
+        bufs: HashMap::new(),
+    };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                None => {
+                    b.cut_all(None);
+                    return;
+                }
+                Some(Msg::Data { node, bytes, permits }) => b.add(node, bytes, permits),
+                #[cfg(test)]
+                Some(Msg::Flush { node, done }) => {
+                    match node {
+                        Some(n) => b.cut(&n),
+                        None => b.cut_all(None),
+                    }
+                    let _ = b.out.send(Out::Barrier(done));
+                }
+                Some(Msg::Cut(node)) => b.cut(&node),
+                Some(Msg::Close(done)) => {
+                    b.cut_all(None);
+                    let _ = b.out.send(Out::Close(done));
+                    return;
+                }
+            },
+            _ = tick.tick() => b.cut_all(Some(MAX_AGE)),
+        }
+    }
+}
