@@ -91,7 +91,7 @@ const NOT_SHIPPED: &[&str] = &["tests", "examples", "benches", "templates"];
 /// Test-only modules inside an SDK crate's `src/`, compiled only under `cfg(test)` or the
 /// `conformance` feature (which no pipeline build enables): not shipped either.
 const TEST_ONLY: &[&str] = &[
-    "storage/src/conformance.rs",
+    "storage/src/conformance",
     "storage/src/testing.rs",
     "storage/src/testing",
     "storage/src/tests.rs",
