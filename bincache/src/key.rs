@@ -88,6 +88,15 @@ pub struct KeyRequest<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
+/// Whether `key` has the shape of a cache key: 16 to 64 lowercase hex characters (it becomes a
+/// directory name and an object key, so nothing else is ever accepted).
+pub fn is_cache_key(key: &str) -> bool {
+    (16..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A computed key and the inputs it was computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {

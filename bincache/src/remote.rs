@@ -171,11 +171,7 @@ pub enum RemoteError {
 }
 
 fn check_key(key: &str) -> Result<(), RemoteError> {
-    let ok = (16..=64).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if ok {
+    if crate::key::is_cache_key(key) {
         Ok(())
     } else {
         Err(RemoteError::BadKey(key.escape_debug().to_string()))

@@ -54,15 +54,7 @@ impl Reader {
         .map_err(|e| RecordsError::sqlite("open run records", path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| RecordsError::sqlite("configure run records", path, e))?;
-        let found = schema::version(&conn)
-            .map_err(|e| RecordsError::sqlite("read schema version of", path, e))?;
-        if found > schema::LATEST {
-            return Err(RecordsError::NewerSchema {
-                path: path.display().to_string(),
-                found,
-                known: schema::LATEST,
-            });
-        }
+        let found = schema::check_not_newer(&conn, path)?;
         Ok(Reader {
             conn,
             path: path.to_path_buf(),

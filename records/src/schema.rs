@@ -50,6 +50,20 @@ pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
+/// The schema version, refusing a database written by a newer sparkwing (past [`LATEST`]).
+pub fn check_not_newer(conn: &Connection, path: &std::path::Path) -> crate::Result<i64> {
+    let found = version(conn)
+        .map_err(|e| crate::RecordsError::sqlite("read schema version of", path, e))?;
+    if found > LATEST {
+        return Err(crate::RecordsError::NewerSchema {
+            path: path.display().to_string(),
+            found,
+            known: LATEST,
+        });
+    }
+    Ok(found)
+}
+
 /// Applies every migration the database has not seen, each in its own transaction. Returns the
 /// version reached. A database newer than this build is left untouched and reported by the caller.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {

@@ -88,15 +88,7 @@ pub(crate) fn open_rw(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")
         .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
         .map_err(|e| RecordsError::sqlite("configure run records", path, e))?;
-    let found = schema::version(&conn)
-        .map_err(|e| RecordsError::sqlite("read schema version of", path, e))?;
-    if found > schema::LATEST {
-        return Err(RecordsError::NewerSchema {
-            path: path.display().to_string(),
-            found,
-            known: schema::LATEST,
-        });
-    }
+    schema::check_not_newer(&conn, path)?;
     schema::migrate(&mut conn).map_err(|e| RecordsError::sqlite("migrate run records", path, e))?;
     Ok(conn)
 }

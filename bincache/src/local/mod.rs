@@ -336,11 +336,7 @@ impl std::fmt::Debug for LocalCache {
 }
 
 fn validate_key(key: &str) -> Result<(), CacheError> {
-    let ok = (16..=64).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if ok {
+    if crate::key::is_cache_key(key) {
         Ok(())
     } else {
         Err(CacheError::BadKey(key.escape_debug().to_string()))
