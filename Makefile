@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo build test ci lint fmt s3-start s3-stop s3-env s3-compat bench clean
+.PHONY: help demo build test ci lint cycles fmt s3-start s3-stop s3-env s3-compat bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ ci: test ## What .ci/run runs: the same as `make test`
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+cycles: ## Fail if modules of a crate import each other in a circle
+	python3 scripts/module-cycles.py
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -10,6 +10,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "==> no import circles between modules"
+python3 scripts/module-cycles.py
+
 echo "==> local S3 server"
 scripts/s3-server.sh start
 trap 'scripts/s3-server.sh stop' EXIT
