@@ -131,6 +131,26 @@ fn usage_errors_print_one_error_and_one_hint_and_nothing_else() {
     }
 }
 
+/// A package written for the SDK's former package name gets one clear error, before any cargo.
+#[test]
+fn a_package_on_the_former_sdk_name_is_told_how_to_move() {
+    let w = World::sample();
+    let manifest = w.repo.join(".sparkwing/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "sparkwing = \"0.1\"",
+            "sparkwing = { package = \"pipeline-runtime\", version = \"0.1\" }",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        stderr_of(&w, &["run", "hello"], &[]),
+        "error: `<repo>/.sparkwing/Cargo.toml` depends on the SDK by its former package name `pipeline-runtime`\n  hint: replace that dependency with `sparkwing = \"0.1.0\"` under `[dependencies]`, then run again\n"
+    );
+}
+
 #[test]
 fn no_sparkwing_dir_says_where_it_looked() {
     let dir = crate::support::scratch().join("empty-repo");

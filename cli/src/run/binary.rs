@@ -58,6 +58,7 @@ impl BuildContext {
     /// Makes sure `.sparkwing/Cargo.lock` exists before the key is computed, so the lockfile the
     /// first build would leave behind never changes the key of the second run.
     pub fn ensure_lockfile(&self) -> Result<(), CliError> {
+        check_sdk_dependency(&self.sparkwing_dir)?;
         // The SDK copy is only needed to create the lockfile; bincache re-checks under a lock.
         let patches = if self.sparkwing_dir.join("Cargo.lock").is_file() {
             Vec::new()
@@ -123,6 +124,27 @@ impl BuildContext {
             CliError::failure(format!("compute the pipeline cache key: {e}")).hinted(&e)
         })
     }
+}
+
+/// A package written for the SDK's earlier package name (`pipeline-runtime`) cannot build against
+/// this CLI, which patches the SDK in as `sparkwing`: say so, and how to fix it, before cargo
+/// fails looking for a crate that was never published.
+fn check_sdk_dependency(sparkwing_dir: &Path) -> Result<(), CliError> {
+    let manifest = sparkwing_dir.join("Cargo.toml");
+    let Ok(text) = std::fs::read_to_string(&manifest) else {
+        return Ok(());
+    };
+    if text.contains("\"pipeline-runtime\"") {
+        return Err(CliError::usage(format!(
+            "`{}` depends on the SDK by its former package name `pipeline-runtime`",
+            manifest.display()
+        ))
+        .with_hint(format!(
+            "replace that dependency with `sparkwing = \"{}\"` under `[dependencies]`, then run again",
+            sparkwing_contract::SDK_VERSION
+        )));
+    }
+    Ok(())
 }
 
 /// `SPARKWING_NO_SPARKS_RESOLVE` set to anything but empty, `0` or `false`.
