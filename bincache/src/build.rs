@@ -388,26 +388,21 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
         let id = msg["package_id"].as_str().unwrap_or_default();
         // The patched-in SDK is a path package too, but its directory is named by its content
         // hash and never changes in place.
-        let is_sdk = msg["manifest_path"].as_str().is_some_and(|m| {
-            req.sdk_patch
-                .iter()
-                .any(|(_, p)| Path::new(m).starts_with(p))
-                || req.sdk_root.is_some_and(|r| Path::new(m).starts_with(r))
-        });
+        let is_sdk = |m: &Path| {
+            req.sdk_patch.iter().any(|(_, p)| m.starts_with(p))
+                || req.sdk_root.is_some_and(|r| m.starts_with(r))
+        };
         // A package reports one artifact per target (build script, lib, bin): any of them
         // reused counts as the package reused.
         if let Some(a) = local.iter_mut().find(|a| a.id == id) {
             a.fresh |= msg["fresh"] == true;
         } else if is_path_package(id)
-            && !is_sdk
-            && let Some(manifest) = msg["manifest_path"].as_str()
+            && let Some(manifest) = msg["manifest_path"].as_str().map(Path::new)
+            && !is_sdk(manifest)
         {
             local.push(LocalArtifact {
                 id: id.to_string(),
-                manifest_dir: Path::new(manifest)
-                    .parent()
-                    .unwrap_or(Path::new("/"))
-                    .to_path_buf(),
+                manifest_dir: manifest.parent().unwrap_or(Path::new("/")).to_path_buf(),
                 fresh: msg["fresh"] == true,
             });
         }

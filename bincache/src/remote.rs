@@ -267,22 +267,27 @@ impl AsyncWrite for BoundedBuf {
     }
 }
 
-/// Reads the manifest object, refusing one over [`MANIFEST_MAX_BYTES`]. `Ok(None)`: absent.
-async fn read_manifest(
-    store: &dyn ArtifactStore,
-    mkey: &str,
-) -> Result<Option<Result<Vec<u8>, String>>, RemoteError> {
+/// What reading a manifest object found.
+enum ManifestRead {
+    Absent,
+    /// Larger than [`MANIFEST_MAX_BYTES`]: the reason, nothing past the cap was read.
+    TooLarge(String),
+    Bytes(Vec<u8>),
+}
+
+/// Reads the manifest object, refusing one over [`MANIFEST_MAX_BYTES`].
+async fn read_manifest(store: &dyn ArtifactStore, mkey: &str) -> Result<ManifestRead, RemoteError> {
     let mut w = BoundedBuf {
         buf: Vec::new(),
         limit: MANIFEST_MAX_BYTES as usize,
         overflowed: false,
     };
     match store.get_to_writer(mkey, &mut w).await {
-        Ok(_) => Ok(Some(Ok(w.buf))),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(_) if w.overflowed => Ok(Some(Err(format!(
+        Ok(_) => Ok(ManifestRead::Bytes(w.buf)),
+        Err(e) if e.is_not_found() => Ok(ManifestRead::Absent),
+        Err(_) if w.overflowed => Ok(ManifestRead::TooLarge(format!(
             "manifest `{mkey}` is larger than {MANIFEST_MAX_BYTES} bytes"
-        )))),
+        ))),
         Err(e) => Err(store_err("fetch", mkey, store)(e)),
     }
 }
@@ -322,9 +327,9 @@ pub async fn fetch(
     check_key(key)?;
     let mkey = manifest_object(key);
     let bytes = match read_manifest(store, &mkey).await? {
-        None => return Ok(FetchOutcome::NotFound),
-        Some(Err(reason)) => return Ok(FetchOutcome::Rejected { reason }),
-        Some(Ok(b)) => b,
+        ManifestRead::Absent => return Ok(FetchOutcome::NotFound),
+        ManifestRead::TooLarge(reason) => return Ok(FetchOutcome::Rejected { reason }),
+        ManifestRead::Bytes(b) => b,
     };
     let manifest = match check_manifest(&bytes, &mkey, key, trust) {
         Ok(m) => m,

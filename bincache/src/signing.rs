@@ -125,7 +125,7 @@ impl Signer {
         let well_formed = lines
             .next()
             .is_some_and(|l| l.starts_with("untrusted comment:"))
-            && lines.next().and_then(|l| decode_b64(l.trim())).is_some();
+            && lines.next().is_some_and(|l| !l.trim().is_empty());
         if !well_formed {
             return Err(BadSigningKey(
                 "it is not a minisign secret key file (two lines: `untrusted comment: …` and the key)".into(),
@@ -197,52 +197,22 @@ pub fn generate_keypair() -> Result<(String, String, String), BadSigningKey> {
     Ok((secret, public, public_b64))
 }
 
-/// The key id minisign prints for a base64 public key: bytes 2..10, little-endian, as hex.
+/// The key id minisign prints for a base64 public key (its key number, as hex).
 fn key_id_of_base64(b64: &str) -> String {
-    decode_b64(b64)
-        .filter(|b| b.len() >= 10)
-        .map(|b| id_hex(&b[2..10]))
-        .unwrap_or_else(|| b64.to_string())
+    minisign::PublicKey::from_base64(b64)
+        .map(|pk| id_hex(pk.keynum()))
+        .unwrap_or_else(|_| b64.to_string())
 }
 
-/// The key id of a `.minisig` text's signature line.
+/// The key id of a `.minisig` text's signature.
 fn signature_key_id(text: &str) -> Option<String> {
-    let line = text.lines().nth(1)?;
-    let b = decode_b64(line.trim())?;
-    (b.len() >= 10).then(|| id_hex(&b[2..10]))
+    minisign::SignatureBox::from_string(text)
+        .ok()
+        .map(|sig| id_hex(sig.keynum()))
 }
 
 fn id_hex(le: &[u8]) -> String {
     le.iter().rev().map(|b| format!("{b:02X}")).collect()
-}
-
-fn decode_b64(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * i);
-        }
-        let take = match chunk.len() {
-            4 => 3,
-            3 => 2,
-            2 => 1,
-            _ => return None,
-        };
-        out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
-    }
-    Some(out)
 }
 
 #[cfg(test)]

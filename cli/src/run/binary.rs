@@ -58,11 +58,12 @@ impl BuildContext {
     /// Makes sure `.sparkwing/Cargo.lock` exists before the key is computed, so the lockfile the
     /// first build would leave behind never changes the key of the second run.
     pub fn ensure_lockfile(&self) -> Result<(), CliError> {
-        check_sdk_dependency(&self.sparkwing_dir)?;
         // The SDK copy is only needed to create the lockfile; bincache re-checks under a lock.
         let patches = if self.sparkwing_dir.join("Cargo.lock").is_file() {
             Vec::new()
         } else {
+            // About to run cargo: a manifest on the SDK's former name would fail there, unclearly.
+            check_sdk_dependency(&self.sparkwing_dir)?;
             sdk::patches(&sdk::materialize(&self.target_dir)?)
         };
         let req = self.build_request(&patches);
@@ -352,6 +353,7 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
                 "==> building pipeline binary for `.sparkwing/` (cache key {}); later runs reuse it",
                 short(&key.key)
             );
+            check_sdk_dependency(&ctx.sparkwing_dir)?;
             let sdk_root = sdk::materialize(&ctx.target_dir)?;
             let patches = sdk::patches(&sdk_root);
             let req = bincache::BuildRequest {
@@ -370,40 +372,62 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
                 );
             }
             if let Some(store) = &remote {
-                match may_publish(plan, &trust) {
-                    Err(why) => eprintln!("==> not publishing the pipeline binary to `{}` ({why})", store.describe()),
-                    Ok(signer) => {
-                        let sdk_version = sdk::sdk_version();
-                        let opts = PublishOptions {
-                            fields: ManifestFields { target: sdk::TARGET, sdk_version: &sdk_version },
-                            signer: signer.as_ref(),
-                            replace: rejected,
-                        };
-                        let signed = match &signer {
-                            Some(s) => format!(", signed by key {}", s.key_id()),
-                            None => String::new(),
-                        };
-                        match rt.block_on(bincache::remote::publish(store.as_ref(), &key.key, &dest, &opts)) {
-                            Ok(PublishOutcome::Published) => eprintln!(
-                                "==> published pipeline binary {} to `{}`{signed}",
-                                short(&key.key),
-                                store.describe()
-                            ),
-                            Ok(PublishOutcome::Replaced) => eprintln!(
-                                "==> replaced the remote cache's entry for key {} in `{}` with this build{signed}",
-                                short(&key.key),
-                                store.describe()
-                            ),
-                            Ok(PublishOutcome::AlreadyPublished) => {}
-                            Err(e) => eprintln!("warning: could not publish the pipeline binary: {e}"),
-                        }
-                    }
-                }
+                publish_build(plan, rt, store.as_ref(), &trust, &key.key, &dest, rejected);
             }
             Ok(Source::Compiled)
         })
         .map_err(cache_error)?;
     Ok(Obtained { lease, source })
+}
+
+/// Publishes a fresh build to the remote cache when this run may (replacing an entry it
+/// rejected), and says what happened; a failure to publish is a warning, never the run's.
+fn publish_build(
+    plan: &RunPlan,
+    rt: &tokio::runtime::Runtime,
+    store: &dyn ArtifactStore,
+    trust: &Trust,
+    key: &str,
+    binary: &Path,
+    rejected: bool,
+) {
+    let signer = match may_publish(plan, trust) {
+        Ok(signer) => signer,
+        Err(why) => {
+            eprintln!(
+                "==> not publishing the pipeline binary to `{}` ({why})",
+                store.describe()
+            );
+            return;
+        }
+    };
+    let sdk_version = sdk::sdk_version();
+    let opts = PublishOptions {
+        fields: ManifestFields {
+            target: sdk::TARGET,
+            sdk_version: &sdk_version,
+        },
+        signer: signer.as_ref(),
+        replace: rejected,
+    };
+    let signed = match &signer {
+        Some(s) => format!(", signed by key {}", s.key_id()),
+        None => String::new(),
+    };
+    match rt.block_on(bincache::remote::publish(store, key, binary, &opts)) {
+        Ok(PublishOutcome::Published) => eprintln!(
+            "==> published pipeline binary {} to `{}`{signed}",
+            short(key),
+            store.describe()
+        ),
+        Ok(PublishOutcome::Replaced) => eprintln!(
+            "==> replaced the remote cache's entry for key {} in `{}` with this build{signed}",
+            short(key),
+            store.describe()
+        ),
+        Ok(PublishOutcome::AlreadyPublished) => {}
+        Err(e) => eprintln!("warning: could not publish the pipeline binary: {e}"),
+    }
 }
 
 /// The local binary cache under `$SPARKWING_HOME`.
