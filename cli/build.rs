@@ -88,24 +88,18 @@ fn main() {
 /// means that editing a test never changes any pipeline's cache key.
 const NOT_SHIPPED: &[&str] = &["tests", "examples", "benches", "templates"];
 
-/// Test-only modules inside an SDK crate's `src/`, compiled only under `cfg(test)` or the
-/// `conformance` feature (which no pipeline build enables): not shipped either.
-const TEST_ONLY: &[&str] = &[
-    "storage/src/conformance",
-    "storage/src/testing.rs",
-    "storage/src/testing",
-    "storage/src/tests.rs",
-];
-
-/// A crate manifest as shipped: no `[[test]]`, `[[example]]` or `[[bench]]` tables (their files
-/// are not shipped), and auto-discovery of those targets off.
+/// A crate manifest as shipped: no `[[test]]`, `[[example]]` or `[[bench]]` tables and no
+/// `[dev-dependencies]` (what they serve is not shipped), and auto-discovery of those targets off.
 fn packaged_manifest(text: &str) -> String {
     let mut out = String::new();
     let mut skipping = false;
     for line in text.lines() {
         let t = line.trim();
         if t.starts_with('[') {
-            skipping = matches!(t, "[[test]]" | "[[example]]" | "[[bench]]");
+            skipping = matches!(
+                t,
+                "[[test]]" | "[[example]]" | "[[bench]]" | "[dev-dependencies]"
+            );
         }
         if skipping {
             continue;
@@ -129,14 +123,6 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
         if name == "target" || name.starts_with('.') {
-            continue;
-        }
-        let rel_path = path
-            .strip_prefix(root)
-            .expect("under root")
-            .to_string_lossy()
-            .replace('\\', "/");
-        if TEST_ONLY.contains(&rel_path.as_str()) {
             continue;
         }
         let crate_level = dir.parent() == Some(root);

@@ -20,7 +20,7 @@ cargo test -q --release -p sparkwing --test bench_ci -- --ignored --nocapture --
 
 echo
 echo "## Storage"
-cargo run -q --release -p sparkwing-storage --features conformance --example storage-bench
+cargo run -q --release -p sparkwing-storage-testing --example storage-bench
 
 echo
 echo "## Dashboard"

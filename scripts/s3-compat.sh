@@ -46,7 +46,7 @@ wait_ready() {
 }
 
 echo "s3-compat: building the conformance runner (release)" >&2
-(cd "$REPO" && cargo build -q --release -p sparkwing-storage --features conformance --example s3-conformance)
+(cd "$REPO" && cargo build -q --release -p sparkwing-storage-testing --example s3-conformance)
 RUNNER=$REPO/target/release/examples/s3-conformance
 
 run_suite() { # NAME ENDPOINT BUCKET AK SK [runner args...]

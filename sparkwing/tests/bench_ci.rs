@@ -13,7 +13,7 @@ fn measure(
     label: &str,
     args: &[&str],
     workers: &str,
-) -> (f64, sparkwing_storage::testing::Counts, String) {
+) -> (f64, sparkwing_storage_testing::Counts, String) {
     let s3 = S3Env::load();
     let proxy = Proxy::start(s3.addr());
     let mut run = CiRun::new(&s3, &proxy.endpoint(), label, args)

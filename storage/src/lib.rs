@@ -22,16 +22,10 @@
 //! ```
 
 pub mod artifact;
-#[cfg(any(test, feature = "conformance"))]
-pub mod conformance;
 pub mod error;
 pub mod fs;
 pub mod logs;
 pub mod s3;
-#[cfg(any(test, feature = "conformance"))]
-pub mod testing;
-#[cfg(test)]
-mod tests;
 /// Store URLs live in the contract (every process parses them alike); re-exported here.
 pub use sparkwing_contract::url;
 

@@ -4,7 +4,7 @@
 
 use crate::support::{World, block, bucket_cache, bucket_world, fixture_repo};
 use sparkwing_storage::ArtifactStore;
-use sparkwing_storage::testing::TestS3;
+use sparkwing_storage_testing::TestS3;
 
 /// A world whose `ci` profile points cache and logs at a fresh prefix of the test bucket.
 fn ci_world(s3: &TestS3, prefix: &str, repo: std::path::PathBuf) -> World {
@@ -181,7 +181,7 @@ fn a_child_killed_by_sigkill_is_finalized_in_the_bucket() {
 #[test]
 fn an_outage_mid_run_through_sparkwing_run_loses_and_duplicates_nothing() {
     use crate::support::{LineWatcher, find_run_id, wait_timeout};
-    use sparkwing_storage::testing::Proxy;
+    use sparkwing_storage_testing::Proxy;
     use std::time::Duration;
     let s3 = TestS3::from_env();
     let prefix = s3.unique_prefix("e2e-outage");

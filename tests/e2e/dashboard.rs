@@ -5,8 +5,8 @@
 use crate::support::{LineWatcher, World, find_run_id, wait_timeout, workspace};
 use sparkwing_contract::{NodeRecord, RunRecord, StateDump, timefmt};
 use sparkwing_storage::s3::{S3ArtifactStore, S3LogStore, S3Options};
-use sparkwing_storage::testing::TestS3;
 use sparkwing_storage::{ArtifactStore, LogStore};
+use sparkwing_storage_testing::TestS3;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -337,7 +337,7 @@ pub fn nanos(ts: &serde_json::Value) -> i64 {
 /// A world whose `ci` profile points cache and logs at `prefix` of the S3 test bucket.
 /// `cache_extra` is appended inside the cache surface (`, read_only: true`, `, trusted_keys: […]`).
 pub fn bucket_world(
-    s3: &sparkwing_storage::testing::TestS3,
+    s3: &sparkwing_storage_testing::TestS3,
     prefix: &str,
     repo: &Path,
     cache_extra: &str,
@@ -357,7 +357,7 @@ pub fn bucket_world(
 
 /// The artifact store at exactly `<prefix>/cache`, as [`bucket_world`]'s profile names it.
 pub fn bucket_cache(
-    s3: &sparkwing_storage::testing::TestS3,
+    s3: &sparkwing_storage_testing::TestS3,
     prefix: &str,
 ) -> sparkwing_storage::s3::S3ArtifactStore {
     sparkwing_storage::s3::S3ArtifactStore::new(

@@ -4,7 +4,7 @@
 
 use crate::support::{Run, World, block, bucket_cache, bucket_world, fixture_repo, git, scratch};
 use sparkwing_storage::ArtifactStore;
-use sparkwing_storage::testing::TestS3;
+use sparkwing_storage_testing::TestS3;
 use std::path::Path;
 
 /// Sets every file under `dir` an hour back, as an older checkout or a restore would.
@@ -117,7 +117,7 @@ fn run_ci(w: &World, pipeline: &str, extra: &[&str]) -> Run {
 /// - a pipeline can never save an artifact under `bin/`.
 #[test]
 fn the_remote_cache_runs_only_verified_binaries_from_trusted_publishers() {
-    use sparkwing_storage::testing::Proxy;
+    use sparkwing_storage_testing::Proxy;
     let s3 = TestS3::from_env();
     let repo = fixture_repo("sample");
     // The key of this source (the same on every machine): explain it once.

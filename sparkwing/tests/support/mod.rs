@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-pub use sparkwing_storage::testing::Proxy;
+pub use sparkwing_storage_testing::Proxy;
 
 /// The S3 test server's settings, from the same source `TestS3` reads them from: the
 /// environment when it names an endpoint, else the file `scripts/s3-server.sh start` writes.
@@ -26,7 +26,7 @@ pub struct S3Env {
 impl S3Env {
     /// Fails (never skips) when the server is not running.
     pub fn load() -> S3Env {
-        let s3 = sparkwing_storage::testing::TestS3::from_env();
+        let s3 = sparkwing_storage_testing::TestS3::from_env();
         let vars: BTreeMap<String, String> = if std::env::var("SPARKWING_TEST_S3_ENDPOINT")
             .is_ok_and(|v| !v.is_empty())
         {

@@ -1,4 +1,8 @@
-//! The one way tests reach the S3 test server (started by `scripts/s3-server.sh`, which
+//! Test support for sparkwing's stores, kept out of the SDK so that no pipeline build compiles or
+//! hashes it: the conformance suite every backend must pass ([`conformance`]), the one way tests
+//! reach the S3 test server ([`TestS3`]) and a proxy that can cut it ([`Proxy`]).
+//!
+//! The S3 test server is started by `scripts/s3-server.sh` (which
 //! `make s3-start` runs). A test that needs S3 fails, never skips, when the server is missing.
 //!
 //! Settings (printed by `scripts/s3-server.sh env`): `SPARKWING_TEST_S3_ENDPOINT`,
@@ -9,16 +13,17 @@
 //! ```no_run
 //! # async fn demo() {
 //! use sparkwing_storage::ArtifactStore;
-//! let s3 = sparkwing_storage::testing::TestS3::from_env();
+//! let s3 = sparkwing_storage_testing::TestS3::from_env();
 //! let store = s3.artifact_store("my-test");
 //! store.put("k", b"v".to_vec()).await.unwrap();
 //! # }
 //! ```
 
+pub mod conformance;
 mod proxy;
 pub use proxy::{Counts, Proxy};
 
-use crate::s3::{S3ArtifactStore, S3Config, S3LogStore, S3Options};
+use sparkwing_storage::s3::{S3ArtifactStore, S3Config, S3LogStore, S3Options};
 use std::collections::HashMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! ```no_run
 //! # async fn demo() {
 //! use std::sync::Arc;
-//! use sparkwing_storage::conformance::{self, SuiteOptions};
+//! use sparkwing_storage_testing::conformance::{self, SuiteOptions};
 //! use sparkwing_storage::{ArtifactStore, FsArtifactStore};
 //!
 //! let root = tempfile::tempdir().unwrap();
@@ -27,10 +27,10 @@ use artifact::*;
 use logs::*;
 pub use measure::{CountingAlloc, DigestWriter, HeapPeak, PatternReader, RssSampler};
 
-use crate::artifact::ArtifactStore;
-use crate::error::StoreError;
-use crate::logs::{LogStore, ReadOpts};
 use futures_util::future::BoxFuture;
+use sparkwing_storage::ArtifactStore;
+use sparkwing_storage::StoreError;
+use sparkwing_storage::{LogStore, ReadOpts};
 use std::fmt::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -159,8 +159,8 @@ pub(super) async fn part_written_twice_is_stored_once(
     s: Arc<dyn LogStore>,
     _: SuiteOptions,
 ) -> CaseResult {
-    let first = crate::next_part_name();
-    let second = crate::next_part_name();
+    let first = sparkwing_storage::next_part_name();
+    let second = sparkwing_storage::next_part_name();
     s.put_part(RUN, "build", &first, b"one\n".to_vec()).await?;
     s.put_part(RUN, "build", &second, b"two\n".to_vec()).await?;
     s.put_part(RUN, "build", &first, b"one\n".to_vec()).await?;
@@ -193,7 +193,7 @@ pub(super) async fn parts_are_listed_and_read_one_by_one(
     // Stored as written by append_part: the missing newline was added.
     let got = s.read_part(RUN, "deploy/eu", &e1).await?;
     ensure!(got == b"e1\n", "read_part = {}", show(&got));
-    let missing = crate::next_part_name();
+    let missing = sparkwing_storage::next_part_name();
     ensure!(
         s.read_part(RUN, "build", &missing).await?.is_empty(),
         "a missing part reads as empty"

@@ -12,9 +12,9 @@
 use s3::Bucket;
 use s3::creds::Credentials;
 use s3::region::Region;
-use sparkwing_storage::conformance::{self, CountingAlloc, Outcome, SuiteOptions};
-use sparkwing_storage::testing::TestS3;
 use sparkwing_storage::{ArtifactStore, LogStore};
+use sparkwing_storage_testing::TestS3;
+use sparkwing_storage_testing::conformance::{self, CountingAlloc, Outcome, SuiteOptions};
 use std::sync::Arc;
 
 #[global_allocator]

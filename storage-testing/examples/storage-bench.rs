@@ -12,10 +12,10 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use s3::Bucket;
 use s3::creds::Credentials;
 use s3::region::Region;
-use sparkwing_storage::conformance::{DigestWriter, PatternReader, RssSampler};
 use sparkwing_storage::s3::{S3LogStore, S3Options};
-use sparkwing_storage::testing::TestS3;
 use sparkwing_storage::{ArtifactStore, LogStore, ReadOpts};
+use sparkwing_storage_testing::TestS3;
+use sparkwing_storage_testing::conformance::{DigestWriter, PatternReader, RssSampler};
 use std::time::{Duration, Instant};
 
 struct Args {

@@ -112,8 +112,8 @@ impl AsyncWrite for DigestWriter {
 ///
 /// ```ignore
 /// #[global_allocator]
-/// static ALLOC: sparkwing_storage::conformance::CountingAlloc =
-///     sparkwing_storage::conformance::CountingAlloc;
+/// static ALLOC: sparkwing_storage_testing::conformance::CountingAlloc =
+///     sparkwing_storage_testing::conformance::CountingAlloc;
 /// ```
 pub struct CountingAlloc;
 

@@ -1,10 +1,10 @@
 //! The conformance suite against every backend, and S3 behaviour that only a real (or, for
 //! failure injection, a scripted) server can show.
 
-use crate::conformance::{self, SuiteOptions};
-use crate::s3::{S3ArtifactStore, S3Config, S3Options};
-use crate::testing::TestS3;
-use crate::{ArtifactStore, FsArtifactStore, FsLogStore, LogStore, StoreError};
+use sparkwing_storage::s3::{S3ArtifactStore, S3Config, S3Options};
+use sparkwing_storage::{ArtifactStore, FsArtifactStore, FsLogStore, LogStore, StoreError};
+use sparkwing_storage_testing::TestS3;
+use sparkwing_storage_testing::conformance::{self, SuiteOptions};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -86,8 +86,13 @@ async fn s3_log_parts_use_the_documented_layout() {
     let prefix = url
         .trim_start_matches(&format!("s3://{}/", s3.bucket))
         .to_string();
-    let logs =
-        crate::s3::S3LogStore::new(s3.config(), &s3.bucket, &prefix, S3Options::default()).unwrap();
+    let logs = sparkwing_storage::s3::S3LogStore::new(
+        s3.config(),
+        &s3.bucket,
+        &prefix,
+        S3Options::default(),
+    )
+    .unwrap();
     assert_eq!(logs.describe(), url);
     let part = logs
         .append_part("run-1", "build/unit", b"{\"msg\":\"x\"}".to_vec())
@@ -300,7 +305,7 @@ async fn fs_log_part_after_its_directory_vanished() {
         .await
         .unwrap();
     let got = logs
-        .read("run-1", "build", &crate::ReadOpts::default())
+        .read("run-1", "build", &sparkwing_storage::ReadOpts::default())
         .await
         .unwrap();
     assert_eq!(got, b"two\n");
