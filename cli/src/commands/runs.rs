@@ -6,6 +6,7 @@ use crate::output::print_json;
 use crate::source::{self, ListFilter, Sources};
 use sparkwing_contract::human::duration_ms as human_duration;
 use sparkwing_contract::record::{HEARTBEAT_INTERVAL, STALE_AFTER};
+use sparkwing_contract::text::printable as p;
 use sparkwing_contract::{NodeRecord, RunRecord, RunStatus, timefmt};
 use sparkwing_storage::ReadOpts;
 use std::io::Write;
@@ -111,7 +112,7 @@ async fn list(sources: &Sources, filter: ListFilter, output: Format) -> CliResul
             }
             let pw = runs
                 .iter()
-                .map(|r| r.pipeline.len())
+                .map(|r| p(&r.pipeline).chars().count())
                 .max()
                 .unwrap_or(8)
                 .max(8);
@@ -139,11 +140,16 @@ async fn list(sources: &Sources, filter: ListFilter, output: Format) -> CliResul
                     .replace('T', " ");
                 let git = match (r.git_branch.as_str(), r.git_sha.as_str()) {
                     ("", "") => String::new(),
-                    (b, s) => format!("{b}@{}", &s[..s.len().min(8)]),
+                    (b, s) => format!("{b}@{}", s.chars().take(8).collect::<String>()),
                 };
                 println!(
                     "{:<30} {:<pw$} {:<9} {:<20} {:>8}  {}",
-                    r.id, r.pipeline, status, started, dur, git
+                    p(&r.id),
+                    p(&r.pipeline),
+                    status,
+                    p(&started),
+                    dur,
+                    p(&git)
                 );
             }
             if any_stale {
@@ -183,19 +189,26 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
     let dur = duration_ms(&run.started_at, run.finished_at.as_deref())
         .map(human_duration)
         .unwrap_or_default();
-    println!("{}  {}  {}  {}", run.id, run.pipeline, run.status, dur);
+    println!(
+        "{}  {}  {}  {}",
+        p(&run.id),
+        p(&run.pipeline),
+        run.status,
+        dur
+    );
     if !run.error.is_empty() {
-        println!("  error: {}", run.error);
+        println!("  error: {}", p(&run.error));
     }
-    println!("  started: {}", run.started_at);
+    println!("  started: {}", p(&run.started_at));
     if let Some(f) = &run.finished_at {
-        println!("  finished: {f}");
+        println!("  finished: {}", p(f));
     }
     if let (Some(at), Some(age)) = (
         &run.last_heartbeat_at,
         run.heartbeat_age(timefmt::now_unix_nanos()),
     ) {
         let ago = human_duration(age.as_millis() as i64);
+        let at = p(at);
         if run.is_stale(timefmt::now_unix_nanos()) {
             println!(
                 "  heartbeat: {at} ({ago} ago) — stale: the run's state is rewritten every {} \
@@ -214,20 +227,25 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
     };
     println!(
         "  mode: {}{}  workers: {}{}  profile: {}  binary: {}",
-        or_dash(&inv.mode),
-        from(&inv.mode_from),
+        p(or_dash(&inv.mode)),
+        p(&from(&inv.mode_from)),
         inv.workers,
-        from(&inv.workers_from),
-        or_dash(&inv.profile),
-        or_dash(&inv.binary_source)
+        p(&from(&inv.workers_from)),
+        p(or_dash(&inv.profile)),
+        p(or_dash(&inv.binary_source))
     );
     if !run.git_branch.is_empty() || !run.git_sha.is_empty() {
-        println!("  git: {} {}", run.git_branch, run.git_sha);
+        println!("  git: {} {}", p(&run.git_branch), p(&run.git_sha));
     }
     if !inv.ci_vendor.is_empty() {
-        println!("  ci: {} {}", inv.ci_vendor, inv.ci_job_url);
+        println!("  ci: {} {}", p(&inv.ci_vendor), p(&inv.ci_job_url));
     }
-    let iw = nodes.iter().map(|n| n.id.len()).max().unwrap_or(4).max(4);
+    let iw = nodes
+        .iter()
+        .map(|n| p(&n.id).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!();
     println!(
         "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} ERROR",
@@ -250,16 +268,16 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
         }
         println!(
             "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} {}",
-            n.id,
+            p(&n.id),
             n.status,
             outcome,
             dur,
             if n.deps.is_empty() {
                 "-".to_string()
             } else {
-                n.deps.join(",")
+                p(&n.deps.join(",")).into_owned()
             },
-            err
+            p(&err)
         );
     }
 }
@@ -269,18 +287,32 @@ fn or_dash(s: &str) -> &str {
 }
 
 /// Renders stored log records: `json` passes them through, `pretty` prints each message, prefixed
-/// with the node id when several nodes are printed.
-fn render_logs(bytes: &[u8], node_prefix: Option<&str>, output: Format, out: &mut impl Write) {
+/// with the node id when several nodes are printed. Whatever a log holds, it cannot drive the
+/// reader's terminal: colours stay only when `colors` (stdout is a terminal), other escape
+/// sequences go, and other control characters are shown escaped.
+fn render_logs(
+    bytes: &[u8],
+    node_prefix: Option<&str>,
+    output: Format,
+    colors: bool,
+    out: &mut impl Write,
+) {
     for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         match output {
             Format::Json => {
-                let _ = out.write_all(line);
-                let _ = out.write_all(b"\n");
+                // A JSON record holds no raw control characters; a line that does is not one.
+                if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                    let _ = writeln!(out, "{}", p(&String::from_utf8_lossy(line)));
+                } else {
+                    let _ = out.write_all(line);
+                    let _ = out.write_all(b"\n");
+                }
             }
             Format::Pretty => {
                 let text = sparkwing_contract::record::log_line_text(line);
+                let text = sparkwing_contract::text::terminal_safe(&text, colors);
                 let _ = match node_prefix {
-                    Some(n) => writeln!(out, "[{n}] {text}"),
+                    Some(n) => writeln!(out, "[{}] {text}", p(n)),
                     None => writeln!(out, "{text}"),
                 };
             }
@@ -315,6 +347,7 @@ async fn logs(
         return follow_logs(sources, &id, node, known, opts, output).await;
     }
     let stdout = std::io::stdout();
+    let colors = std::io::IsTerminal::is_terminal(&stdout);
     let nodes = match node {
         Some(n) => vec![n.to_string()],
         None => {
@@ -342,7 +375,7 @@ async fn logs(
         } else {
             Some(n.as_str())
         };
-        render_logs(&bytes, prefix, output, &mut stdout.lock());
+        render_logs(&bytes, prefix, output, colors, &mut stdout.lock());
     }
     Ok(0)
 }
@@ -370,6 +403,7 @@ async fn follow_logs(
 ) -> CliResult {
     use std::collections::HashSet;
     let stdout = std::io::stdout();
+    let colors = std::io::IsTerminal::is_terminal(&stdout);
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut started: HashSet<String> = HashSet::new();
     let local = sources.runs.is_local();
@@ -433,7 +467,13 @@ async fn follow_logs(
             } else {
                 Some(n.as_str())
             };
-            render_logs(&filter.apply(&bytes), prefix, output, &mut stdout.lock());
+            render_logs(
+                &filter.apply(&bytes),
+                prefix,
+                output,
+                colors,
+                &mut stdout.lock(),
+            );
         }
         let _ = stdout.lock().flush();
         if done {
@@ -513,6 +553,7 @@ mod tests {
             format!("{rec}\nnot json\n").as_bytes(),
             Some("b"),
             Format::Pretty,
+            false,
             &mut out,
         );
         assert_eq!(String::from_utf8(out).unwrap(), "[b] hello\n[b] not json\n");
