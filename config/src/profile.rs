@@ -2,7 +2,6 @@
 //! project's `sparkwing.yaml`.
 
 use std::ffi::OsString;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
@@ -100,16 +99,12 @@ impl ProfilesFile {
 
     /// Loads a profiles file; a missing file is an empty one.
     pub fn load_from(path: &Path, home: Option<&Path>) -> Result<ProfilesFile, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(src) => Self::parse(&src, path, home),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ProfilesFile {
+        match crate::yaml::read_config(path)? {
+            Some(src) => Self::parse(&src, path, home),
+            None => Ok(ProfilesFile {
                 path: path.to_path_buf(),
                 exists: false,
                 profiles: Vec::new(),
-            }),
-            Err(source) => Err(ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
             }),
         }
     }

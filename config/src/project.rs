@@ -1,7 +1,6 @@
 //! The project file, `.sparkwing/sparkwing.yaml`.
 
 use std::collections::HashSet;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
@@ -71,14 +70,9 @@ impl ProjectConfig {
         path: &Path,
         env: EnvLookup<'_>,
     ) -> Result<Option<ProjectConfig>, ConfigError> {
-        match std::fs::read_to_string(path) {
-            Ok(src) => Self::parse(&src, path, home_dir(env).as_deref()).map(Some),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            }),
-        }
+        crate::yaml::read_config(path)?
+            .map(|src| Self::parse(&src, path, home_dir(env).as_deref()))
+            .transpose()
     }
 
     /// Parses project-file text; `path` is used in messages only, `home` expands `~`.

@@ -13,6 +13,142 @@ use serde_yaml::{Mapping, Value};
 
 use crate::error::{ConfigError, Location, Problem};
 
+/// The largest configuration file read: real ones are a few kilobytes, and the file comes from
+/// the repository (anyone who can open a pull request), so a bigger one is refused unparsed.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// The deepest nesting of collections a configuration file may have (sparkwing's own schema
+/// nests five deep). The YAML parser's time grows faster than linearly with depth.
+pub const MAX_CONFIG_DEPTH: usize = 64;
+
+const DEPTH_HINT: &str = "sparkwing's configuration never nests this deep; flatten the structure";
+
+/// Reads a configuration file, or `None` when it does not exist. Never reads more than
+/// [`MAX_CONFIG_BYTES`] and one byte: a larger file is refused by [`check_shape`] on its size.
+pub(crate) fn read_config(path: &Path) -> Result<Option<String>, ConfigError> {
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_err(e)),
+    };
+    let mut src = String::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_string(&mut src)
+        .map_err(read_err)?;
+    Ok(Some(src))
+}
+
+/// Refuses a source that is too large or nests too deep, with the line and column where the
+/// limit was passed. A linear scan that knows just enough YAML to skip comments, quoted scalars
+/// and block scalars: brackets in text are not nesting.
+fn check_shape(src: &str) -> Result<(), (usize, usize, Problem, &'static str)> {
+    if src.len() > MAX_CONFIG_BYTES {
+        return Err((
+            1,
+            1,
+            Problem::Invalid(format!(
+                "the file is {}; configuration files are limited to {}",
+                sparkwing_contract::human::bytes(src.len() as u64),
+                sparkwing_contract::human::bytes(MAX_CONFIG_BYTES as u64)
+            )),
+            "sparkwing's configuration is a few kilobytes; check that this is the file you meant",
+        ));
+    }
+    let too_deep = |line: usize, col: usize| {
+        Err((
+            line,
+            col,
+            Problem::Invalid(format!("nesting deeper than {MAX_CONFIG_DEPTH} levels")),
+            DEPTH_HINT,
+        ))
+    };
+    // Indentations of the block collections open above the current line.
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    // Inside a quoted scalar that spans lines: its quote character.
+    let mut quote: Option<char> = None;
+    // Inside a block scalar (`|`, `>`): lines indented deeper than this belong to it.
+    let mut block_scalar: Option<usize> = None;
+    for (n, line) in src.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let body = &line[indent..];
+        if let Some(parent) = block_scalar {
+            if body.is_empty() || indent > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        if quote.is_none() && flow == 0 {
+            if body.is_empty() || body.starts_with('#') {
+                continue;
+            }
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let base = indents.len() + flow;
+        if base > MAX_CONFIG_DEPTH {
+            return too_deep(n + 1, indent + 1);
+        }
+        let mut depth = base;
+        // Where a token may start: a quote or bracket here opens something.
+        let mut token_start = true;
+        let mut chars = body.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let col = indent + body[..i].chars().count() + 1;
+            if let Some(q) = quote {
+                if c == q {
+                    if q == '\'' && chars.peek().is_some_and(|&(_, c)| c == '\'') {
+                        chars.next();
+                    } else {
+                        quote = None;
+                    }
+                } else if q == '"' && c == '\\' {
+                    chars.next();
+                }
+                continue;
+            }
+            match c {
+                '#' if token_start || body[..i].ends_with([' ', '\t']) => break,
+                '"' | '\'' if token_start => quote = Some(c),
+                '[' | '{' if token_start || flow > 0 => {
+                    flow += 1;
+                    depth += 1;
+                    if depth > MAX_CONFIG_DEPTH {
+                        return too_deep(n + 1, col);
+                    }
+                }
+                ']' | '}' if flow > 0 => {
+                    flow -= 1;
+                    depth = depth.saturating_sub(1);
+                }
+                '-' | '?' if token_start && flow == 0 => {
+                    // A compact nested entry (`- - x`) opens a collection on the same line.
+                    if chars.peek().is_none_or(|&(_, c)| c == ' ') {
+                        depth += 1;
+                        if depth > MAX_CONFIG_DEPTH {
+                            return too_deep(n + 1, col);
+                        }
+                    }
+                }
+                '|' | '>' if token_start && flow == 0 => {
+                    block_scalar = Some(indent);
+                    break;
+                }
+                _ => {}
+            }
+            token_start = matches!(c, ' ' | '\t' | '[' | '{' | ',' | ':' | '-' | '?');
+        }
+    }
+    Ok(())
+}
+
 /// One step of a path from the document root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Seg {
@@ -54,8 +190,14 @@ pub(crate) struct Doc<'a> {
 }
 
 impl<'a> Doc<'a> {
-    /// Parses the source into one YAML value; an empty document is `Null`.
+    /// Parses the source into one YAML value; an empty document is `Null`. Size and nesting are
+    /// checked first ([`check_shape`]), so hostile input never reaches the parser.
     pub(crate) fn parse(&self) -> Result<Value, ConfigError> {
+        check_shape(self.src).map_err(|(line, column, problem, hint)| ConfigError::Invalid {
+            at: self.at(line, column),
+            problem: Box::new(problem),
+            hint: Some(hint.to_owned()),
+        })?;
         let mut value: Value = serde_yaml::from_str(self.src).map_err(|e| {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             let at_tab = self

@@ -364,3 +364,57 @@ fn unreadable_and_missing_files() {
         "locate the profiles file: none of SPARKWING_PROFILES, XDG_CONFIG_HOME, HOME is set\nhint: set SPARKWING_PROFILES to an absolute path"
     );
 }
+
+/// Compares a whole message without echoing a huge source.
+#[track_caller]
+fn assert_refused(err: ConfigError, expected: &str) {
+    assert_eq!(sparkwing_contract::hint::with_hint(&err), expected);
+}
+
+/// A config file comes from the repository, so from anyone who can open a pull request: its
+/// size and nesting are checked before the YAML parser sees it, and refusing is immediate.
+#[test]
+fn hostile_sizes_and_nesting_are_refused_before_parsing() {
+    let started = std::time::Instant::now();
+    let deep = format!("pipelines: {}", "[".repeat(100_000));
+    assert_refused(
+        project_err(&deep),
+        "/p/.sparkwing/sparkwing.yaml:1:75: nesting deeper than 64 levels\nhint: sparkwing's configuration never nests this deep; flatten the structure",
+    );
+    let dashes = format!("pipelines:\n{}x\n", "- ".repeat(50_000));
+    assert_refused(
+        project_err(&dashes),
+        "/p/.sparkwing/sparkwing.yaml:2:127: nesting deeper than 64 levels\nhint: sparkwing's configuration never nests this deep; flatten the structure",
+    );
+    let mut braces = String::from("profiles:\n  ci: ");
+    for _ in 0..70 {
+        braces.push_str("{a: ");
+    }
+    assert_refused(
+        user_err(&braces),
+        "/home/u/.config/sparkwing/profiles.yaml:2:255: nesting deeper than 64 levels\nhint: sparkwing's configuration never nests this deep; flatten the structure",
+    );
+    let big = format!("# {}\npipelines: []\n", "x".repeat(2 << 20));
+    assert_refused(
+        project_err(&big),
+        "/p/.sparkwing/sparkwing.yaml:1:1: the file is 2.0 MiB; configuration files are limited to 1.0 MiB\nhint: sparkwing's configuration is a few kilobytes; check that this is the file you meant",
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refusing took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Brackets inside quotes, comments and block scalars are text, not nesting.
+#[test]
+fn brackets_in_text_are_not_nesting() {
+    let many = "[".repeat(100);
+    let src = format!(
+        "pipelines:\n  - name: a # {many}\n    entrypoint: \"{many}\"\n    description: '{many}'\n"
+    );
+    let err = ProjectConfig::parse(&src, Path::new(PROJECT), None)
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    assert!(!format!("{err:?}").contains("nesting deeper"), "{err:?}");
+}
