@@ -128,13 +128,13 @@ fn check_shape(src: &str) -> Result<(), (usize, usize, Problem, &'static str)> {
                     flow -= 1;
                     depth = depth.saturating_sub(1);
                 }
-                '-' | '?' if token_start && flow == 0 => {
-                    // A compact nested entry (`- - x`) opens a collection on the same line.
-                    if chars.peek().is_none_or(|&(_, c)| c == ' ') {
-                        depth += 1;
-                        if depth > MAX_CONFIG_DEPTH {
-                            return too_deep(n + 1, col);
-                        }
+                // A compact nested entry (`- - x`) opens a collection on the same line.
+                '-' | '?'
+                    if token_start && flow == 0 && chars.peek().is_none_or(|&(_, c)| c == ' ') =>
+                {
+                    depth += 1;
+                    if depth > MAX_CONFIG_DEPTH {
+                        return too_deep(n + 1, col);
                     }
                 }
                 '|' | '>' if token_start && flow == 0 => {

@@ -31,7 +31,8 @@ pub enum Piece<'a> {
 
 /// Whether `c` is shown to a reader as itself: not a control, not a bidirectional override.
 fn is_plain(c: char) -> bool {
-    !(c.is_control() && c != '\t' && c != '\n') && !is_bidi_control(c)
+    let layout = c == '\t' || c == '\n';
+    (layout || !c.is_control()) && !is_bidi_control(c)
 }
 
 /// Characters that reorder the text around them (the "Trojan Source" characters).

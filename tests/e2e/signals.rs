@@ -1,6 +1,6 @@
 //! Signals through the supervisor: cancellation with a grace period, a child that dies by signal.
 
-use crate::support::{LineWatcher, World, find_run_id, node, wait_timeout};
+use crate::support::{LineWatcher, World, find_run_id, node, scratch, wait_timeout};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
@@ -72,4 +72,47 @@ fn child_killed_by_signal_gives_128_plus_n_and_is_finalized() {
         assert_eq!(n["status"], "done", "{n}");
     }
     assert_eq!(node(&show, "die")["outcome"], "cancelled");
+}
+
+/// Whether `pid` still runs (a zombie waiting to be reaped does not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+#[test]
+fn a_killed_pipeline_leaves_no_job_processes_behind() {
+    let mut w = World::sample();
+    let pidfile = scratch().join("orphan.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    w.set("ORPHAN_PIDFILE", pidfile.to_str().unwrap());
+    let r = w.run(&["run", "orphan"]);
+    assert_eq!(r.code, 137, "{}", r.all());
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .expect("the job wrote its pid")
+        .trim()
+        .parse()
+        .unwrap();
+    // The supervisor has exited: the job's process group must be gone with the run.
+    let still = alive(pid);
+    if still {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    assert!(
+        !still,
+        "`sleep 300` (pid {pid}) outlived the run:\n{}",
+        r.all()
+    );
+    assert!(
+        r.stderr
+            .contains("ended 1 process group the pipeline left running"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(w.show(&r.run_id())["run"]["status"], "failed");
 }

@@ -4,6 +4,12 @@
 //! interactive terminal reaches it directly from the terminal driver and is not forwarded a second
 //! time. A SIGINT sent to this process alone (CI runners, `kill -INT`) is forwarded. SIGTERM, SIGHUP
 //! and SIGQUIT are always forwarded. No signal is left ignored across exec.
+//!
+//! Nothing the run started outlives it. The pipeline process runs each job in a process group of
+//! its own and ends those groups itself; when it dies before it can (SIGKILL, OOM), its jobs are
+//! orphaned. On Linux the supervisor is their subreaper, so they become its children: once the
+//! pipeline process is gone, [`end_leftovers`] ends each leftover process group (SIGTERM, a grace
+//! period, SIGKILL) and reaps it.
 
 use std::io::IsTerminal;
 use std::os::unix::process::ExitStatusExt;
@@ -57,6 +63,7 @@ pub async fn run_to_completion(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let mut sigquit = signal(SignalKind::quit())?;
+    become_subreaper();
     let mut child = spawn_retrying(&mut cmd).await?;
     if let Some(pid) = child.id() {
         on_spawn(pid);
@@ -97,7 +104,109 @@ pub async fn run_to_completion(
             _ = sigquit.recv() => forward(&child, Signal::SIGQUIT),
         }
     };
+    end_leftovers(LEFTOVER_GRACE).await;
     Ok(ChildEnd::from_status(status))
+}
+
+/// How long leftover processes get between SIGTERM and SIGKILL.
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Makes orphaned descendants of this process its children instead of init's (Linux only;
+/// elsewhere a job left running by a killed pipeline process is not ended).
+fn become_subreaper() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::debug!("cannot become a subreaper: {e}");
+    }
+}
+
+/// Ends and reaps every process that was orphaned to this one, by process group.
+async fn end_leftovers(grace: std::time::Duration) {
+    let me = nix::unistd::getpid();
+    let own_group = getpgid(None).ok();
+    let mut groups = std::collections::BTreeSet::new();
+    // Killing a group can orphan more processes (children of the ones that died): a few rounds.
+    for _ in 0..3 {
+        let found = children_of(me);
+        if found.is_empty() {
+            break;
+        }
+        // Zombies only need reaping; live ones are what the pipeline left running.
+        groups.extend(found.iter().filter(|c| !c.zombie).map(|c| c.pgid));
+        let orphans: Vec<(Pid, Pid)> = found.iter().map(|c| (c.pid, c.pgid)).collect();
+        let signal_all = |sig: Signal| {
+            for &(pid, pgid) in &orphans {
+                if Some(pgid) != own_group && pgid.as_raw() > 1 {
+                    let _ = nix::sys::signal::killpg(pgid, sig);
+                } else {
+                    let _ = kill(pid, sig);
+                }
+            }
+        };
+        signal_all(Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !reap(&orphans) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if !reap(&orphans) {
+            signal_all(Signal::SIGKILL);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+            while !reap(&orphans) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    if !groups.is_empty() {
+        let n = groups.len();
+        eprintln!(
+            "sparkwing: ended {n} process group{} the pipeline left running",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// Reaps whichever of `procs` have ended; true when all have.
+fn reap(procs: &[(Pid, Pid)]) -> bool {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let mut all = true;
+    for &(pid, _) in procs {
+        // Anything else is reaped now, or was already (ECHILD).
+        if let Ok(WaitStatus::StillAlive) = waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            all = false;
+        }
+    }
+    all
+}
+
+/// A child process of this one, as `/proc` shows it.
+struct Orphan {
+    pid: Pid,
+    pgid: Pid,
+    zombie: bool,
+}
+
+/// The processes whose parent is `parent`, read from `/proc` (empty where there is no `/proc`).
+fn children_of(parent: Pid) -> Vec<Orphan> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+            let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+            let (state, ppid, pgrp) = (rest.next()?, rest.next()?, rest.next()?);
+            if ppid.parse::<i32>().ok()? != parent.as_raw() {
+                return None;
+            }
+            Some(Orphan {
+                pid: Pid::from_raw(pid),
+                pgid: Pid::from_raw(pgrp.parse().ok()?),
+                zombie: state == "Z",
+            })
+        })
+        .collect()
 }
 
 /// A binary that was just written may be briefly busy (ETXTBSY) if another thread of some
