@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo build test ci lint cycles fmt s3-start s3-stop s3-env s3-compat bench clean
+.PHONY: help demo build test ci lint cycles fmt fuzz s3-start s3-stop s3-env s3-compat bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ lint: ## cargo fmt --check and clippy -D warnings
 
 cycles: ## Fail if modules of a crate import each other in a circle
 	python3 scripts/module-cycles.py
+
+fuzz: ## Fuzz the config, state, log-record and masking code (FUZZ_SECONDS each, default 300)
+	@scripts/fuzz.sh $${FUZZ_SECONDS:-300}
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -29,4 +29,9 @@ cargo test --workspace --exclude sparkwing-cli --no-fail-fast || status=$?
 # worker cap observed from timestamps): one at a time, so a 2-core machine never starves them.
 echo "==> cargo test (sparkwing CLI and end-to-end, one test at a time)"
 cargo test -p sparkwing-cli --no-fail-fast -- --test-threads=1 || status=$?
+
+# Every fuzz target for a few seconds: enough to catch a parser that panics on what a hostile
+# repository or bucket can hold; `make fuzz` runs them for longer.
+echo "==> fuzz targets (${SPARKWING_FUZZ_SECONDS:-10} s each)"
+scripts/fuzz.sh "${SPARKWING_FUZZ_SECONDS:-10}" || status=$?
 exit "$status"

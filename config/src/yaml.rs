@@ -43,6 +43,29 @@ pub(crate) fn read_config(path: &Path) -> Result<Option<String>, ConfigError> {
     Ok(Some(src))
 }
 
+/// How many lines `src` has as YAML counts them (breaks are `\n`, `\r\n` and a lone `\r`; text
+/// after the last break is a line, and so is the empty place after a final break), and the last.
+fn yaml_lines(src: &str) -> (usize, &str) {
+    let mut count = 1;
+    let mut last_start = 0;
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 1,
+            b'\r' | b'\n' => {}
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 1;
+        count += 1;
+        last_start = i;
+    }
+    (count, &src[last_start..])
+}
+
 /// Refuses a source that is too large or nests too deep, with the line and column where the
 /// limit was passed. A linear scan that knows just enough YAML to skip comments, quoted scalars
 /// and block scalars: brackets in text are not nesting.
@@ -222,7 +245,16 @@ impl<'a> Doc<'a> {
         Ok(value)
     }
 
+    /// A location in this file. The parser places an error at the end of the input one line past
+    /// the last when the file does not end in a line break: such a place is the end of the last
+    /// line, as an editor shows it.
     fn at(&self, line: usize, column: usize) -> Location {
+        let (count, last) = yaml_lines(self.src);
+        let (line, column) = if line > count {
+            (count, last.chars().count() + 1)
+        } else {
+            (line, column)
+        };
         Location {
             file: self.file.to_path_buf(),
             line,

@@ -418,3 +418,13 @@ fn brackets_in_text_are_not_nesting() {
         .map_err(|e| e.to_string());
     assert!(!format!("{err:?}").contains("nesting deeper"), "{err:?}");
 }
+
+/// An error at the end of a file without a final line break points at the end of its last line
+/// (with `\r` line breaks counted as YAML counts them), never at a line the file does not have.
+#[test]
+fn errors_at_the_end_point_inside_the_file() {
+    assert_project(
+        "pipelines:\r  - {name: a,\r\n  log",
+        "/p/.sparkwing/sparkwing.yaml:3:6: malformed YAML: did not find expected ',' or '}', while parsing a flow mapping at line 2 column 5",
+    );
+}

@@ -368,12 +368,12 @@ pub struct LogRecord {
 
 /// The text a person reads for one stored log line (one NDJSON record): its message on one line
 /// (embedded line breaks become spaces, so one record never reads as two), `· <event>` for a
-/// message-less lifecycle record, and a line that is not a record as it is.
+/// message-less lifecycle record, and a line that is not a record as it is (on one line too).
 pub fn log_line_text(line: &[u8]) -> String {
     match serde_json::from_slice::<LogRecord>(line) {
         Ok(rec) if rec.msg.is_empty() && !rec.event.is_empty() => format!("· {}", rec.event),
         Ok(rec) => rec.msg.replace(['\n', '\r'], " "),
-        Err(_) => String::from_utf8_lossy(line).into_owned(),
+        Err(_) => String::from_utf8_lossy(line).replace(['\n', '\r'], " "),
     }
 }
 
@@ -549,5 +549,6 @@ mod log_text_tests {
             "· node_start"
         );
         assert_eq!(t("not json"), "not json");
+        assert_eq!(t("not\rjson\n"), "not json ");
     }
 }

@@ -68,12 +68,10 @@ pub fn pieces(s: &str) -> impl Iterator<Item = (usize, Piece<'_>)> {
     })
 }
 
-/// `ESC [ <digits and ;> m`.
+/// `ESC [ <digits and ;> m` (the 8-bit introducer is not kept: terminals disagree about it).
 fn is_style(seq: &str) -> bool {
-    let body = seq
-        .strip_prefix("\u{1b}[")
-        .or_else(|| seq.strip_prefix(CSI8));
-    body.and_then(|b| b.strip_suffix('m')).is_some_and(|p| {
+    seq.strip_prefix("\u{1b}[")
+        .and_then(|b| b.strip_suffix('m')).is_some_and(|p| {
         p.bytes()
             .all(|b| b.is_ascii_digit() || b == b';' || b == b':')
     })
