@@ -71,10 +71,11 @@ pub fn pieces(s: &str) -> impl Iterator<Item = (usize, Piece<'_>)> {
 /// `ESC [ <digits and ;> m` (the 8-bit introducer is not kept: terminals disagree about it).
 fn is_style(seq: &str) -> bool {
     seq.strip_prefix("\u{1b}[")
-        .and_then(|b| b.strip_suffix('m')).is_some_and(|p| {
-        p.bytes()
-            .all(|b| b.is_ascii_digit() || b == b';' || b == b':')
-    })
+        .and_then(|b| b.strip_suffix('m'))
+        .is_some_and(|p| {
+            p.bytes()
+                .all(|b| b.is_ascii_digit() || b == b';' || b == b':')
+        })
 }
 
 /// Length in bytes of the escape sequence that `s` starts with (`s` starts with ESC, CSI or OSC).

@@ -66,17 +66,26 @@ pub fn check_not_newer(conn: &Connection, path: &std::path::Path) -> crate::Resu
 
 /// Applies every migration the database has not seen, each in its own transaction. Returns the
 /// version reached. A database newer than this build is left untouched and reported by the caller.
+///
+/// Several processes may open a new database at once (parallel runs in one home): each migration
+/// takes the write lock before it reads the version, so exactly one of them applies it and the
+/// others find it applied.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
-    let mut current = version(conn)?;
-    while current < LATEST {
-        let tx = conn.transaction()?;
+    let found = version(conn)?;
+    if found >= LATEST {
+        return Ok(found);
+    }
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        if current >= LATEST {
+            return Ok(current);
+        }
         tx.execute_batch(MIGRATIONS[current as usize])?;
         // PRAGMA takes no bound parameters; the value is our own integer.
         tx.execute_batch(&format!("PRAGMA user_version = {}", current + 1))?;
         tx.commit()?;
-        current += 1;
     }
-    Ok(current)
 }
 
 #[cfg(test)]
@@ -98,6 +107,30 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(tables, ["nodes", "runs"]);
+    }
+
+    #[test]
+    fn processes_opening_a_new_database_at_once_migrate_it_once() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.db");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let handles: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let mut conn = Connection::open(&path).unwrap();
+                        conn.busy_timeout(std::time::Duration::from_secs(10))
+                            .unwrap();
+                        barrier.wait();
+                        migrate(&mut conn)
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert_eq!(h.join().unwrap(), Ok(LATEST), "round {round}");
+            }
+        }
     }
 
     #[test]
