@@ -35,7 +35,7 @@ pub fn router(plan: Plan) -> Router {
             guard_api(writes, req, next)
         }));
 
-    let allowed = Arc::new(allowed_hosts(state.plan.addr));
+    let allowed = Arc::new(allowed_hosts(state.plan.addr, &state.plan.allowed_hosts));
     Router::new()
         .route("/", get(index))
         .route("/assets/{name}", get(asset))
@@ -47,36 +47,54 @@ pub fn router(plan: Plan) -> Router {
         }))
 }
 
-/// Host names a loopback-bound dashboard answers to. Empty: bound elsewhere, no Host check.
-fn allowed_hosts(addr: std::net::SocketAddr) -> Vec<String> {
-    if !addr.ip().is_loopback() {
-        return Vec::new();
-    }
-    let port = addr.port();
-    vec![
-        format!("127.0.0.1:{port}"),
-        format!("localhost:{port}"),
-        format!("[::1]:{port}"),
-        addr.to_string(),
-    ]
+/// Host names (lowercase, without port) the dashboard answers to: loopback names, the bound
+/// address, and the `--allowed-host` names.
+fn allowed_hosts(addr: std::net::SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    hosts.push(match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    });
+    hosts.extend(extra.iter().cloned());
+    hosts
 }
 
-/// A page on another site must not drive this dashboard through the browser: on loopback the
-/// `Host` must name loopback (defeats DNS rebinding), and a write must come from this origin
-/// (or from a non-browser client, which sends no `Origin`).
-async fn guard_origin(allowed: Arc<Vec<String>>, req: Request, next: Next) -> Response {
-    if !allowed.is_empty() {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
-            return api::error(
-                StatusCode::FORBIDDEN,
-                "unexpected Host header: this dashboard only answers to its loopback address",
-            );
+/// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`), lowercase.
+fn host_name(value: &str) -> String {
+    let value = value.trim();
+    let host = if value.starts_with('[') {
+        value.find(']').map_or(value, |end| &value[..=end])
+    } else {
+        match value.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => value,
         }
+    };
+    host.to_ascii_lowercase()
+}
+
+/// A page on another site must not drive this dashboard through the browser: the `Host` must be
+/// a name this dashboard answers to (defeats DNS rebinding, on loopback and beyond), and a write
+/// must come from this origin (or from a non-browser client, which sends no `Origin`).
+async fn guard_origin(allowed: Arc<Vec<String>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_name)
+        .unwrap_or_default();
+    if !allowed.contains(&host) {
+        return api::error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "unexpected Host header `{}`: this dashboard answers only to loopback names, its bound address and `--allowed-host` names; restart it with `--allowed-host {}` to serve that name",
+                host.escape_debug(),
+                if host.is_empty() { "NAME".to_string() } else { host.escape_debug().to_string() }
+            ),
+        );
     }
     let writes = req.method() != Method::GET && req.method() != Method::HEAD;
     if let Some(origin) = req.headers().get(header::ORIGIN).filter(|_| writes) {
