@@ -520,7 +520,7 @@ const RunPage = {
     if (n.attempts > 1) rows.push(['Attempts', String(n.attempts)]);
     for (const [k, v] of Object.entries(n.outputs || {})) rows.push(['output ' + k, JSON.stringify(v)]);
     const arts = (n.artifacts || []).map((key) => el('li', {},
-      el('a', { class: 'artifact', href: '/api/v1/artifacts/' + key.split('/').map(encodeURIComponent).join('/'), download: key.split('/').pop(), text: key })));
+      el('a', { class: 'artifact', href: '/api/v1/artifacts/' + key.split('/').map(encodeURIComponent).join('/') + '?run=' + encodeURIComponent(this.id), download: key.split('/').pop(), text: key })));
     replace(this.detail,
       el('h2', { class: 'mono', id: 'node-title', text: n.id }),
       el('dl', { class: 'grid' }, rows.map(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)])),

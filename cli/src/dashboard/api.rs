@@ -10,7 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
+use sparkwing_contract::id::{
+    reserved_namespace, validate_hierarchical, validate_key, validate_segment,
+};
 use sparkwing_contract::{RunStatus, timefmt};
 use sparkwing_storage::ReadOpts;
 use std::sync::Arc;
@@ -354,12 +356,56 @@ pub async fn node_log(
     }
 }
 
-/// `GET /api/v1/artifacts/{key}`: the object as a download; 404 when missing. The object is
+/// Query of `GET /api/v1/artifacts/{key}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ArtifactQuery {
+    /// The run whose node recorded the key; without it, the newest runs are searched.
+    run: Option<String>,
+}
+
+/// Runs searched for a key when a download names no run: the newest page the run list shows.
+const ARTIFACT_SEARCH: usize = DEFAULT_LIMIT;
+
+/// Whether `key` is recorded as an artifact on a node of `run`, or, without a run, of one of the
+/// newest [`ARTIFACT_SEARCH`] runs. `Err` is the response to send instead.
+async fn recorded_artifact(st: &AppState, key: &str, run: Option<&str>) -> Result<bool, Response> {
+    let on_run = |state: Option<crate::reader::RunState>| {
+        state.is_some_and(|s| s.nodes.iter().any(|n| n.artifacts.iter().any(|a| a == key)))
+    };
+    if let Some(run) = run {
+        if let Err(e) = validate_segment(run) {
+            return Err(bad_request(format!("invalid run id: {e}")));
+        }
+        return match st.runs.get(run).await {
+            Ok(state) => Ok(on_run(state)),
+            Err(e) => Err(internal(e)),
+        };
+    }
+    let newest = Wanted {
+        limit: ARTIFACT_SEARCH,
+        ..Default::default()
+    };
+    let runs = st.runs.list(&newest).await.map_err(internal)?;
+    for r in runs {
+        if on_run(st.runs.get(&r.id).await.map_err(internal)?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `GET /api/v1/artifacts/{key}?run={id}`: an artifact recorded on a node of that run (without
+/// `run`, of one of the newest runs) as a download; 404 for anything else in the store (cached
+/// pipeline binaries, state dumps, keys no run recorded) and when missing. The object is
 /// streamed from the store through a bounded pipe, never held in memory whole, as a chunked body:
 /// a download cut short by a store error ends without the final chunk, so the client sees it
 /// incomplete. (No `Content-Length`: it would come from a separate stat, and an object
 /// overwritten in between would then be cut to the old length without anyone noticing.)
-pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
+pub async fn artifact(
+    State(st): St,
+    Path(key): Path<String>,
+    Query(q): Query<ArtifactQuery>,
+) -> Response {
     if let Err(e) = validate_key(&key) {
         return bad_request(format!("invalid artifact key: {e}"));
     }
@@ -369,6 +415,25 @@ pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
             "no artifact store is configured for this dashboard",
         );
     };
+    let run = q.run.as_deref().filter(|r| !r.is_empty());
+    // The reserved namespaces hold the cache's own objects, never a job's artifact, whatever a
+    // record in the bucket claims.
+    let recorded = reserved_namespace(&key).is_none()
+        && match recorded_artifact(&st, &key, run).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+    if !recorded {
+        return error(
+            StatusCode::NOT_FOUND,
+            match run {
+                Some(run) => format!("artifact `{key}` is not recorded on a node of run `{run}`"),
+                None => format!(
+                    "artifact `{key}` is not recorded on a node of the newest {ARTIFACT_SEARCH} runs; name its run with `?run=<run-id>`"
+                ),
+            },
+        );
+    }
     match store.size(&key).await {
         Ok(_) => {}
         Err(e) if e.is_not_found() => {
