@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use sparkwing_contract::id::{
     reserved_namespace, validate_hierarchical, validate_key, validate_segment,
@@ -343,17 +344,48 @@ pub async fn node_log(
             "no log store is configured for this dashboard",
         );
     };
-    match store.read(&id, &node, &ReadOpts::default()).await {
-        Ok(bytes) => Response::builder()
-            .header(header::CONTENT_TYPE, format.content_type())
-            .body(Body::from(logs::render(&bytes, format, &opts)))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-        Err(e) if e.is_not_found() => Response::builder()
-            .header(header::CONTENT_TYPE, format.content_type())
-            .body(Body::empty())
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-        Err(e) => internal(format!("read the log of `{node}` in `{id}`: {e}")),
-    }
+    let permit = match tokio::time::timeout(st.log_wait, st.log_reads.clone().acquire_owned()).await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "busy: {} log requests are being served and this one waited {} s; retry shortly",
+                    super::state::LOG_READS,
+                    st.log_wait.as_secs()
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+            return r;
+        }
+    };
+    let read = logs::LogRead {
+        store: store.clone(),
+        run: id.clone(),
+        node: node.clone(),
+        format,
+        opts,
+        max_tail: st.max_tail,
+    };
+    let stream = match read.start().await {
+        Ok(logs::LogBody::Whole(bytes)) => {
+            futures_util::stream::once(async move { Ok(axum::body::Bytes::from(bytes)) }).boxed()
+        }
+        Ok(logs::LogBody::Parts(parts)) => parts,
+        Err(e) if e.is_not_found() => futures_util::stream::empty().boxed(),
+        Err(e) => return internal(format!("read the log of `{node}` in `{id}`: {e}")),
+    };
+    // The slot is held until the body is sent or the client goes away.
+    let body = stream.map(move |chunk| {
+        let _slot = &permit;
+        chunk
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, format.content_type())
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// Query of `GET /api/v1/artifacts/{key}`.
