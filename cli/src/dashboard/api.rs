@@ -3,7 +3,7 @@
 
 use super::logs::{self, LogFormat};
 use super::state::AppState;
-use crate::reader::Wanted;
+use crate::reader::{Row, Wanted};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -188,13 +188,29 @@ pub async fn list_runs(State(st): St, Query(q): Query<ListQuery>) -> Response {
     match st.runs.list(&wanted).await {
         Ok(runs) => {
             let mut out = Vec::with_capacity(runs.len());
-            for r in &runs {
-                out.push(run_json(&st, r).await);
+            for row in &runs {
+                out.push(match row {
+                    Row::Run(r) => run_json(&st, r).await,
+                    Row::TooLarge(t) => too_large_json(t),
+                });
             }
             Json(serde_json::json!({ "runs": out })).into_response()
         }
         Err(e) => internal(e),
     }
+}
+
+/// A run whose state dump is too large to read: its id, its start time (from the id), and why.
+fn too_large_json(t: &crate::reader::TooLarge) -> serde_json::Value {
+    let started = crate::reader::bucket::id_time(&t.run).map(timefmt::unix_nanos_to_rfc3339);
+    serde_json::json!({
+        "id": t.run,
+        "started_at": started,
+        "unreadable": true,
+        "error": sparkwing_contract::hint::with_hint(t),
+        "dump_bytes": t.size,
+        "max_dump_bytes": t.cap,
+    })
 }
 
 /// A run as the page gets it: the record as stored, plus `"orphaned": true` for a local run
@@ -418,8 +434,10 @@ async fn recorded_artifact(st: &AppState, key: &str, run: Option<&str>) -> Resul
         ..Default::default()
     };
     let runs = st.runs.list(&newest).await.map_err(internal)?;
-    for r in runs {
-        if on_run(st.runs.get(&r.id).await.map_err(internal)?) {
+    for row in runs {
+        if let Row::Run(r) = row
+            && on_run(st.runs.get(&r.id).await.map_err(internal)?)
+        {
             return Ok(true);
         }
     }
