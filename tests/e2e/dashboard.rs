@@ -43,9 +43,14 @@ struct Dashboard {
 impl Dashboard {
     fn start(w: &World, extra: &[&str]) -> Dashboard {
         let addr = free_addr();
+        Dashboard::start_at(w, addr, addr, extra)
+    }
+
+    /// Binds `bind` and waits until `addr` (where a client reaches it) accepts connections.
+    fn start_at(w: &World, bind: SocketAddr, addr: SocketAddr, extra: &[&str]) -> Dashboard {
         let log = w.home.join(format!("foreground-{}.log", unique()));
         let out = std::fs::File::create(&log).unwrap();
-        let addr_s = addr.to_string();
+        let addr_s = bind.to_string();
         let mut args = vec!["dashboard", "start", "--foreground", "--addr", &addr_s];
         args.extend_from_slice(extra);
         let child = w
@@ -264,6 +269,15 @@ impl Bucket {
         self.rt
             .block_on(self.logs.append_part(run, node, part.into_bytes()))
             .unwrap();
+    }
+
+    /// The S3 server's address, for a [`sparkwing_storage_testing::Proxy`] in front of it.
+    fn upstream(&self) -> SocketAddr {
+        self.endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("the test endpoint is `http://<ip>:<port>`")
     }
 
     /// A world whose dashboard reads this bucket.
@@ -1040,11 +1054,30 @@ fn artifact_downloads_stream_with_bounded_memory() {
     std::fs::create_dir_all(arts.join("release")).unwrap();
     let blob: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     std::fs::write(arts.join("release/big.bin"), &blob).unwrap();
+    // Only artifacts recorded on a run's node are served: record one.
+    let (id, t) = run_id_at(10, 0xa7);
+    let db = sparkwing_records::Writer::open(&w.home.join("state.db")).unwrap();
+    db.put_run(run_record(
+        &id,
+        &t,
+        "release",
+        "success",
+        serde_json::json!({"finished_at": t}),
+    ));
+    db.put_node(node_record(
+        &id,
+        "package",
+        &[],
+        "done",
+        Some("success"),
+        serde_json::json!({"artifacts": ["release/big.bin"]}),
+    ));
+    db.close().unwrap();
     let spec = format!("filesystem:{}", arts.display());
     let d = Dashboard::start(&w, &["--artifact-store", &spec]);
     assert_eq!(d.get("/api/v1/capabilities").status, 200);
     let before = peak_rss(d.child.id());
-    let got = d.get("/api/v1/artifacts/release/big.bin");
+    let got = d.get(&format!("/api/v1/artifacts/release/big.bin?run={id}"));
     assert_eq!(got.status, 200);
     assert_eq!(got.header("transfer-encoding"), Some("chunked"));
     assert!(got.body == blob, "{} bytes came back", got.body.len());
@@ -1222,6 +1255,297 @@ fn cancel_ends_an_in_flight_local_run_cancelled() {
     assert_eq!(
         http(d.addr, "POST", &format!("/api/v1/runs/{id}/cancel")).status,
         409
+    );
+}
+
+// ------------------------------------------------------------------- hostile input and load
+
+#[test]
+fn beyond_loopback_only_allowed_host_names_are_answered() {
+    let w = bare_world();
+    let port = free_addr().port();
+    let bind: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
+    let local: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let d = Dashboard::start_at(
+        &w,
+        bind,
+        local,
+        &[
+            "--read-only",
+            "--allowed-host",
+            "dash.example",
+            "--allowed-host",
+            "CI.Example.com",
+        ],
+    );
+    // DNS rebinding: another name that resolves to this machine.
+    for path in ["/api/v1/runs", "/"] {
+        let r = http_with(
+            local,
+            "GET",
+            path,
+            &format!("Host: evil.example:{port}\r\n"),
+        );
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(r.text().contains("--allowed-host"), "{}", r.text());
+    }
+    let r = http_with(local, "GET", "/api/v1/runs", "Host: \r\n");
+    assert_eq!(r.status, 403, "{}", r.text());
+    for host in [
+        format!("dash.example:{port}"),
+        "dash.example".to_string(),
+        format!("ci.example.com:{port}"),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        format!("0.0.0.0:{port}"),
+    ] {
+        let r = http_with(
+            local,
+            "GET",
+            "/api/v1/capabilities",
+            &format!("Host: {host}\r\n"),
+        );
+        assert_eq!(r.status, 200, "Host: {host}: {}", r.text());
+    }
+    drop(d);
+    let r = w.run(&[
+        "dashboard",
+        "start",
+        "--foreground",
+        "--read-only",
+        "--addr",
+        "127.0.0.1:0",
+        "--allowed-host",
+        "http://dash.example/",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--allowed-host"), "{}", r.all());
+}
+
+#[test]
+fn stop_never_signals_a_process_that_is_not_the_dashboard() {
+    let w = bare_world();
+    std::fs::create_dir_all(&w.home).unwrap();
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = sleeper.id();
+    let pid_file = w.home.join("dashboard.pid");
+    std::fs::write(&pid_file, format!("{pid}\n")).unwrap();
+    std::fs::write(w.home.join("dashboard.addr"), "127.0.0.1:9\n").unwrap();
+    let st = w.run(&["dashboard", "status"]);
+    assert_eq!(st.code, 1, "{}", st.all());
+    assert!(st.stdout.contains("dashboard not running"), "{}", st.all());
+    let r = w.run(&["dashboard", "stop"]);
+    let alive = sleeper.try_wait().unwrap().is_none();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(alive, "`dashboard stop` signalled an unrelated process");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: stop the dashboard: pid {pid} in `{}` is not a sparkwing dashboard (it runs `sleep`); nothing was signalled\n  hint: the stale pid file was removed; `sparkwing dashboard start` starts a dashboard\n",
+            pid_file.display()
+        )
+    );
+    assert!(!pid_file.exists(), "the stale pid file is still there");
+    assert!(!w.home.join("dashboard.addr").exists());
+}
+
+#[test]
+fn artifacts_are_only_keys_recorded_on_a_listed_run() {
+    let b = Bucket::new("dash-art");
+    let s = seed(&b);
+    b.put_raw("bin/0123abcd/pipeline", b"a cached pipeline binary");
+    b.put_raw("notes/secret.txt", b"not an artifact");
+    let w = b.world();
+    let d = b.dashboard(&w);
+    let state = format!("runs/{}/state.ndjson", s.done);
+    for key in ["bin/0123abcd/pipeline", "notes/secret.txt", state.as_str()] {
+        for query in [String::new(), format!("?run={}", s.done)] {
+            let r = d.get(&format!("/api/v1/artifacts/{key}{query}"));
+            assert_eq!(r.status, 404, "{key}{query}: {}", r.text());
+            assert!(
+                !r.text().contains("cached pipeline") && !r.text().contains("not an artifact"),
+                "{}",
+                r.text()
+            );
+        }
+    }
+    let ok = d.get(&format!("/api/v1/artifacts/{ARTIFACT_KEY}?run={}", s.done));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.body, ARTIFACT_BYTES);
+    // Recorded on another run only.
+    let other = d.get(&format!("/api/v1/artifacts/{ARTIFACT_KEY}?run={}", s.hello));
+    assert_eq!(other.status, 404, "{}", other.text());
+    assert_eq!(
+        d.get(&format!("/api/v1/artifacts/{ARTIFACT_KEY}?run=../x"))
+            .status,
+        400
+    );
+}
+
+/// `n` log records of about 100 bytes whose messages are `part P line L xxx…`.
+fn log_part(node: &str, p: usize, n: usize, text: &mut String) -> Vec<u8> {
+    let mut part = String::new();
+    for l in 0..n {
+        let msg = format!("part {p:02} line {l:03} {}", "x".repeat(60));
+        part.push_str(
+            &serde_json::json!({"ts": "2026-01-01T00:00:00Z", "node": node, "msg": msg})
+                .to_string(),
+        );
+        part.push('\n');
+        text.push_str(&msg);
+        text.push('\n');
+    }
+    part.into_bytes()
+}
+
+#[test]
+fn a_log_tail_reads_only_its_last_parts_and_a_whole_log_streams() {
+    use sparkwing_storage_testing::Proxy;
+    const PARTS: usize = 40;
+    const LINES: usize = 500;
+    let b = Bucket::new("dash-tail");
+    let (id, t) = run_id_at(60, 7);
+    b.put_state(
+        &run_record(
+            &id,
+            &t,
+            "big",
+            "success",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &[node_record(
+            &id,
+            "big",
+            &[],
+            "done",
+            Some("success"),
+            serde_json::json!({}),
+        )],
+    );
+    let mut text = String::new();
+    let mut part_bytes = 0u64;
+    for p in 0..PARTS {
+        let part = log_part("big", p, LINES, &mut text);
+        part_bytes = part.len() as u64;
+        b.rt.block_on(b.logs.append_part(&id, "big", part)).unwrap();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let last = |n: usize| format!("{}\n", lines[lines.len() - n..].join("\n"));
+    let proxy = Proxy::start(b.upstream());
+    let mut w = b.world();
+    w.set("SPARKWING_S3_ENDPOINT", &proxy.endpoint());
+    let d = b.dashboard(&w);
+    let fetched = |path: &str| {
+        let before = proxy.counts().bytes_down;
+        let r = d.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        (r, proxy.counts().bytes_down - before)
+    };
+    let log = format!("/api/v1/runs/{id}/logs/big");
+
+    let (r, down) = fetched(&format!("{log}?tail=3"));
+    assert_eq!(r.text(), last(3));
+    assert!(
+        down < 2 * part_bytes,
+        "a tail of 3 lines fetched {down} bytes of a {PARTS}-part log (a part is {part_bytes} bytes)"
+    );
+    let (r, down) = fetched(&format!("{log}?tail={}", LINES + 2));
+    assert_eq!(r.text(), last(LINES + 2));
+    assert!(down < 3 * part_bytes, "{down} bytes fetched");
+    let (r, down) = fetched(&format!("{log}?head=2&format=ansi"));
+    assert_eq!(r.text(), format!("{}\n{}\n", lines[0], lines[1]));
+    assert!(
+        down < 2 * part_bytes,
+        "a head of 2 lines fetched {down} bytes"
+    );
+    let (r, _) = fetched(&format!("{log}?grep=part%2000%20line%2000&tail=2"));
+    assert_eq!(r.text(), format!("{}\n{}\n", lines[8], lines[9]));
+    let (r, _) = fetched(&format!("{log}?lines={}:{}", LINES, LINES + 1));
+    assert_eq!(
+        r.text(),
+        format!("{}\n{}\n", lines[LINES - 1], lines[LINES])
+    );
+    let (r, _) = fetched(&format!("{log}?lines={}:{}&tail=1", LINES, LINES + 1));
+    assert_eq!(r.text(), format!("{}\n", lines[LINES]));
+
+    // The whole log streams part by part as a chunked body, in order.
+    let (all, _) = fetched(&log);
+    assert_eq!(all.header("transfer-encoding"), Some("chunked"));
+    assert!(all.text() == text, "{} bytes came back", all.body.len());
+    let (nd, _) = fetched(&format!("{log}?format=ndjson&tail=1"));
+    let rec: serde_json::Value = serde_json::from_str(nd.text().trim()).unwrap();
+    assert_eq!(rec["msg"], lines[lines.len() - 1]);
+}
+
+#[test]
+fn an_oversized_state_dump_is_refused_for_its_run_and_the_rest_list() {
+    use sparkwing_storage_testing::Proxy;
+    let b = Bucket::new("dash-dump-cap");
+    let s = seed(&b);
+    // 20 nodes with 1 MiB of error text each: a 20 MiB dump, over the 16 MiB cap.
+    let (big, t) = run_id_at(30, 9);
+    let nodes: Vec<NodeRecord> = (0..20)
+        .map(|i| {
+            node_record(
+                &big,
+                &format!("n{i}"),
+                &[],
+                "done",
+                Some("failed"),
+                serde_json::json!({"error": "e".repeat(1 << 20)}),
+            )
+        })
+        .collect();
+    b.put_state(
+        &run_record(
+            &big,
+            &t,
+            "huge",
+            "failed",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &nodes,
+    );
+    let proxy = Proxy::start(b.upstream());
+    let mut w = b.world();
+    w.set("SPARKWING_S3_ENDPOINT", &proxy.endpoint());
+    let d = b.dashboard(&w);
+    let all = d.json("/api/v1/runs");
+    assert_eq!(
+        ids(&all),
+        [
+            big.clone(),
+            s.live.clone(),
+            s.done.clone(),
+            s.hello.clone(),
+            s.old.clone()
+        ],
+        "{all:#}"
+    );
+    let entry = &all["runs"][0];
+    assert_eq!(entry["unreadable"], true, "{entry}");
+    let why = entry["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&format!("runs/{big}/state.ndjson"))
+            && why.contains("20.0 MiB")
+            && why.contains("16.0 MiB"),
+        "{why}"
+    );
+    let one = d.get(&format!("/api/v1/runs/{big}"));
+    assert_eq!(one.status, 502, "{}", one.text());
+    assert!(one.text().contains("16.0 MiB"), "{}", one.text());
+    assert!(
+        proxy.counts().bytes_down < 4 << 20,
+        "{} bytes fetched: the oversized dump was read",
+        proxy.counts().bytes_down
+    );
+    // The others still read.
+    assert_eq!(
+        d.json(&format!("/api/v1/runs/{}", s.done))["id"],
+        s.done.as_str()
     );
 }
 
