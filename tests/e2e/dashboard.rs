@@ -205,7 +205,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 struct Bucket {
     rt: tokio::runtime::Runtime,
     arts: std::sync::Arc<S3ArtifactStore>,
-    logs: S3LogStore,
+    logs: std::sync::Arc<S3LogStore>,
     art_url: String,
     log_url: String,
     endpoint: String,
@@ -229,6 +229,7 @@ impl Bucket {
             &format!("{prefix}/logs"),
             S3Options::default(),
         )
+        .map(std::sync::Arc::new)
         .expect("open the log store");
         Bucket {
             rt: tokio::runtime::Builder::new_multi_thread()
@@ -1712,5 +1713,224 @@ fn dashboard_bench() {
     assert!(
         warm < Duration::from_millis(100),
         "warm first page took {warm:?}"
+    );
+}
+
+/// Milliseconds from sending `GET path` to the first byte of the response body.
+fn time_to_first_body_byte(addr: SocketAddr, path: &str) -> Duration {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let started = Instant::now();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the response ended before its body");
+        seen.extend_from_slice(&buf[..n]);
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            // Chunked: the first chunk's size line, then at least one byte of it.
+            let body = &seen[end + 4..];
+            if body
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .is_some_and(|e| body.len() > e + 2)
+            {
+                let took = started.elapsed();
+                assert!(
+                    seen.starts_with(b"HTTP/1.1 200"),
+                    "{}",
+                    String::from_utf8_lossy(&seen[..end])
+                );
+                // Read to the end so the server is not cut off mid-write.
+                while s.read(&mut buf).unwrap_or(0) > 0 {}
+                return took;
+            }
+        }
+    }
+}
+
+/// `make bench` runs this with [`dashboard_bench`] (`scripts/browser-bench.sh`): a 300 MB log of
+/// 300 one-MiB parts and a 200 MB state dump in the bucket; the dashboard's peak memory while it
+/// serves six concurrent tails of the log plus the run list and the run page of the big dump,
+/// then while it streams the whole log once; and the time to the first byte of the log's tail.
+/// Prints one `bench:` line per number; the goals are in docs/benchmarks.md.
+#[test]
+#[ignore = "benchmark: writes 500 MB to the S3 test server; run with --ignored"]
+fn dashboard_bench_large_logs_and_dumps() {
+    const PART: usize = 1 << 20;
+    const PARTS: usize = 300;
+    let b = Bucket::new("dash-bench-large");
+    let (log_run, t) = run_id_at(120, 0x109);
+    b.put_state(
+        &run_record(
+            &log_run,
+            &t,
+            "big-log",
+            "success",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &[node_record(
+            &log_run,
+            "noisy",
+            &[],
+            "done",
+            Some("success"),
+            serde_json::json!({}),
+        )],
+    );
+    let started = Instant::now();
+    // One MiB parts, as the runtime writes them: records of about 200 bytes.
+    let line = |p: usize, l: usize| {
+        let mut rec =
+            serde_json::json!({"ts": "2026-01-01T00:00:00Z", "level": "info", "node": "noisy",
+            "msg": format!("part {p:03} line {l:05} {}", "x".repeat(120))})
+            .to_string();
+        rec.push('\n');
+        rec
+    };
+    b.rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for p in 0..PARTS {
+            let mut part = String::with_capacity(PART);
+            let mut l = 0;
+            while part.len() + 220 < PART {
+                part.push_str(&line(p, l));
+                l += 1;
+            }
+            let name = format!("{:020}-{:010}.ndjson", 1_000_000 + p, p);
+            let logs = b.logs.clone();
+            let run = log_run.clone();
+            set.spawn(async move { logs.put_part(&run, "noisy", &name, part.into_bytes()).await });
+            while set.len() >= 8 {
+                set.join_next().await.unwrap().unwrap().unwrap();
+            }
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+    });
+    // A 200 MB dump: 200 nodes with 1 MB of error text each.
+    let (dump_run, t) = run_id_at(60, 0xd0);
+    let nodes: Vec<NodeRecord> = (0..200)
+        .map(|i| {
+            node_record(
+                &dump_run,
+                &format!("n{i}"),
+                &[],
+                "done",
+                Some("failed"),
+                serde_json::json!({"error": "e".repeat(1_000_000)}),
+            )
+        })
+        .collect();
+    b.put_state(
+        &run_record(
+            &dump_run,
+            &t,
+            "big-dump",
+            "failed",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &nodes,
+    );
+    drop(nodes);
+    eprintln!(
+        "bench: seeded a 300 MB log ({PARTS} parts) and a 200 MB dump in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let w = b.world();
+    let d = b.dashboard(&w);
+    assert_eq!(d.get("/api/v1/capabilities").status, 200);
+    let idle = peak_rss(d.child.id());
+    let tail = format!("/api/v1/runs/{log_run}/logs/noisy?tail=100");
+    let mut ttfb: Vec<Duration> = (0..5)
+        .map(|_| time_to_first_body_byte(d.addr, &tail))
+        .collect();
+    ttfb.sort();
+    let addr = d.addr;
+    let paths: Vec<String> = (0..6)
+        .map(|i| format!("/api/v1/runs/{log_run}/logs/noisy?tail={}", 1 + i * 1000))
+        .chain([
+            "/api/v1/runs".to_string(),
+            format!("/api/v1/runs/{dump_run}?include=nodes"),
+        ])
+        .collect();
+    let handles: Vec<_> = paths
+        .into_iter()
+        .map(|p| std::thread::spawn(move || (http(addr, "GET", &p), p)))
+        .collect();
+    for h in handles {
+        let (r, p) = h.join().unwrap();
+        let want = if p.contains(&dump_run) { 502 } else { 200 };
+        assert_eq!(
+            r.status,
+            want,
+            "{p}: {}",
+            String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
+        );
+    }
+    let loaded = peak_rss(d.child.id());
+    // The whole log once, streamed to a client that discards it.
+    let full = {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        write!(s, "GET /api/v1/runs/{log_run}/logs/noisy HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        let t = Instant::now();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => n += k as u64,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        (n, t.elapsed())
+    };
+    let streamed = peak_rss(d.child.id());
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "bench: dashboard peak RSS idle (after start): {:.1} MiB",
+        mib(idle)
+    );
+    eprintln!(
+        "bench: dashboard peak RSS, 6 concurrent tails of a 300 MB log + run list and run page of a 200 MB dump: {:.1} MiB",
+        mib(loaded)
+    );
+    eprintln!(
+        "bench: dashboard peak RSS after also streaming the whole 300 MB log ({:.0} MB of plain text in {:.1} s): {:.1} MiB",
+        full.0 as f64 / 1e6,
+        full.1.as_secs_f64(),
+        mib(streamed)
+    );
+    eprintln!(
+        "bench: time to first byte of ?tail=100 of a 300 MB log (5 requests): {}–{} ms, median {} ms",
+        ttfb[0].as_millis(),
+        ttfb[4].as_millis(),
+        ttfb[2].as_millis()
+    );
+    drop(d);
+    b.rt.block_on(async {
+        let _ = b.logs.delete_run(&log_run).await;
+        let _ = b
+            .arts
+            .delete(&format!("runs/{dump_run}/state.ndjson"))
+            .await;
+        let _ = b.arts.delete(&format!("runs/{log_run}/state.ndjson")).await;
+    });
+    assert!(
+        loaded < 100 << 20,
+        "peak RSS {:.1} MiB over the 100 MiB goal",
+        mib(loaded)
+    );
+    assert!(
+        ttfb[2] < Duration::from_millis(200),
+        "median time to first byte {:?}",
+        ttfb[2]
     );
 }
