@@ -87,14 +87,7 @@ impl LogRead {
     /// Lists the node's parts (so a store that cannot be reached fails the request with a
     /// status, before any byte is sent), then reads them as the filters need.
     pub async fn start(self) -> Result<LogBody, StoreError> {
-        let parts: Vec<String> = self
-            .store
-            .list_parts(&self.run)
-            .await?
-            .into_iter()
-            .filter(|(n, _)| *n == self.node)
-            .map(|(_, p)| p)
-            .collect();
+        let parts = self.store.list_node_parts(&self.run, &self.node).await?;
         // Parts not named the way this tool names them (another writer) cannot be read one by
         // one through the store: read the log whole, as before.
         if parts
