@@ -225,13 +225,22 @@ const RunsPage = {
     // Durations of running runs tick, so re-render those even when nothing changed.
     if (key === this.last && !runs.some((r) => r.status === 'running')) return;
     this.last = key;
-    for (const r of runs) this.pipelines.add(r.pipeline);
+    for (const r of runs) if (r.pipeline) this.pipelines.add(r.pipeline);
     replace(this.datalist, [...this.pipelines].sort().map((p) => el('option', { value: p })));
     if (!runs.length) {
       replace(this.body, el('tr', {}, el('td', { colspan: 7, class: 'empty-state', text: 'No runs match.' })));
       return;
     }
     replace(this.body, runs.map((r) => {
+      // A run whose state dump was too large to read: its id, start and why, nothing more.
+      if (r.unreadable) {
+        return el('tr', { class: 'run-row', 'data-run-id': r.id },
+          el('td', {}, badge('failed')),
+          el('td', { class: 'mono', text: r.id }),
+          el('td', { colspan: 3, class: 'error-text', text: r.error || 'unreadable' }),
+          el('td', { text: when(r.started_at) }),
+          el('td', { text: '—' }));
+      }
       const inv = r.invocation || {};
       const sha = (r.git_sha || '').slice(0, 8);
       const git = [r.git_branch, sha].filter(Boolean).join(' @ ');
@@ -520,7 +529,7 @@ const RunPage = {
     if (n.attempts > 1) rows.push(['Attempts', String(n.attempts)]);
     for (const [k, v] of Object.entries(n.outputs || {})) rows.push(['output ' + k, JSON.stringify(v)]);
     const arts = (n.artifacts || []).map((key) => el('li', {},
-      el('a', { class: 'artifact', href: '/api/v1/artifacts/' + key.split('/').map(encodeURIComponent).join('/'), download: key.split('/').pop(), text: key })));
+      el('a', { class: 'artifact', href: '/api/v1/artifacts/' + key.split('/').map(encodeURIComponent).join('/') + '?run=' + encodeURIComponent(this.id), download: key.split('/').pop(), text: key })));
     replace(this.detail,
       el('h2', { class: 'mono', id: 'node-title', text: n.id }),
       el('dl', { class: 'grid' }, rows.map(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)])),

@@ -64,6 +64,34 @@ pub fn local_run_is_live(home: &Home, run_id: &str) -> bool {
     }
 }
 
+/// True when `pid` is alive and its arguments begin with `words` (`<program> <words…>`): the one
+/// rule for telling whether a pid read from a file is still one of our processes before it is
+/// signalled. A marker or pid file left by a process that was SIGKILLed may name a pid the
+/// system has since given to an unrelated process.
+pub fn runs_subcommand(pid: i32, words: &[&str]) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    words.len() < args.len()
+        && words
+            .iter()
+            .zip(&args[1..])
+            .all(|(want, got)| want.as_bytes() == *got)
+}
+
+/// The program a process runs (the last segment of its `argv[0]`), for messages.
+pub fn program_of(pid: i32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let argv0 = cmdline.split(|&b| b == 0).next()?;
+    let name = String::from_utf8_lossy(argv0);
+    let name = name.rsplit('/').next().unwrap_or_default();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// A process that exists and is not a zombie. Without `/proc` (not Linux), a process that
 /// exists: a zombie then counts as alive, which only makes a reader wait longer.
 fn process_alive(pid: i32) -> bool {
@@ -86,6 +114,23 @@ fn process_alive(pid: i32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pid_is_ours_only_when_its_arguments_say_so() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = sleeper.id() as i32;
+        assert!(runs_subcommand(pid, &["30"]));
+        assert!(!runs_subcommand(pid, &["run"]));
+        assert!(!runs_subcommand(pid, &["30", "more"]));
+        assert_eq!(program_of(pid).as_deref(), Some("sleep"));
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        assert!(!runs_subcommand(pid, &["30"]));
+        assert!(!runs_subcommand(0, &[]));
+    }
 
     #[test]
     fn written_marker_reads_back_and_names_a_live_process() {

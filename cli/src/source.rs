@@ -29,7 +29,16 @@ impl Runs {
             .list(&wanted)
             .await
             .map_err(|e| CliError::failure(e.to_string()))?;
-        Ok(runs.iter().map(|r| RunRecord::clone(r)).collect())
+        Ok(runs
+            .iter()
+            .filter_map(|row| match row {
+                crate::reader::Row::Run(r) => Some(RunRecord::clone(r)),
+                crate::reader::Row::TooLarge(t) => {
+                    eprintln!("warning: {t}");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// One run and its nodes; `None` if unknown.
@@ -40,7 +49,7 @@ impl Runs {
         let state = self
             .get(id)
             .await
-            .map_err(|e| CliError::failure(e.to_string()))?;
+            .map_err(|e| CliError::failure(e.to_string()).hinted(&e))?;
         Ok(state.map(|s| (RunRecord::clone(&s.run), s.nodes.as_ref().clone())))
     }
 

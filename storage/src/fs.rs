@@ -456,6 +456,18 @@ impl LogStore for FsLogStore {
         .map_err(|e| StoreError::config(format!("list task failed: {e}")))?
     }
 
+    async fn list_node_parts(&self, run: &str, node: &str) -> Result<Vec<String>> {
+        let dir = self.node_dir(run, node)?;
+        tokio::task::spawn_blocking(move || {
+            Ok(parts_in(&dir)?
+                .iter()
+                .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+                .collect())
+        })
+        .await
+        .map_err(|e| StoreError::config(format!("list task failed: {e}")))?
+    }
+
     async fn read_part(&self, run: &str, node: &str, part: &str) -> Result<Vec<u8>> {
         validate_part_name(part)?;
         let path = self.node_dir(run, node)?.join(part);

@@ -113,6 +113,18 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// Every part of `run` as `(node id, part name)`, sorted, in one listing: a follower polls
     /// this and reads only the parts it has not seen yet.
     async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>>;
+    /// Part names of one node's own log (not its children's), sorted: write order. A reader that
+    /// wants only some parts (the last ones, for a tail) lists them here and reads them with
+    /// [`LogStore::read_part`].
+    async fn list_node_parts(&self, run: &str, node: &str) -> Result<Vec<String>> {
+        Ok(self
+            .list_parts(run)
+            .await?
+            .into_iter()
+            .filter(|(n, _)| n == node)
+            .map(|(_, p)| p)
+            .collect())
+    }
     /// One part as stored. A part deleted since it was listed reads as empty.
     async fn read_part(&self, run: &str, node: &str, part: &str) -> Result<Vec<u8>>;
     /// Every node's log in `run`, sorted by node id.

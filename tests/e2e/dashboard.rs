@@ -43,9 +43,14 @@ struct Dashboard {
 impl Dashboard {
     fn start(w: &World, extra: &[&str]) -> Dashboard {
         let addr = free_addr();
+        Dashboard::start_at(w, addr, addr, extra)
+    }
+
+    /// Binds `bind` and waits until `addr` (where a client reaches it) accepts connections.
+    fn start_at(w: &World, bind: SocketAddr, addr: SocketAddr, extra: &[&str]) -> Dashboard {
         let log = w.home.join(format!("foreground-{}.log", unique()));
         let out = std::fs::File::create(&log).unwrap();
-        let addr_s = addr.to_string();
+        let addr_s = bind.to_string();
         let mut args = vec!["dashboard", "start", "--foreground", "--addr", &addr_s];
         args.extend_from_slice(extra);
         let child = w
@@ -200,7 +205,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 struct Bucket {
     rt: tokio::runtime::Runtime,
     arts: std::sync::Arc<S3ArtifactStore>,
-    logs: S3LogStore,
+    logs: std::sync::Arc<S3LogStore>,
     art_url: String,
     log_url: String,
     endpoint: String,
@@ -224,6 +229,7 @@ impl Bucket {
             &format!("{prefix}/logs"),
             S3Options::default(),
         )
+        .map(std::sync::Arc::new)
         .expect("open the log store");
         Bucket {
             rt: tokio::runtime::Builder::new_multi_thread()
@@ -264,6 +270,15 @@ impl Bucket {
         self.rt
             .block_on(self.logs.append_part(run, node, part.into_bytes()))
             .unwrap();
+    }
+
+    /// The S3 server's address, for a [`sparkwing_storage_testing::Proxy`] in front of it.
+    fn upstream(&self) -> SocketAddr {
+        self.endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("the test endpoint is `http://<ip>:<port>`")
     }
 
     /// A world whose dashboard reads this bucket.
@@ -1040,11 +1055,30 @@ fn artifact_downloads_stream_with_bounded_memory() {
     std::fs::create_dir_all(arts.join("release")).unwrap();
     let blob: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     std::fs::write(arts.join("release/big.bin"), &blob).unwrap();
+    // Only artifacts recorded on a run's node are served: record one.
+    let (id, t) = run_id_at(10, 0xa7);
+    let db = sparkwing_records::Writer::open(&w.home.join("state.db")).unwrap();
+    db.put_run(run_record(
+        &id,
+        &t,
+        "release",
+        "success",
+        serde_json::json!({"finished_at": t}),
+    ));
+    db.put_node(node_record(
+        &id,
+        "package",
+        &[],
+        "done",
+        Some("success"),
+        serde_json::json!({"artifacts": ["release/big.bin"]}),
+    ));
+    db.close().unwrap();
     let spec = format!("filesystem:{}", arts.display());
     let d = Dashboard::start(&w, &["--artifact-store", &spec]);
     assert_eq!(d.get("/api/v1/capabilities").status, 200);
     let before = peak_rss(d.child.id());
-    let got = d.get("/api/v1/artifacts/release/big.bin");
+    let got = d.get(&format!("/api/v1/artifacts/release/big.bin?run={id}"));
     assert_eq!(got.status, 200);
     assert_eq!(got.header("transfer-encoding"), Some("chunked"));
     assert!(got.body == blob, "{} bytes came back", got.body.len());
@@ -1225,6 +1259,297 @@ fn cancel_ends_an_in_flight_local_run_cancelled() {
     );
 }
 
+// ------------------------------------------------------------------- hostile input and load
+
+#[test]
+fn beyond_loopback_only_allowed_host_names_are_answered() {
+    let w = bare_world();
+    let port = free_addr().port();
+    let bind: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
+    let local: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let d = Dashboard::start_at(
+        &w,
+        bind,
+        local,
+        &[
+            "--read-only",
+            "--allowed-host",
+            "dash.example",
+            "--allowed-host",
+            "CI.Example.com",
+        ],
+    );
+    // DNS rebinding: another name that resolves to this machine.
+    for path in ["/api/v1/runs", "/"] {
+        let r = http_with(
+            local,
+            "GET",
+            path,
+            &format!("Host: evil.example:{port}\r\n"),
+        );
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(r.text().contains("--allowed-host"), "{}", r.text());
+    }
+    let r = http_with(local, "GET", "/api/v1/runs", "Host: \r\n");
+    assert_eq!(r.status, 403, "{}", r.text());
+    for host in [
+        format!("dash.example:{port}"),
+        "dash.example".to_string(),
+        format!("ci.example.com:{port}"),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        format!("0.0.0.0:{port}"),
+    ] {
+        let r = http_with(
+            local,
+            "GET",
+            "/api/v1/capabilities",
+            &format!("Host: {host}\r\n"),
+        );
+        assert_eq!(r.status, 200, "Host: {host}: {}", r.text());
+    }
+    drop(d);
+    let r = w.run(&[
+        "dashboard",
+        "start",
+        "--foreground",
+        "--read-only",
+        "--addr",
+        "127.0.0.1:0",
+        "--allowed-host",
+        "http://dash.example/",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("--allowed-host"), "{}", r.all());
+}
+
+#[test]
+fn stop_never_signals_a_process_that_is_not_the_dashboard() {
+    let w = bare_world();
+    std::fs::create_dir_all(&w.home).unwrap();
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = sleeper.id();
+    let pid_file = w.home.join("dashboard.pid");
+    std::fs::write(&pid_file, format!("{pid}\n")).unwrap();
+    std::fs::write(w.home.join("dashboard.addr"), "127.0.0.1:9\n").unwrap();
+    let st = w.run(&["dashboard", "status"]);
+    assert_eq!(st.code, 1, "{}", st.all());
+    assert!(st.stdout.contains("dashboard not running"), "{}", st.all());
+    let r = w.run(&["dashboard", "stop"]);
+    let alive = sleeper.try_wait().unwrap().is_none();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(alive, "`dashboard stop` signalled an unrelated process");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(
+        r.stderr,
+        format!(
+            "error: stop the dashboard: pid {pid} in `{}` is not a sparkwing dashboard (it runs `sleep`); nothing was signalled\n  hint: the stale pid file was removed; `sparkwing dashboard start` starts a dashboard\n",
+            pid_file.display()
+        )
+    );
+    assert!(!pid_file.exists(), "the stale pid file is still there");
+    assert!(!w.home.join("dashboard.addr").exists());
+}
+
+#[test]
+fn artifacts_are_only_keys_recorded_on_a_listed_run() {
+    let b = Bucket::new("dash-art");
+    let s = seed(&b);
+    b.put_raw("bin/0123abcd/pipeline", b"a cached pipeline binary");
+    b.put_raw("notes/secret.txt", b"not an artifact");
+    let w = b.world();
+    let d = b.dashboard(&w);
+    let state = format!("runs/{}/state.ndjson", s.done);
+    for key in ["bin/0123abcd/pipeline", "notes/secret.txt", state.as_str()] {
+        for query in [String::new(), format!("?run={}", s.done)] {
+            let r = d.get(&format!("/api/v1/artifacts/{key}{query}"));
+            assert_eq!(r.status, 404, "{key}{query}: {}", r.text());
+            assert!(
+                !r.text().contains("cached pipeline") && !r.text().contains("not an artifact"),
+                "{}",
+                r.text()
+            );
+        }
+    }
+    let ok = d.get(&format!("/api/v1/artifacts/{ARTIFACT_KEY}?run={}", s.done));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.body, ARTIFACT_BYTES);
+    // Recorded on another run only.
+    let other = d.get(&format!("/api/v1/artifacts/{ARTIFACT_KEY}?run={}", s.hello));
+    assert_eq!(other.status, 404, "{}", other.text());
+    assert_eq!(
+        d.get(&format!("/api/v1/artifacts/{ARTIFACT_KEY}?run=../x"))
+            .status,
+        400
+    );
+}
+
+/// `n` log records of about 100 bytes whose messages are `part P line L xxx…`.
+fn log_part(node: &str, p: usize, n: usize, text: &mut String) -> Vec<u8> {
+    let mut part = String::new();
+    for l in 0..n {
+        let msg = format!("part {p:02} line {l:03} {}", "x".repeat(60));
+        part.push_str(
+            &serde_json::json!({"ts": "2026-01-01T00:00:00Z", "node": node, "msg": msg})
+                .to_string(),
+        );
+        part.push('\n');
+        text.push_str(&msg);
+        text.push('\n');
+    }
+    part.into_bytes()
+}
+
+#[test]
+fn a_log_tail_reads_only_its_last_parts_and_a_whole_log_streams() {
+    use sparkwing_storage_testing::Proxy;
+    const PARTS: usize = 40;
+    const LINES: usize = 500;
+    let b = Bucket::new("dash-tail");
+    let (id, t) = run_id_at(60, 7);
+    b.put_state(
+        &run_record(
+            &id,
+            &t,
+            "big",
+            "success",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &[node_record(
+            &id,
+            "big",
+            &[],
+            "done",
+            Some("success"),
+            serde_json::json!({}),
+        )],
+    );
+    let mut text = String::new();
+    let mut part_bytes = 0u64;
+    for p in 0..PARTS {
+        let part = log_part("big", p, LINES, &mut text);
+        part_bytes = part.len() as u64;
+        b.rt.block_on(b.logs.append_part(&id, "big", part)).unwrap();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let last = |n: usize| format!("{}\n", lines[lines.len() - n..].join("\n"));
+    let proxy = Proxy::start(b.upstream());
+    let mut w = b.world();
+    w.set("SPARKWING_S3_ENDPOINT", &proxy.endpoint());
+    let d = b.dashboard(&w);
+    let fetched = |path: &str| {
+        let before = proxy.counts().bytes_down;
+        let r = d.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        (r, proxy.counts().bytes_down - before)
+    };
+    let log = format!("/api/v1/runs/{id}/logs/big");
+
+    let (r, down) = fetched(&format!("{log}?tail=3"));
+    assert_eq!(r.text(), last(3));
+    assert!(
+        down < 2 * part_bytes,
+        "a tail of 3 lines fetched {down} bytes of a {PARTS}-part log (a part is {part_bytes} bytes)"
+    );
+    let (r, down) = fetched(&format!("{log}?tail={}", LINES + 2));
+    assert_eq!(r.text(), last(LINES + 2));
+    assert!(down < 3 * part_bytes, "{down} bytes fetched");
+    let (r, down) = fetched(&format!("{log}?head=2&format=ansi"));
+    assert_eq!(r.text(), format!("{}\n{}\n", lines[0], lines[1]));
+    assert!(
+        down < 2 * part_bytes,
+        "a head of 2 lines fetched {down} bytes"
+    );
+    let (r, _) = fetched(&format!("{log}?grep=part%2000%20line%2000&tail=2"));
+    assert_eq!(r.text(), format!("{}\n{}\n", lines[8], lines[9]));
+    let (r, _) = fetched(&format!("{log}?lines={}:{}", LINES, LINES + 1));
+    assert_eq!(
+        r.text(),
+        format!("{}\n{}\n", lines[LINES - 1], lines[LINES])
+    );
+    let (r, _) = fetched(&format!("{log}?lines={}:{}&tail=1", LINES, LINES + 1));
+    assert_eq!(r.text(), format!("{}\n", lines[LINES]));
+
+    // The whole log streams part by part as a chunked body, in order.
+    let (all, _) = fetched(&log);
+    assert_eq!(all.header("transfer-encoding"), Some("chunked"));
+    assert!(all.text() == text, "{} bytes came back", all.body.len());
+    let (nd, _) = fetched(&format!("{log}?format=ndjson&tail=1"));
+    let rec: serde_json::Value = serde_json::from_str(nd.text().trim()).unwrap();
+    assert_eq!(rec["msg"], lines[lines.len() - 1]);
+}
+
+#[test]
+fn an_oversized_state_dump_is_refused_for_its_run_and_the_rest_list() {
+    use sparkwing_storage_testing::Proxy;
+    let b = Bucket::new("dash-dump-cap");
+    let s = seed(&b);
+    // 20 nodes with 1 MiB of error text each: a 20 MiB dump, over the 16 MiB cap.
+    let (big, t) = run_id_at(30, 9);
+    let nodes: Vec<NodeRecord> = (0..20)
+        .map(|i| {
+            node_record(
+                &big,
+                &format!("n{i}"),
+                &[],
+                "done",
+                Some("failed"),
+                serde_json::json!({"error": "e".repeat(1 << 20)}),
+            )
+        })
+        .collect();
+    b.put_state(
+        &run_record(
+            &big,
+            &t,
+            "huge",
+            "failed",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &nodes,
+    );
+    let proxy = Proxy::start(b.upstream());
+    let mut w = b.world();
+    w.set("SPARKWING_S3_ENDPOINT", &proxy.endpoint());
+    let d = b.dashboard(&w);
+    let all = d.json("/api/v1/runs");
+    assert_eq!(
+        ids(&all),
+        [
+            big.clone(),
+            s.live.clone(),
+            s.done.clone(),
+            s.hello.clone(),
+            s.old.clone()
+        ],
+        "{all:#}"
+    );
+    let entry = &all["runs"][0];
+    assert_eq!(entry["unreadable"], true, "{entry}");
+    let why = entry["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&format!("runs/{big}/state.ndjson"))
+            && why.contains("20.0 MiB")
+            && why.contains("16.0 MiB"),
+        "{why}"
+    );
+    let one = d.get(&format!("/api/v1/runs/{big}"));
+    assert_eq!(one.status, 502, "{}", one.text());
+    assert!(one.text().contains("16.0 MiB"), "{}", one.text());
+    assert!(
+        proxy.counts().bytes_down < 4 << 20,
+        "{} bytes fetched: the oversized dump was read",
+        proxy.counts().bytes_down
+    );
+    // The others still read.
+    assert_eq!(
+        d.json(&format!("/api/v1/runs/{}", s.done))["id"],
+        s.done.as_str()
+    );
+}
+
 // ------------------------------------------------------------------------------ benchmarks
 
 /// `make bench` runs this (`cargo test -p sparkwing --test e2e dashboard_bench -- --ignored
@@ -1388,5 +1713,224 @@ fn dashboard_bench() {
     assert!(
         warm < Duration::from_millis(100),
         "warm first page took {warm:?}"
+    );
+}
+
+/// Milliseconds from sending `GET path` to the first byte of the response body.
+fn time_to_first_body_byte(addr: SocketAddr, path: &str) -> Duration {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let started = Instant::now();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the response ended before its body");
+        seen.extend_from_slice(&buf[..n]);
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            // Chunked: the first chunk's size line, then at least one byte of it.
+            let body = &seen[end + 4..];
+            if body
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .is_some_and(|e| body.len() > e + 2)
+            {
+                let took = started.elapsed();
+                assert!(
+                    seen.starts_with(b"HTTP/1.1 200"),
+                    "{}",
+                    String::from_utf8_lossy(&seen[..end])
+                );
+                // Read to the end so the server is not cut off mid-write.
+                while s.read(&mut buf).unwrap_or(0) > 0 {}
+                return took;
+            }
+        }
+    }
+}
+
+/// `make bench` runs this with [`dashboard_bench`] (`scripts/browser-bench.sh`): a 300 MB log of
+/// 300 one-MiB parts and a 200 MB state dump in the bucket; the dashboard's peak memory while it
+/// serves six concurrent tails of the log plus the run list and the run page of the big dump,
+/// then while it streams the whole log once; and the time to the first byte of the log's tail.
+/// Prints one `bench:` line per number; the goals are in docs/benchmarks.md.
+#[test]
+#[ignore = "benchmark: writes 500 MB to the S3 test server; run with --ignored"]
+fn dashboard_bench_large_logs_and_dumps() {
+    const PART: usize = 1 << 20;
+    const PARTS: usize = 300;
+    let b = Bucket::new("dash-bench-large");
+    let (log_run, t) = run_id_at(120, 0x109);
+    b.put_state(
+        &run_record(
+            &log_run,
+            &t,
+            "big-log",
+            "success",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &[node_record(
+            &log_run,
+            "noisy",
+            &[],
+            "done",
+            Some("success"),
+            serde_json::json!({}),
+        )],
+    );
+    let started = Instant::now();
+    // One MiB parts, as the runtime writes them: records of about 200 bytes.
+    let line = |p: usize, l: usize| {
+        let mut rec =
+            serde_json::json!({"ts": "2026-01-01T00:00:00Z", "level": "info", "node": "noisy",
+            "msg": format!("part {p:03} line {l:05} {}", "x".repeat(120))})
+            .to_string();
+        rec.push('\n');
+        rec
+    };
+    b.rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for p in 0..PARTS {
+            let mut part = String::with_capacity(PART);
+            let mut l = 0;
+            while part.len() + 220 < PART {
+                part.push_str(&line(p, l));
+                l += 1;
+            }
+            let name = format!("{:020}-{:010}.ndjson", 1_000_000 + p, p);
+            let logs = b.logs.clone();
+            let run = log_run.clone();
+            set.spawn(async move { logs.put_part(&run, "noisy", &name, part.into_bytes()).await });
+            while set.len() >= 8 {
+                set.join_next().await.unwrap().unwrap().unwrap();
+            }
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+    });
+    // A 200 MB dump: 200 nodes with 1 MB of error text each.
+    let (dump_run, t) = run_id_at(60, 0xd0);
+    let nodes: Vec<NodeRecord> = (0..200)
+        .map(|i| {
+            node_record(
+                &dump_run,
+                &format!("n{i}"),
+                &[],
+                "done",
+                Some("failed"),
+                serde_json::json!({"error": "e".repeat(1_000_000)}),
+            )
+        })
+        .collect();
+    b.put_state(
+        &run_record(
+            &dump_run,
+            &t,
+            "big-dump",
+            "failed",
+            serde_json::json!({"finished_at": t}),
+        ),
+        &nodes,
+    );
+    drop(nodes);
+    eprintln!(
+        "bench: seeded a 300 MB log ({PARTS} parts) and a 200 MB dump in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let w = b.world();
+    let d = b.dashboard(&w);
+    assert_eq!(d.get("/api/v1/capabilities").status, 200);
+    let idle = peak_rss(d.child.id());
+    let tail = format!("/api/v1/runs/{log_run}/logs/noisy?tail=100");
+    let mut ttfb: Vec<Duration> = (0..5)
+        .map(|_| time_to_first_body_byte(d.addr, &tail))
+        .collect();
+    ttfb.sort();
+    let addr = d.addr;
+    let paths: Vec<String> = (0..6)
+        .map(|i| format!("/api/v1/runs/{log_run}/logs/noisy?tail={}", 1 + i * 1000))
+        .chain([
+            "/api/v1/runs".to_string(),
+            format!("/api/v1/runs/{dump_run}?include=nodes"),
+        ])
+        .collect();
+    let handles: Vec<_> = paths
+        .into_iter()
+        .map(|p| std::thread::spawn(move || (http(addr, "GET", &p), p)))
+        .collect();
+    for h in handles {
+        let (r, p) = h.join().unwrap();
+        let want = if p.contains(&dump_run) { 502 } else { 200 };
+        assert_eq!(
+            r.status,
+            want,
+            "{p}: {}",
+            String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
+        );
+    }
+    let loaded = peak_rss(d.child.id());
+    // The whole log once, streamed to a client that discards it.
+    let full = {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        write!(s, "GET /api/v1/runs/{log_run}/logs/noisy HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        let t = Instant::now();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => n += k as u64,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        (n, t.elapsed())
+    };
+    let streamed = peak_rss(d.child.id());
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "bench: dashboard peak RSS idle (after start): {:.1} MiB",
+        mib(idle)
+    );
+    eprintln!(
+        "bench: dashboard peak RSS, 6 concurrent tails of a 300 MB log + run list and run page of a 200 MB dump: {:.1} MiB",
+        mib(loaded)
+    );
+    eprintln!(
+        "bench: dashboard peak RSS after also streaming the whole 300 MB log ({:.0} MB of plain text in {:.1} s): {:.1} MiB",
+        full.0 as f64 / 1e6,
+        full.1.as_secs_f64(),
+        mib(streamed)
+    );
+    eprintln!(
+        "bench: time to first byte of ?tail=100 of a 300 MB log (5 requests): {}–{} ms, median {} ms",
+        ttfb[0].as_millis(),
+        ttfb[4].as_millis(),
+        ttfb[2].as_millis()
+    );
+    drop(d);
+    b.rt.block_on(async {
+        let _ = b.logs.delete_run(&log_run).await;
+        let _ = b
+            .arts
+            .delete(&format!("runs/{dump_run}/state.ndjson"))
+            .await;
+        let _ = b.arts.delete(&format!("runs/{log_run}/state.ndjson")).await;
+    });
+    assert!(
+        loaded < 100 << 20,
+        "peak RSS {:.1} MiB over the 100 MiB goal",
+        mib(loaded)
+    );
+    assert!(
+        ttfb[2] < Duration::from_millis(200),
+        "median time to first byte {:?}",
+        ttfb[2]
     );
 }

@@ -3,14 +3,17 @@
 
 use super::logs::{self, LogFormat};
 use super::state::AppState;
-use crate::reader::Wanted;
+use crate::reader::{Row, Wanted};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::Deserialize;
-use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
+use sparkwing_contract::id::{
+    reserved_namespace, validate_hierarchical, validate_key, validate_segment,
+};
 use sparkwing_contract::{RunStatus, timefmt};
 use sparkwing_storage::ReadOpts;
 use std::sync::Arc;
@@ -185,13 +188,29 @@ pub async fn list_runs(State(st): St, Query(q): Query<ListQuery>) -> Response {
     match st.runs.list(&wanted).await {
         Ok(runs) => {
             let mut out = Vec::with_capacity(runs.len());
-            for r in &runs {
-                out.push(run_json(&st, r).await);
+            for row in &runs {
+                out.push(match row {
+                    Row::Run(r) => run_json(&st, r).await,
+                    Row::TooLarge(t) => too_large_json(t),
+                });
             }
             Json(serde_json::json!({ "runs": out })).into_response()
         }
         Err(e) => internal(e),
     }
+}
+
+/// A run whose state dump is too large to read: its id, its start time (from the id), and why.
+fn too_large_json(t: &crate::reader::TooLarge) -> serde_json::Value {
+    let started = crate::reader::bucket::id_time(&t.run).map(timefmt::unix_nanos_to_rfc3339);
+    serde_json::json!({
+        "id": t.run,
+        "started_at": started,
+        "unreadable": true,
+        "error": sparkwing_contract::hint::with_hint(t),
+        "dump_bytes": t.size,
+        "max_dump_bytes": t.cap,
+    })
 }
 
 /// A run as the page gets it: the record as stored, plus `"orphaned": true` for a local run
@@ -341,25 +360,102 @@ pub async fn node_log(
             "no log store is configured for this dashboard",
         );
     };
-    match store.read(&id, &node, &ReadOpts::default()).await {
-        Ok(bytes) => Response::builder()
-            .header(header::CONTENT_TYPE, format.content_type())
-            .body(Body::from(logs::render(&bytes, format, &opts)))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-        Err(e) if e.is_not_found() => Response::builder()
-            .header(header::CONTENT_TYPE, format.content_type())
-            .body(Body::empty())
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-        Err(e) => internal(format!("read the log of `{node}` in `{id}`: {e}")),
-    }
+    let permit = match tokio::time::timeout(st.log_wait, st.log_reads.clone().acquire_owned()).await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "busy: {} log requests are being served and this one waited {} s; retry shortly",
+                    super::state::LOG_READS,
+                    st.log_wait.as_secs()
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+            return r;
+        }
+    };
+    let read = logs::LogRead {
+        store: store.clone(),
+        run: id.clone(),
+        node: node.clone(),
+        format,
+        opts,
+        max_tail: st.max_tail,
+    };
+    let stream = match read.start().await {
+        Ok(logs::LogBody::Whole(bytes)) => {
+            futures_util::stream::once(async move { Ok(axum::body::Bytes::from(bytes)) }).boxed()
+        }
+        Ok(logs::LogBody::Parts(parts)) => parts,
+        Err(e) if e.is_not_found() => futures_util::stream::empty().boxed(),
+        Err(e) => return internal(format!("read the log of `{node}` in `{id}`: {e}")),
+    };
+    // The slot is held until the body is sent or the client goes away.
+    let body = stream.map(move |chunk| {
+        let _slot = &permit;
+        chunk
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, format.content_type())
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// `GET /api/v1/artifacts/{key}`: the object as a download; 404 when missing. The object is
+/// Query of `GET /api/v1/artifacts/{key}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ArtifactQuery {
+    /// The run whose node recorded the key; without it, the newest runs are searched.
+    run: Option<String>,
+}
+
+/// Runs searched for a key when a download names no run: the newest page the run list shows.
+const ARTIFACT_SEARCH: usize = DEFAULT_LIMIT;
+
+/// Whether `key` is recorded as an artifact on a node of `run`, or, without a run, of one of the
+/// newest [`ARTIFACT_SEARCH`] runs. `Err` is the response to send instead.
+async fn recorded_artifact(st: &AppState, key: &str, run: Option<&str>) -> Result<bool, Response> {
+    let on_run = |state: Option<crate::reader::RunState>| {
+        state.is_some_and(|s| s.nodes.iter().any(|n| n.artifacts.iter().any(|a| a == key)))
+    };
+    if let Some(run) = run {
+        if let Err(e) = validate_segment(run) {
+            return Err(bad_request(format!("invalid run id: {e}")));
+        }
+        return match st.runs.get(run).await {
+            Ok(state) => Ok(on_run(state)),
+            Err(e) => Err(internal(e)),
+        };
+    }
+    let newest = Wanted {
+        limit: ARTIFACT_SEARCH,
+        ..Default::default()
+    };
+    let runs = st.runs.list(&newest).await.map_err(internal)?;
+    for row in runs {
+        if let Row::Run(r) = row
+            && on_run(st.runs.get(&r.id).await.map_err(internal)?)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// `GET /api/v1/artifacts/{key}?run={id}`: an artifact recorded on a node of that run (without
+/// `run`, of one of the newest runs) as a download; 404 for anything else in the store (cached
+/// pipeline binaries, state dumps, keys no run recorded) and when missing. The object is
 /// streamed from the store through a bounded pipe, never held in memory whole, as a chunked body:
 /// a download cut short by a store error ends without the final chunk, so the client sees it
 /// incomplete. (No `Content-Length`: it would come from a separate stat, and an object
 /// overwritten in between would then be cut to the old length without anyone noticing.)
-pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
+pub async fn artifact(
+    State(st): St,
+    Path(key): Path<String>,
+    Query(q): Query<ArtifactQuery>,
+) -> Response {
     if let Err(e) = validate_key(&key) {
         return bad_request(format!("invalid artifact key: {e}"));
     }
@@ -369,6 +465,25 @@ pub async fn artifact(State(st): St, Path(key): Path<String>) -> Response {
             "no artifact store is configured for this dashboard",
         );
     };
+    let run = q.run.as_deref().filter(|r| !r.is_empty());
+    // The reserved namespaces hold the cache's own objects, never a job's artifact, whatever a
+    // record in the bucket claims.
+    let recorded = reserved_namespace(&key).is_none()
+        && match recorded_artifact(&st, &key, run).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+    if !recorded {
+        return error(
+            StatusCode::NOT_FOUND,
+            match run {
+                Some(run) => format!("artifact `{key}` is not recorded on a node of run `{run}`"),
+                None => format!(
+                    "artifact `{key}` is not recorded on a node of the newest {ARTIFACT_SEARCH} runs; name its run with `?run=<run-id>`"
+                ),
+            },
+        );
+    }
     match store.size(&key).await {
         Ok(_) => {}
         Err(e) if e.is_not_found() => {

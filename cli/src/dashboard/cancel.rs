@@ -64,7 +64,7 @@ pub fn cancel(home: &sparkwing_contract::Home, run: &str) -> Result<Cancelled, C
     }
     // A marker left behind by a supervisor that was SIGKILLed may name a pid that now belongs to
     // an unrelated process: only signal a live `… run …` command.
-    if !is_run_supervisor(marker.supervisor_pid) {
+    if !crate::active::runs_subcommand(marker.supervisor_pid, &["run"]) {
         return Err(CancelError::NotInFlight(run.to_string()));
     }
     kill(Pid::from_raw(marker.supervisor_pid), Signal::SIGTERM).map_err(|source| {
@@ -79,15 +79,6 @@ pub fn cancel(home: &sparkwing_contract::Home, run: &str) -> Result<Cancelled, C
         pipeline: marker.pipeline,
         supervisor_pid: marker.supervisor_pid,
     })
-}
-
-/// True when `pid` is alive and its command line is `<something> run …`.
-fn is_run_supervisor(pid: i32) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-    args.get(1).is_some_and(|a| *a == b"run")
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! connections and prints where it is; `stop` and `status` find it through its pid file.
 
 use super::StartArgs;
-use super::pidfiles::{PidFiles, url};
+use super::pidfiles::{PidFiles, Recorded, url};
 use super::plan::Plan;
 use crate::error::{CliError, CliResult};
 use nix::sys::signal::{Signal, kill};
@@ -58,6 +58,9 @@ pub fn start(args: &StartArgs, plan: &Plan) -> CliResult {
     }
     if let Some(u) = &args.artifact_store {
         cmd.args(["--artifact-store", u]);
+    }
+    for host in &plan.allowed_hosts {
+        cmd.args(["--allowed-host", host]);
     }
     if args.read_only {
         cmd.arg("--read-only");
@@ -122,10 +125,21 @@ pub fn start(args: &StartArgs, plan: &Plan) -> CliResult {
 pub fn stop() -> CliResult {
     let home = crate::home::sparkwing_home()?;
     let files = PidFiles::new(&home);
-    let Some((pid, _)) = files.running() else {
-        files.remove();
-        println!("dashboard not running");
-        return Ok(0);
+    let pid = match files.recorded() {
+        None => {
+            files.remove();
+            println!("dashboard not running");
+            return Ok(0);
+        }
+        Some(Recorded::Other(pid, program)) => {
+            files.remove();
+            return Err(CliError::failure(format!(
+                "stop the dashboard: pid {pid} in `{}` is not a sparkwing dashboard (it runs `{program}`); nothing was signalled",
+                files.pid_path().display()
+            ))
+            .with_hint("the stale pid file was removed; `sparkwing dashboard start` starts a dashboard"));
+        }
+        Some(Recorded::Dashboard(pid, _)) => pid,
     };
     let target = Pid::from_raw(pid);
     kill(target, Signal::SIGTERM)

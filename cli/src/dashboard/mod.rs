@@ -53,6 +53,10 @@ pub struct StartArgs {
     /// Address to bind
     #[arg(long, default_value = DEFAULT_ADDR)]
     pub addr: SocketAddr,
+    /// Also answer requests whose `Host` names HOST (repeatable); loopback names and the bound
+    /// address are always answered
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
     /// Serve in this process instead of detaching (containers, tests)
     #[arg(long, hide = true)]
     pub foreground: bool,

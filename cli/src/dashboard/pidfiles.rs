@@ -7,6 +7,17 @@ use nix::unistd::Pid;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The arguments a dashboard server runs with (`sparkwing dashboard start --foreground …`).
+const DASHBOARD_ARGS: [&str; 2] = ["dashboard", "start"];
+
+/// A live process named by the pid file.
+pub enum Recorded {
+    /// A dashboard server, and its address when recorded.
+    Dashboard(i32, Option<SocketAddr>),
+    /// Some other program (the pid was reused after the dashboard died): its pid and name.
+    Other(i32, String),
+}
+
 /// `dashboard.pid` (the server's pid, alone, so `kill $(cat …)` works) and `dashboard.addr`
 /// (its address) under `$SPARKWING_HOME`.
 pub struct PidFiles {
@@ -36,8 +47,16 @@ impl PidFiles {
             .map_err(|e| CliError::failure(format!("write `{}`: {e}", self.pid.display())))
     }
 
-    /// The recorded server, if its process is alive.
+    /// The recorded server, if its process is alive and is a dashboard.
     pub fn running(&self) -> Option<(i32, Option<SocketAddr>)> {
+        match self.recorded()? {
+            Recorded::Dashboard(pid, addr) => Some((pid, addr)),
+            Recorded::Other(..) => None,
+        }
+    }
+
+    /// What the pid file names, when it names a live process.
+    pub fn recorded(&self) -> Option<Recorded> {
         let pid: i32 = std::fs::read_to_string(&self.pid)
             .ok()?
             .trim()
@@ -46,10 +65,21 @@ impl PidFiles {
         if pid <= 1 || kill(Pid::from_raw(pid), None).is_err() {
             return None;
         }
+        if !crate::active::runs_subcommand(pid, &DASHBOARD_ARGS) {
+            return Some(Recorded::Other(
+                pid,
+                crate::active::program_of(pid).unwrap_or_else(|| "an unknown program".into()),
+            ));
+        }
         let addr = std::fs::read_to_string(&self.addr)
             .ok()
             .and_then(|a| a.trim().parse().ok());
-        Some((pid, addr))
+        Some(Recorded::Dashboard(pid, addr))
+    }
+
+    /// The pid file, for messages.
+    pub fn pid_path(&self) -> &std::path::Path {
+        &self.pid
     }
 
     /// Removes the files if they still describe `pid` (a newer server may have replaced them).

@@ -22,6 +22,8 @@ pub struct Plan {
     pub home: sparkwing_contract::Home,
     /// The profile that supplied the stores (`built-in` when none did).
     pub profile: String,
+    /// Host names (lowercase, no port) answered besides loopback names and the bound address.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Plan {
@@ -35,6 +37,11 @@ impl Plan {
             ))
             .with_hint("bind to 127.0.0.1 (the default), or add `--read-only` to serve reads only on that address"));
         }
+        let allowed_hosts = args
+            .allowed_hosts
+            .iter()
+            .map(|h| allowed_host(h))
+            .collect::<Result<Vec<_>, _>>()?;
         let profile = crate::profiles::resolve_here(args.profile.as_deref(), &home)?;
         let log_flag = args
             .log_store
@@ -106,7 +113,40 @@ impl Plan {
             artifacts,
             home,
             profile: profile.name.clone(),
+            allowed_hosts,
         })
+    }
+}
+
+/// An `--allowed-host` value: a DNS name or an IP address, without scheme, port or path.
+fn allowed_host(given: &str) -> Result<String, CliError> {
+    let host = given.trim().to_ascii_lowercase();
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63)
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let ip_ok = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&host)
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    if let Ok(std::net::IpAddr::V6(ip)) = host.parse::<std::net::IpAddr>() {
+        // As it appears in a `Host` header.
+        return Ok(format!("[{ip}]"));
+    }
+    if name_ok || ip_ok {
+        Ok(host)
+    } else {
+        Err(CliError::usage(format!(
+            "`--allowed-host {}`: expected a host name or IP address",
+            given.escape_debug()
+        ))
+        .with_hint("pass the name alone, as browsers send it: `--allowed-host dash.example.com` (no scheme, port or path)"))
     }
 }
 

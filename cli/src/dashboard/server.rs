@@ -16,8 +16,12 @@ use std::sync::Arc;
 
 /// Builds the router for a plan. Write routes exist only when the plan allows writes.
 pub fn router(plan: Plan) -> Router {
-    let writes = !plan.read_only;
-    let state = Arc::new(AppState::new(plan));
+    router_with(Arc::new(AppState::new(plan)))
+}
+
+/// [`router`] over a prepared state (tests set its limits).
+fn router_with(state: Arc<AppState>) -> Router {
+    let writes = !state.plan.read_only;
 
     let mut api = Router::new()
         .route("/version", get(api::version))
@@ -35,7 +39,7 @@ pub fn router(plan: Plan) -> Router {
             guard_api(writes, req, next)
         }));
 
-    let allowed = Arc::new(allowed_hosts(state.plan.addr));
+    let allowed = Arc::new(allowed_hosts(state.plan.addr, &state.plan.allowed_hosts));
     Router::new()
         .route("/", get(index))
         .route("/assets/{name}", get(asset))
@@ -47,36 +51,58 @@ pub fn router(plan: Plan) -> Router {
         }))
 }
 
-/// Host names a loopback-bound dashboard answers to. Empty: bound elsewhere, no Host check.
-fn allowed_hosts(addr: std::net::SocketAddr) -> Vec<String> {
-    if !addr.ip().is_loopback() {
-        return Vec::new();
-    }
-    let port = addr.port();
-    vec![
-        format!("127.0.0.1:{port}"),
-        format!("localhost:{port}"),
-        format!("[::1]:{port}"),
-        addr.to_string(),
-    ]
+/// Host names (lowercase, without port) the dashboard answers to: loopback names, the bound
+/// address, and the `--allowed-host` names.
+fn allowed_hosts(addr: std::net::SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    hosts.push(match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    });
+    hosts.extend(extra.iter().cloned());
+    hosts
 }
 
-/// A page on another site must not drive this dashboard through the browser: on loopback the
-/// `Host` must name loopback (defeats DNS rebinding), and a write must come from this origin
-/// (or from a non-browser client, which sends no `Origin`).
-async fn guard_origin(allowed: Arc<Vec<String>>, req: Request, next: Next) -> Response {
-    if !allowed.is_empty() {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
-            return api::error(
-                StatusCode::FORBIDDEN,
-                "unexpected Host header: this dashboard only answers to its loopback address",
-            );
+/// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`), lowercase.
+fn host_name(value: &str) -> String {
+    let value = value.trim();
+    let host = if value.starts_with('[') {
+        value.find(']').map_or(value, |end| &value[..=end])
+    } else {
+        match value.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => value,
         }
+    };
+    host.to_ascii_lowercase()
+}
+
+/// A page on another site must not drive this dashboard through the browser: the `Host` must be
+/// a name this dashboard answers to (defeats DNS rebinding, on loopback and beyond), and a write
+/// must come from this origin (or from a non-browser client, which sends no `Origin`).
+async fn guard_origin(allowed: Arc<Vec<String>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_name)
+        .unwrap_or_default();
+    if !allowed.contains(&host) {
+        return api::error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "unexpected Host header `{}`: this dashboard answers only to loopback names, its bound address and `--allowed-host` names; restart it with `--allowed-host {}` to serve that name",
+                host.escape_debug(),
+                if host.is_empty() {
+                    "NAME".to_string()
+                } else {
+                    host.escape_debug().to_string()
+                }
+            ),
+        );
     }
     let writes = req.method() != Method::GET && req.method() != Method::HEAD;
     if let Some(origin) = req.headers().get(header::ORIGIN).filter(|_| writes) {
@@ -253,5 +279,71 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparkwing_storage::{FsLogStore, LogStore};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn log_requests_beyond_the_slots_wait_then_get_503_with_retry_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs: Arc<dyn LogStore> = Arc::new(FsLogStore::new(tmp.path().join("logs")));
+        let run = "run-20260101-000000-00000001";
+        logs.append_part(run, "n", b"{\"msg\":\"hello\"}\n".to_vec())
+            .await
+            .unwrap();
+        let plan = Plan {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            read_only: true,
+            runs: crate::reader::Runs::local(tmp.path().join("state.db")),
+            logs: Some(logs),
+            artifacts: None,
+            home: sparkwing_contract::Home::at(tmp.path()),
+            profile: "test".into(),
+            allowed_hosts: Vec::new(),
+        };
+        let mut state = AppState::new(plan);
+        state.log_wait = Duration::from_millis(200);
+        let state = Arc::new(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, router_with(state.clone())).into_future());
+        let path = format!("/api/v1/runs/{run}/logs/n?tail=1");
+
+        let busy = state
+            .log_reads
+            .clone()
+            .acquire_many_owned(super::super::state::LOG_READS as u32)
+            .await
+            .unwrap();
+        let r = get(addr, &path).await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(r.to_ascii_lowercase().contains("retry-after: 2"), "{r}");
+        assert!(r.contains("log requests are being served"), "{r}");
+        // A request that waits gets its slot once one frees up.
+        let waiting = tokio::spawn(async move { get(addr, &path).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(busy);
+        let r = waiting.await.unwrap();
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.contains("hello"), "{r}");
+        assert_eq!(
+            state.log_reads.available_permits(),
+            super::super::state::LOG_READS
+        );
     }
 }

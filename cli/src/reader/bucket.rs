@@ -1,6 +1,11 @@
 //! Runs read straight from an artifact store's `runs/<id>/state.ndjson` dumps, with a cache of
 //! parsed dumps so a page of 50 runs out of 10,000 costs one key listing and 50 small reads.
 //!
+//! Bounds: a dump larger than [`Limits::max_dump`] is never read (its size is asked first); that
+//! run is listed as unreadable, naming the size and the cap, and the other runs still list. The
+//! cache holds parsed dumps up to about [`Limits::cache_bytes`] bytes of dump text, dropping the
+//! least recently read ones first.
+//!
 //! Freshness: a dump of an in-flight run is re-read when its copy is older than [`LIVE_TTL`]; a
 //! finished run's dump changes rarely (only when a supervisor finalizes it late), so it is kept
 //! for [`DONE_TTL`]. The key listing is refreshed in the background once it is older than
@@ -24,8 +29,30 @@ pub const DONE_TTL: Duration = Duration::from_secs(30);
 const STALE_LISTING: Duration = Duration::from_secs(30);
 /// Dumps fetched at once.
 const FETCH_BATCH: usize = 32;
-/// Most parsed dumps kept in memory.
-const MAX_CACHED: usize = 10_000;
+/// Largest state dump read by default. A 1,000-job run's dump is well under 1 MiB.
+pub const MAX_DUMP: u64 = 16 << 20;
+/// Default budget of the dump cache, in bytes of dump text.
+pub const CACHE_BYTES: usize = 64 << 20;
+/// What an unreadable or oversized entry weighs in the cache budget.
+const SMALL_ENTRY: usize = 256;
+
+/// What the reader may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest `state.ndjson` read; a larger one is refused for its run.
+    pub max_dump: u64,
+    /// Bytes of dump text the cache keeps (about what the parsed runs take).
+    pub cache_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_dump: MAX_DUMP,
+            cache_bytes: CACHE_BYTES,
+        }
+    }
+}
 /// How far back the first page of a cold listing looks by day prefix.
 const RECENT_DAYS: i64 = 62;
 /// Largest page served from recent day prefixes before the full listing lands.
@@ -40,11 +67,52 @@ pub struct RunState {
     pub nodes: Arc<Vec<NodeRecord>>,
 }
 
+/// A run as a listing shows it.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    Run(RunState),
+    /// A run whose dump is over [`Limits::max_dump`]: listed with the reason, never read.
+    TooLarge(TooLarge),
+}
+
+/// A state dump over the cap.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "state dump `{key}` of run `{run}` is {}, over the {} the reader reads; it was not read",
+    sparkwing_contract::human::bytes(*.size),
+    sparkwing_contract::human::bytes(*.cap)
+)]
+pub struct TooLarge {
+    pub run: String,
+    pub key: String,
+    pub size: u64,
+    pub cap: u64,
+}
+
+impl sparkwing_contract::hint::Hinted for TooLarge {
+    fn hint(&self) -> Option<String> {
+        Some(format!(
+            "its nodes' records are too large to show; remove or rewrite `{}` in the bucket",
+            self.key
+        ))
+    }
+}
+
+/// Why one run could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    TooLarge(TooLarge),
+}
+
 #[derive(Debug, Clone)]
 enum Entry {
     Ok(RunState),
     /// A dump that could not be read as a run (warned about once).
     Bad,
+    TooLarge(TooLarge),
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +120,46 @@ struct Cached {
     entry: Entry,
     at: Instant,
     bad_lines: usize,
+    /// Its weight in the cache budget.
+    bytes: usize,
+}
+
+/// Parsed dumps, and what they weigh.
+#[derive(Debug, Default)]
+struct Dumps {
+    map: HashMap<String, Cached>,
+    bytes: usize,
+}
+
+impl Dumps {
+    fn remove(&mut self, id: &str) {
+        if let Some(c) = self.map.remove(id) {
+            self.bytes -= c.bytes;
+        }
+    }
+
+    /// Inserts, first dropping the least recently read entries until it fits in `budget` (down
+    /// to three quarters of it, so a full cache is not sorted on every insert).
+    fn insert(&mut self, id: &str, c: Cached, budget: usize) {
+        self.remove(id);
+        if c.bytes > budget {
+            return;
+        }
+        if self.bytes + c.bytes > budget {
+            let mut by_age: Vec<(Instant, String)> =
+                self.map.iter().map(|(k, c)| (c.at, k.clone())).collect();
+            by_age.sort();
+            let target = (budget / 4 * 3).min(budget - c.bytes);
+            for (_, k) in by_age {
+                if self.bytes <= target {
+                    break;
+                }
+                self.remove(&k);
+            }
+        }
+        self.bytes += c.bytes;
+        self.map.insert(id.to_string(), c);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,7 +179,8 @@ pub struct BucketRuns {
     /// Serializes foreground listings so concurrent cold requests list once.
     list_lock: tokio::sync::Mutex<()>,
     refreshing: AtomicBool,
-    dumps: Mutex<HashMap<String, Cached>>,
+    dumps: Mutex<Dumps>,
+    limits: Limits,
 }
 
 /// Which runs a listing wants.
@@ -98,17 +207,30 @@ impl Wanted {
 impl BucketRuns {
     /// An index over `store`; nothing is read until the first request.
     pub fn new(store: Arc<dyn ArtifactStore>) -> Arc<BucketRuns> {
+        BucketRuns::with_limits(store, Limits::default())
+    }
+
+    /// An index over `store` that holds at most what `limits` allow.
+    pub fn with_limits(store: Arc<dyn ArtifactStore>, limits: Limits) -> Arc<BucketRuns> {
         Arc::new(BucketRuns {
             store,
             listing: Mutex::new(None),
             list_lock: tokio::sync::Mutex::new(()),
             refreshing: AtomicBool::new(false),
-            dumps: Mutex::new(HashMap::new()),
+            dumps: Mutex::new(Dumps::default()),
+            limits,
         })
     }
 
-    /// Runs passing `wanted`, newest first (run ids sort by start time).
-    pub async fn list(self: &Arc<Self>, wanted: &Wanted) -> Result<Vec<RunState>, StoreError> {
+    /// Bytes the dump cache weighs now.
+    #[cfg(test)]
+    pub fn cached_bytes(&self) -> usize {
+        self.dumps.lock().map(|d| d.bytes).unwrap_or(0)
+    }
+
+    /// Runs passing `wanted`, newest first (run ids sort by start time). A run whose dump is too
+    /// large to read is listed as such when no pipeline or status filter asks what it holds.
+    pub async fn list(self: &Arc<Self>, wanted: &Wanted) -> Result<Vec<Listed>, StoreError> {
         let unfiltered = wanted.pipelines.is_empty() && wanted.statuses.is_empty();
         // The newest page of an unfiltered listing may come from recent day prefixes; a listing
         // of everything (`sparkwing runs list` without a limit) lists everything.
@@ -137,9 +259,18 @@ impl BucketRuns {
                 batch = &batch[..cut];
                 past_since = true;
             }
-            for state in self.load_many(batch).await.into_iter().flatten() {
-                if wanted.matches(&state.run) && out.len() < wanted.limit {
-                    out.push(state);
+            for listed in self.load_many(batch).await.into_iter().flatten() {
+                let keep = match &listed {
+                    Listed::Run(state) => wanted.matches(&state.run),
+                    Listed::TooLarge(t) => {
+                        unfiltered
+                            && wanted
+                                .since
+                                .is_none_or(|since| id_time(&t.run).is_some_and(|t| t >= since))
+                    }
+                };
+                if keep && out.len() < wanted.limit {
+                    out.push(listed);
                 }
             }
             if past_since {
@@ -150,11 +281,16 @@ impl BucketRuns {
     }
 
     /// One run, read fresh unless the cached copy is recent enough. `None` if it has no dump.
-    pub async fn get(self: &Arc<Self>, id: &str) -> Result<Option<RunState>, StoreError> {
-        if let Some(state) = self.cached(id, |c| c.at.elapsed() < LIVE_TTL) {
-            return Ok(state);
+    pub async fn get(self: &Arc<Self>, id: &str) -> Result<Option<RunState>, ReadError> {
+        let listed = match self.cached(id, |c| c.at.elapsed() < LIVE_TTL) {
+            Some(l) => l,
+            None => self.fetch(id).await?,
+        };
+        match listed {
+            None => Ok(None),
+            Some(Listed::Run(s)) => Ok(Some(s)),
+            Some(Listed::TooLarge(t)) => Err(ReadError::TooLarge(t)),
         }
-        self.fetch(id).await
     }
 
     /// Run ids, newest first, from a listing at most about [`LIVE_TTL`] old.
@@ -283,21 +419,18 @@ impl BucketRuns {
     }
 
     /// The cached state when `fresh` says the copy may be used; `Some(None)` for a cached bad dump.
-    fn cached(&self, id: &str, fresh: impl Fn(&Cached) -> bool) -> Option<Option<RunState>> {
+    fn cached(&self, id: &str, fresh: impl Fn(&Cached) -> bool) -> Option<Option<Listed>> {
         let dumps = self.dumps.lock().ok()?;
-        let c = dumps.get(id)?;
+        let c = dumps.map.get(id)?;
         if !fresh(c) {
             return None;
         }
-        Some(match &c.entry {
-            Entry::Ok(s) => Some(s.clone()),
-            Entry::Bad => None,
-        })
+        Some(c.entry.listed())
     }
 
     /// Dumps for `ids` in order (`None` for missing or unreadable ones), reading only stale ones.
-    async fn load_many(self: &Arc<Self>, ids: &[String]) -> Vec<Option<RunState>> {
-        let mut results: Vec<Option<Option<RunState>>> = ids
+    async fn load_many(self: &Arc<Self>, ids: &[String]) -> Vec<Option<Listed>> {
+        let mut results: Vec<Option<Option<Listed>>> = ids
             .iter()
             .map(|id| {
                 self.cached(id, |c| {
@@ -330,22 +463,56 @@ impl BucketRuns {
         results.into_iter().map(Option::flatten).collect()
     }
 
-    /// Reads and parses one dump, updating the cache.
-    async fn fetch(&self, id: &str) -> Result<Option<RunState>, StoreError> {
+    /// Reads and parses one dump, updating the cache. Its size is asked first, so a dump over
+    /// the cap is never downloaded.
+    async fn fetch(&self, id: &str) -> Result<Option<Listed>, StoreError> {
         let key = sparkwing_contract::surfaces::state_key(id);
-        let bytes = match self.store.get(&key).await {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => {
-                if let Ok(mut d) = self.dumps.lock() {
-                    d.remove(id);
-                }
-                return Ok(None);
+        let gone = || {
+            if let Ok(mut d) = self.dumps.lock() {
+                d.remove(id);
             }
+            Ok(None)
+        };
+        let size = match self.store.size(&key).await {
+            Ok(n) => n,
+            Err(e) if e.is_not_found() => return gone(),
             Err(e) => return Err(e),
         };
+        let bytes = if size > self.limits.max_dump {
+            None
+        } else {
+            match self.store.get(&key).await {
+                // Rewritten larger between the two requests: refused all the same.
+                Ok(b) if b.len() as u64 > self.limits.max_dump => None,
+                Ok(b) => Some(b),
+                Err(e) if e.is_not_found() => return gone(),
+                Err(e) => return Err(e),
+            }
+        };
+        let Some(bytes) = bytes else {
+            let too = TooLarge {
+                run: id.to_string(),
+                key: self.at(&key),
+                size,
+                cap: self.limits.max_dump,
+            };
+            let known = self.dumps.lock().ok().is_some_and(|d| {
+                d.map
+                    .get(id)
+                    .is_some_and(|c| matches!(c.entry, Entry::TooLarge(_)))
+            });
+            if !known {
+                eprintln!("warning: skipping run `{id}`: {too}");
+            }
+            self.remember(id, Entry::TooLarge(too.clone()), 0, SMALL_ENTRY);
+            return Ok(Some(Listed::TooLarge(too)));
+        };
+        let weight = bytes.len().max(SMALL_ENTRY);
         let dump = StateDump::parse(&String::from_utf8_lossy(&bytes));
+        drop(bytes);
         let previous_bad = self.dumps.lock().ok().and_then(|d| {
-            d.get(id)
+            d.map
+                .get(id)
                 .map(|c| (c.bad_lines, matches!(c.entry, Entry::Bad)))
         });
         let bad_lines = dump.bad_lines.len();
@@ -374,38 +541,39 @@ impl BucketRuns {
                 Entry::Bad
             }
         };
+        let weight = if matches!(entry, Entry::Ok(_)) {
+            weight
+        } else {
+            SMALL_ENTRY
+        };
+        self.remember(id, entry.clone(), bad_lines, weight);
+        Ok(entry.listed())
+    }
+
+    fn remember(&self, id: &str, entry: Entry, bad_lines: usize, bytes: usize) {
         if let Ok(mut d) = self.dumps.lock() {
-            if d.len() >= MAX_CACHED {
-                // Finished runs far down the list are the cheapest to read again.
-                let oldest: Vec<String> = {
-                    let mut v: Vec<(&String, Instant)> = d.iter().map(|(k, c)| (k, c.at)).collect();
-                    v.sort_by_key(|(_, at)| *at);
-                    v.into_iter()
-                        .take(MAX_CACHED / 4)
-                        .map(|(k, _)| k.clone())
-                        .collect()
-                };
-                for k in oldest {
-                    d.remove(&k);
-                }
-            }
-            d.insert(
-                id.to_string(),
-                Cached {
-                    entry: entry.clone(),
-                    at: Instant::now(),
-                    bad_lines,
-                },
-            );
+            let c = Cached {
+                entry,
+                at: Instant::now(),
+                bad_lines,
+                bytes,
+            };
+            d.insert(id, c, self.limits.cache_bytes);
         }
-        Ok(match entry {
-            Entry::Ok(s) => Some(s),
-            Entry::Bad => None,
-        })
     }
 
     fn at(&self, key: &str) -> String {
         format!("{}/{key}", self.store.describe())
+    }
+}
+
+impl Entry {
+    fn listed(&self) -> Option<Listed> {
+        match self {
+            Entry::Ok(s) => Some(Listed::Run(s.clone())),
+            Entry::Bad => None,
+            Entry::TooLarge(t) => Some(Listed::TooLarge(t.clone())),
+        }
     }
 }
 
@@ -452,6 +620,13 @@ mod tests {
             status,
             timefmt::unix_nanos_to_rfc3339(id_time(id).unwrap()),
         )
+    }
+
+    fn st(l: &Listed) -> &RunState {
+        match l {
+            Listed::Run(s) => s,
+            Listed::TooLarge(t) => panic!("{t}"),
+        }
     }
 
     fn node(run: &str, id: &str) -> NodeRecord {
@@ -504,7 +679,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let got: Vec<&str> = all.iter().map(|s| s.run.id.as_str()).collect();
+        let got: Vec<&str> = all.iter().map(|s| st(s).run.id.as_str()).collect();
         assert_eq!(
             got,
             [
@@ -530,7 +705,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(failed[0].run.pipeline, "deploy");
+        assert_eq!(st(&failed[0]).run.pipeline, "deploy");
         let one = index
             .list(&Wanted {
                 limit: 1,
@@ -604,7 +779,7 @@ mod tests {
             })
             .await
             .unwrap();
-        let got: Vec<&str> = page.iter().map(|s| s.run.id.as_str()).collect();
+        let got: Vec<&str> = page.iter().map(|s| st(s).run.id.as_str()).collect();
         assert_eq!(got, [ids[0].as_str(), ids[1].as_str()]);
         // Older pages wait for the full listing.
         let all = index
@@ -615,7 +790,156 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(all.len(), 5);
-        assert_eq!(all[4].run.id, "run-20200101-000000-00000005");
+        assert_eq!(st(&all[4]).run.id, "run-20200101-000000-00000005");
+    }
+
+    /// An artifact store under a fresh prefix of the S3 test server, read through a counting
+    /// proxy, and the same prefix written directly.
+    fn through_proxy(
+        label: &str,
+    ) -> (
+        sparkwing_storage_testing::Proxy,
+        Arc<dyn ArtifactStore>,
+        Arc<dyn ArtifactStore>,
+    ) {
+        use sparkwing_storage::s3::{S3ArtifactStore, S3Config, S3Options};
+        let s3 = sparkwing_storage_testing::TestS3::from_env();
+        let upstream = s3
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("the test endpoint is `http://<ip>:<port>`");
+        let proxy = sparkwing_storage_testing::Proxy::start(upstream);
+        let env = |k: &str| std::env::var(k).unwrap_or_default();
+        let cfg = S3Config::with_static_credentials(
+            Some(&proxy.endpoint()),
+            std::env::var("AWS_REGION").ok().as_deref(),
+            &env("AWS_ACCESS_KEY_ID"),
+            &env("AWS_SECRET_ACCESS_KEY"),
+            None,
+        )
+        .unwrap();
+        let prefix = s3.unique_prefix(label);
+        let open = |cfg: &S3Config| -> Arc<dyn ArtifactStore> {
+            Arc::new(S3ArtifactStore::new(cfg, &s3.bucket, &prefix, S3Options::default()).unwrap())
+        };
+        let read = open(&cfg);
+        let write = open(s3.config());
+        (proxy, read, write)
+    }
+
+    /// A dump of `id` with `nodes` nodes, each carrying `pad` bytes of error text.
+    fn dump(id: &str, nodes: usize, pad: usize) -> Vec<u8> {
+        let nodes: Vec<NodeRecord> = (0..nodes)
+            .map(|i| {
+                let mut n = node(id, &format!("n{i}"));
+                n.error = "e".repeat(pad);
+                n
+            })
+            .collect();
+        StateDump::render(&run(id, "p", RunStatus::Success), &nodes).into_bytes()
+    }
+
+    #[tokio::test]
+    async fn an_oversized_dump_is_listed_as_such_and_never_downloaded() {
+        let (proxy, read, write) = through_proxy("bucket-dump-cap");
+        let small = "run-20260101-000001-00000001";
+        let big = "run-20260101-000002-00000002";
+        let other = "run-20260101-000003-00000003";
+        for (id, bytes) in [
+            (small, dump(small, 1, 10)),
+            (big, dump(big, 10, 30 << 10)),
+            (other, dump(other, 1, 10)),
+        ] {
+            write
+                .put(&format!("runs/{id}/state.ndjson"), bytes)
+                .await
+                .unwrap();
+        }
+        let limits = Limits {
+            max_dump: 64 << 10,
+            cache_bytes: 1 << 20,
+        };
+        let index = BucketRuns::with_limits(read, limits);
+        let listed = index
+            .list(&Wanted {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let got: Vec<String> = listed
+            .iter()
+            .map(|l| match l {
+                Listed::Run(s) => s.run.id.clone(),
+                Listed::TooLarge(t) => format!("too large: {t}"),
+            })
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0], other);
+        assert!(
+            got[1].starts_with("too large: state dump `")
+                && got[1].contains(&format!("runs/{big}/state.ndjson"))
+                && got[1].contains(" KiB, over the 64.0 KiB the reader reads"),
+            "{}",
+            got[1]
+        );
+        assert_eq!(got[2], small);
+        let err = index.get(big).await.unwrap_err();
+        assert!(matches!(err, ReadError::TooLarge(_)), "{err}");
+        // Filters cannot look inside it: it is left out of filtered listings.
+        let filtered = index
+            .list(&Wanted {
+                pipelines: vec!["p".into()],
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(filtered.len(), 2);
+        let down = proxy.counts().bytes_down;
+        assert!(
+            down < 64 << 10,
+            "{down} bytes came from the bucket: the 300 KiB dump was downloaded"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_dump_cache_is_bounded_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ArtifactStore> = Arc::new(FsArtifactStore::new(dir.path()));
+        let mut one = 0;
+        for i in 0..20u32 {
+            let id = format!("run-20260101-0000{i:02}-{i:08x}");
+            let bytes = dump(&id, 4, 1000);
+            one = bytes.len();
+            store
+                .put(&format!("runs/{id}/state.ndjson"), bytes)
+                .await
+                .unwrap();
+        }
+        let budget = 5 * one + one / 2;
+        let index = BucketRuns::with_limits(
+            store,
+            Limits {
+                max_dump: MAX_DUMP,
+                cache_bytes: budget,
+            },
+        );
+        let all = index
+            .list(&Wanted {
+                limit: 20,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 20);
+        let held = index.cached_bytes();
+        assert!(
+            held <= budget && held >= one,
+            "the cache holds {held} bytes for a budget of {budget}"
+        );
     }
 
     #[tokio::test]
@@ -651,6 +975,6 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(listed[0].run.status, RunStatus::Success);
+        assert_eq!(st(&listed[0]).run.status, RunStatus::Success);
     }
 }

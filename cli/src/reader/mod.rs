@@ -4,7 +4,7 @@
 
 pub mod bucket;
 
-pub use bucket::{RunState, Wanted};
+pub use bucket::{RunState, TooLarge, Wanted};
 
 use bucket::BucketRuns;
 use sparkwing_contract::{NodeRecord, RunRecord};
@@ -30,6 +30,26 @@ pub enum RunsError {
         #[source]
         source: Box<sparkwing_storage::StoreError>,
     },
+    /// A run whose state dump is over the reader's cap.
+    #[error(transparent)]
+    TooLarge(TooLarge),
+}
+
+impl sparkwing_contract::hint::Hinted for RunsError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            RunsError::TooLarge(t) => t.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// A run as a listing shows it.
+#[derive(Debug, Clone)]
+pub enum Row {
+    Run(Arc<RunRecord>),
+    /// A run in a bucket whose state dump is too large to read: listed with the reason.
+    TooLarge(TooLarge),
 }
 
 /// Where runs are read from, and the reader over it.
@@ -88,7 +108,7 @@ impl Runs {
     }
 
     /// Runs passing `wanted`, newest first.
-    pub async fn list(&self, wanted: &Wanted) -> Result<Vec<Arc<RunRecord>>, RunsError> {
+    pub async fn list(&self, wanted: &Wanted) -> Result<Vec<Row>, RunsError> {
         match self {
             Runs::Local { db } => {
                 let db = db.clone();
@@ -122,7 +142,7 @@ impl Runs {
                         .into_iter()
                         .filter(|r| wanted.matches(r))
                         .take(wanted.limit)
-                        .map(Arc::new)
+                        .map(|r| Row::Run(Arc::new(r)))
                         .collect())
                 })
                 .await
@@ -135,7 +155,10 @@ impl Runs {
                     source: Box::new(source),
                 })?
                 .into_iter()
-                .map(|s| s.run)
+                .map(|l| match l {
+                    bucket::Listed::Run(s) => Row::Run(s.run),
+                    bucket::Listed::TooLarge(t) => Row::TooLarge(t),
+                })
                 .collect()),
         }
     }
@@ -165,12 +188,13 @@ impl Runs {
                 })
                 .await
             }
-            Runs::Bucket { index, store } => {
-                index.get(id).await.map_err(|source| RunsError::Bucket {
+            Runs::Bucket { index, store } => index.get(id).await.map_err(|e| match e {
+                bucket::ReadError::Store(source) => RunsError::Bucket {
                     store: store.clone(),
                     source: Box::new(source),
-                })
-            }
+                },
+                bucket::ReadError::TooLarge(t) => RunsError::TooLarge(t),
+            }),
         }
     }
 }

@@ -188,6 +188,24 @@ pub(super) async fn parts_are_listed_and_read_one_by_one(
         ("deploy/eu".to_string(), e1.clone()),
     ];
     ensure!(listed == want, "list_parts = {listed:?}, want {want:?}");
+    // One node's own parts only: not its children's, not another run's.
+    s.append_part(RUN, "deploy", b"d\n".to_vec()).await?;
+    let own = s.list_node_parts(RUN, "build").await?;
+    ensure!(
+        own == vec![b1.clone(), b2.clone()],
+        "list_node_parts(build) = {own:?}"
+    );
+    let own = s.list_node_parts(RUN, "deploy/eu").await?;
+    ensure!(
+        own == vec![e1.clone()],
+        "list_node_parts(deploy/eu) = {own:?}"
+    );
+    let own = s.list_node_parts(RUN, "deploy").await?;
+    ensure!(own.len() == 1, "list_node_parts(deploy) = {own:?}");
+    ensure!(
+        s.list_node_parts(RUN, "nothing").await?.is_empty(),
+        "a node without a log has parts"
+    );
     let got = s.read_part(RUN, "build", &b2).await?;
     ensure!(got == b"b2\n", "read_part = {}", show(&got));
     // Stored as written by append_part: the missing newline was added.

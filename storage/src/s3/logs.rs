@@ -136,6 +136,18 @@ impl LogStore for S3LogStore {
         Ok(parts)
     }
 
+    async fn list_node_parts(&self, run: &str, node: &str) -> Result<Vec<String>> {
+        validate_segment(run)?;
+        validate_hierarchical(node)?;
+        // One listing of this node's prefix, not of the whole run.
+        Ok(self
+            .part_keys(run, node)
+            .await?
+            .into_iter()
+            .filter_map(|k| k.rsplit('/').next().map(str::to_string))
+            .collect())
+    }
+
     async fn read_part(&self, run: &str, node: &str, part: &str) -> Result<Vec<u8>> {
         validate_segment(run)?;
         validate_hierarchical(node)?;
