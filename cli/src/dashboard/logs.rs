@@ -53,7 +53,7 @@ pub fn render(stored: &[u8], format: LogFormat, opts: &ReadOpts) -> Vec<u8> {
         match format {
             LogFormat::Ndjson => out.extend_from_slice(line),
             LogFormat::Ansi => out.extend_from_slice(message(line).as_bytes()),
-            LogFormat::Plain => out.extend_from_slice(strip_ansi(&message(line)).as_bytes()),
+            LogFormat::Plain => out.extend_from_slice(strip_controls(&message(line)).as_bytes()),
         }
         out.push(b'\n');
     }
@@ -61,6 +61,7 @@ pub fn render(stored: &[u8], format: LogFormat, opts: &ReadOpts) -> Vec<u8> {
 }
 
 use sparkwing_contract::record::log_line_text as message;
+use sparkwing_contract::text::strip_controls;
 
 /// Most bytes of rendered lines a tail holds; older lines beyond it are left out.
 pub const MAX_TAIL_BYTES: usize = 8 << 20;
@@ -279,41 +280,6 @@ impl LogRead {
     }
 }
 
-/// Removes ANSI escape sequences (CSI `ESC [ … final`, OSC `ESC ] … BEL|ESC \`, and two-byte
-/// escapes).
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                for c in chars.by_ref() {
-                    if ('\u{40}'..='\u{7e}').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\u{7}' {
-                        break;
-                    }
-                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,12 +482,11 @@ mod tests {
     }
 
     #[test]
-    fn strips_csi_and_osc() {
-        assert_eq!(strip_ansi("\u{1b}[1;32mok\u{1b}[0m"), "ok");
-        assert_eq!(
-            strip_ansi("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{7}"),
-            "link"
+    fn the_plain_view_shows_what_a_terminal_would() {
+        let line = rec(
+            "\u{1b}[1;32mok\u{1b}[0m \u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{7} \u{1b}]0;title\u{7}\u{7}x",
         );
-        assert_eq!(strip_ansi("plain"), "plain");
+        let plain = render(line.as_bytes(), LogFormat::Plain, &ReadOpts::default());
+        assert_eq!(String::from_utf8(plain).unwrap(), "ok link x\n");
     }
 }
