@@ -53,7 +53,9 @@ pub(crate) async fn run(
     stop: &mut watch::Receiver<Stop>,
     capture: bool,
 ) -> Result<String, JobError> {
-    let display = log.masker().mask(&spec.cmd.to_string()).into_owned();
+    let display = spec
+        .cmd
+        .display_masked(|s| log.masker().mask(s).into_owned());
     if *stop.borrow_and_update() != Stop::Run {
         return Err(JobError::Stopping { command: display });
     }
