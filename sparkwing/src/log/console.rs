@@ -114,10 +114,14 @@ impl Held {
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
             ));
+            // Held output may be anything a job printed: only the run's user reads it, whatever
+            // the umask (the directory is the shared /tmp, not the sparkwing home).
+            use std::os::unix::fs::OpenOptionsExt;
             if let Ok(mut f) = std::fs::File::options()
                 .read(true)
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&path)
                 && f.write_all(&self.mem).is_ok()
             {
@@ -663,6 +667,13 @@ mod tests {
             .map(|(p, _)| p.clone())
             .expect("past 4 MiB the lines moved to a file");
         assert!(spilled.exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&spilled).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "only the run's user may read held output"
+        );
         c.lifecycle(Mark::Success, "big", "1s");
         let t = text(&c);
         assert_eq!(t.matches(&line).count(), 6000);
