@@ -94,6 +94,12 @@ pub(crate) async fn execute(
             settings.log_format,
             settings.console_grouping(),
             settings.workers,
+        )
+        .allow_commands(
+            plan.jobs
+                .iter()
+                .filter(|j| j.ci_commands)
+                .map(|j| j.id.clone()),
         ),
         sink: log_store.map(|s| Sink::start(s, run_id.clone(), spool_dir.clone())),
     });
