@@ -244,27 +244,6 @@ fn defuse_github(line: &str) -> Cow<'_, str> {
     Cow::Owned(out.replace("##[", "##\u{200b}["))
 }
 
-/// An unguessable token for `::stop-commands::`: job output cannot end the pause it is printed in.
-fn stop_token() -> String {
-    let mut b = [0u8; 16];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
-    if random.is_err() {
-        // std's hasher keys come from the system's random source.
-        use std::hash::{BuildHasher, Hasher};
-        for chunk in b.chunks_mut(8) {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0),
-            );
-            chunk.copy_from_slice(&h.finish().to_le_bytes());
-        }
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -345,7 +324,7 @@ impl Console {
     fn with_out<R>(&self, f: impl FnOnce(&mut dyn Write) -> R) -> R {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *out {
-            Out::Stdout => f(&mut std::io::stdout().lock()),
+            Out::Stdout => super::stdio::with_stdout(f),
             #[cfg(test)]
             Out::Capture(v) => f(v),
         }
@@ -522,7 +501,8 @@ impl Console {
         });
         // Between these two lines the GitHub runner reads no command at all.
         let (pause, resume) = if self.stops_commands(node) {
-            let token = stop_token();
+            // Unguessable, so job output cannot end the pause it is printed in.
+            let token = super::random_token();
             (
                 format!("::stop-commands::{token}\n"),
                 format!("::{token}::\n"),
