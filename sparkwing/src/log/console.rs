@@ -264,7 +264,7 @@ fn node_color(node: &str) -> &'static str {
 #[derive(Debug)]
 enum Out {
     Stdout,
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzz"))]
     Capture(Vec<u8>),
 }
 
@@ -286,6 +286,23 @@ impl Console {
             }),
             out: Mutex::new(Out::Stdout),
             commands_allowed: HashSet::new(),
+        }
+    }
+
+    /// Keeps what the console writes in memory instead of printing it (tests, the fuzz target).
+    #[cfg(any(test, feature = "fuzz"))]
+    pub fn capture(self) -> Console {
+        *self.out.lock().unwrap_or_else(|e| e.into_inner()) = Out::Capture(Vec::new());
+        self
+    }
+
+    /// What a [`Console::capture`] console wrote so far (lifecycle lines flushed first).
+    #[cfg(any(test, feature = "fuzz"))]
+    pub fn captured(&self) -> String {
+        self.flush();
+        match &*self.out.lock().unwrap_or_else(|e| e.into_inner()) {
+            Out::Capture(v) => String::from_utf8_lossy(v).into_owned(),
+            Out::Stdout => String::new(),
         }
     }
 
@@ -325,7 +342,7 @@ impl Console {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *out {
             Out::Stdout => super::stdio::with_stdout(f),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "fuzz"))]
             Out::Capture(v) => f(v),
         }
     }
@@ -433,7 +450,7 @@ impl Console {
             } else {
                 text.push_str(label);
             }
-            text.push_str(l);
+            text.push_str(super::mask::without_open_tail(l));
             text.push('\n');
         }
         text
@@ -703,17 +720,11 @@ mod tests {
     use super::*;
 
     fn console(grouping: Option<Grouping>, workers: usize) -> Console {
-        let c = Console::new(LogFormat::Plain, grouping, workers);
-        *c.out.lock().unwrap() = Out::Capture(Vec::new());
-        c
+        Console::new(LogFormat::Plain, grouping, workers).capture()
     }
 
     fn text(c: &Console) -> String {
-        c.flush();
-        match &*c.out.lock().unwrap() {
-            Out::Capture(v) => String::from_utf8_lossy(v).into_owned(),
-            Out::Stdout => unreachable!(),
-        }
+        c.captured()
     }
 
     /// The text with each stop-commands token replaced by `T`, which is then checked to pause

@@ -76,14 +76,25 @@ fn has_controls(text: &[u8]) -> bool {
     })
 }
 
-/// The length of the UTF-8 sequence led by `b` (1 for anything that does not lead one).
-fn utf8_len(b: u8) -> usize {
-    match b {
-        0xc2..=0xdf => 2,
-        0xe0..=0xef => 3,
-        0xf0..=0xf4 => 4,
-        _ => 1,
-    }
+/// The length of the character at the start of `bytes`: a lead byte and the continuation bytes
+/// that follow it (so invalid UTF-8 reads the same as its lossy conversion), else one byte.
+fn char_len(bytes: &[u8]) -> usize {
+    let want = match bytes.first() {
+        Some(0xc2..=0xdf) => 2,
+        Some(0xe0..=0xef) => 3,
+        Some(0xf0..=0xf4) => 4,
+        _ => return 1,
+    };
+    1 + bytes[1..]
+        .iter()
+        .take(want - 1)
+        .take_while(|b| (0x80..0xc0).contains(*b))
+        .count()
+}
+
+/// Whether `bytes` is exactly one whole UTF-8 character.
+fn is_whole_char(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|s| s.chars().count() == 1)
 }
 
 /// `raw` as a terminal shows it, byte for byte: `ESC [` … final byte (0x40–0x7E), `ESC ]` … BEL or
@@ -128,7 +139,7 @@ pub(crate) fn visible(raw: &[u8]) -> Visible {
                         i += 1;
                     }
                 }
-                Some(&n) => i = (i + 1 + utf8_len(n)).min(raw.len()),
+                Some(_) => i += 1 + char_len(&raw[i + 1..]),
                 None => {
                     i += 1;
                     closed = false;
@@ -149,11 +160,30 @@ pub(crate) fn visible(raw: &[u8]) -> Visible {
             i += 2;
             continue;
         }
+        if b >= 0xc2 && i + char_len(&raw[i..]) == raw.len() && !is_whole_char(&raw[i..]) {
+            // A character cut short by the end of what was read: it may yet be a control.
+            v.sequences.push((i, raw.len()));
+            v.open_tail = Some(i);
+            break;
+        }
         v.text.push(b);
         v.map.push(i);
         i += 1;
     }
     v
+}
+
+/// `line` without an escape sequence it ends inside of. Printed on, such a sequence would swallow
+/// the next line's start on a terminal, joining what is left of two lines into one that no
+/// per-line masking saw (a half secret on each side of an OSC string).
+pub(crate) fn without_open_tail(line: &str) -> &str {
+    if !line.contains('\x1b') {
+        return line;
+    }
+    match visible(line.as_bytes()).open_tail {
+        Some(at) => &line[..at],
+        None => line,
+    }
 }
 
 /// Calls `f` with the start of every occurrence of `needle` in `hay`, overlapping ones included.
@@ -304,6 +334,20 @@ fn mask_once(text: &str, values: &[Pattern]) -> Option<String> {
     if spans.is_empty() {
         return None;
     }
+    // A span that begins or ends inside an escape sequence takes the whole sequence: `***` must
+    // never be left inside a broken one, which would swallow the text after it.
+    if let Some(v) = &shown {
+        for span in spans.iter_mut() {
+            for &(s, e) in &v.sequences {
+                if s < span.0 && span.0 < e {
+                    span.0 = s;
+                }
+                if s < span.1 && span.1 < e {
+                    span.1 = e;
+                }
+            }
+        }
+    }
     spans.sort_unstable();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
@@ -404,8 +448,8 @@ mod tests {
         m.add("31mabc");
         assert_eq!(
             m.mask("\x1b[31mabc"),
-            "\x1b[***",
-            "as written, even where a code ate it"
+            "***",
+            "as written, even where a code ate it, and the code it began in goes too"
         );
     }
 

@@ -7,8 +7,12 @@ mod stdio;
 
 pub(crate) use console::{Console, Grouping, Mark};
 pub(crate) use mask::Masker;
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) use mask::visible;
 pub(crate) use sink::{Sink, SinkStats};
 pub(crate) use stdio::Route;
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) use stdio::{held_back, masked_text};
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};

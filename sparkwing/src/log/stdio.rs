@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// How long a drain waits for the threads (a console that does not read could block them).
 const DRAIN_WAIT: Duration = Duration::from_secs(2);
+/// An unfinished line waits at most this much (an endless escape sequence must not hold memory).
+const MAX_HELD: usize = 64 * 1024;
 
 /// The process-wide state once installed: where the real streams are and what masks.
 struct Installed {
@@ -141,24 +143,24 @@ fn pass_on(mut reader: std::io::PipeReader, to: &Mutex<File>, i: &Installed) {
             // Everything before a marker goes out now, an unfinished line included.
             let rest = pending.split_off(at + i.marker.len());
             pending.truncate(at);
-            write_masked(to, &i.masker, &pending, true);
+            write_masked(to, &i.masker, &pending);
             pending = rest;
             marks += 1;
         }
         let keep = held_back(&pending, &i.masker, &i.marker);
         let out: Vec<u8> = pending.drain(..pending.len() - keep).collect();
-        write_masked(to, &i.masker, &out, false);
+        write_masked(to, &i.masker, &out);
         if marks > 0 {
             *i.drained.0.lock().unwrap_or_else(|p| p.into_inner()) += marks;
             i.drained.1.notify_all();
         }
     }
-    write_masked(to, &i.masker, &pending, true);
+    write_masked(to, &i.masker, &pending);
 }
 
 /// How many bytes at the end of `pending` must wait for more: the unfinished line from where a
 /// secret (or the drain marker) may have begun.
-fn held_back(pending: &[u8], masker: &Masker, marker: &[u8]) -> usize {
+pub(crate) fn held_back(pending: &[u8], masker: &Masker, marker: &[u8]) -> usize {
     let line_end = pending
         .iter()
         .rposition(|&b| b == b'\n')
@@ -171,33 +173,41 @@ fn held_back(pending: &[u8], masker: &Masker, marker: &[u8]) -> usize {
     {
         cut = cut.min(tail.len() - k);
     }
+    if tail.len() - cut > MAX_HELD {
+        return 0;
+    }
     tail.len() - cut
 }
 
-/// Writes `bytes` to `to` with each line masked; with `all`, an unfinished last line too.
-fn write_masked(to: &Mutex<File>, masker: &Masker, bytes: &[u8], all: bool) {
+/// Writes `bytes` to `to` with each line masked.
+fn write_masked(to: &Mutex<File>, masker: &Masker, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
+    // A console that went away must not stop the run; the log store has the job output.
+    let _ = to
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .write_all(masked_text(masker, bytes).as_bytes());
+}
+
+/// `bytes` with each line (and the unfinished last one) masked on its own.
+pub(crate) fn masked_text(masker: &Masker, bytes: &[u8]) -> String {
     let mut text = String::with_capacity(bytes.len());
     for piece in bytes.split_inclusive(|&b| b == b'\n') {
         let (line, nl) = match piece.strip_suffix(b"\n") {
             Some(l) => (l, true),
             None => (piece, false),
         };
-        if !nl && !all && line.is_empty() {
-            continue;
-        }
-        text.push_str(&masker.mask(&String::from_utf8_lossy(line)));
+        let masked = masker.mask(&String::from_utf8_lossy(line)).into_owned();
         if nl {
+            text.push_str(super::mask::without_open_tail(&masked));
             text.push('\n');
+        } else {
+            text.push_str(&masked);
         }
     }
-    // A console that went away must not stop the run; the log store has the job output.
-    let _ = to
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .write_all(text.as_bytes());
+    text
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
