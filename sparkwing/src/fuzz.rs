@@ -9,7 +9,8 @@
 //! passed on through the masking pipe ([`held_back`], [`masked_text`]), and a message masked
 //! whole (a job error).
 //!
-//! Secrets hold no `*` (so `***` cannot complete one) and are registered before the output is
+//! Secrets hold no `*` (so `***` cannot complete one) and no U+FFFD (invalid UTF-8 in output is
+//! shown as that, so garbage could spell such a secret), and are registered before the output is
 //! written; a secret registered later applies to what is read after, by design.
 
 use crate::exec::{piece_lines, ready_len};
@@ -27,7 +28,7 @@ struct Case {
 }
 
 /// Decodes fuzz bytes: a count of secrets (1–4), each as a length byte (1–64) and its bytes
-/// (lossily UTF-8, `*` removed), a byte for the line limit of the cutting (4–67), a count of
+/// (lossily UTF-8, `*` and U+FFFD removed), a byte for the line limit of the cutting (4–67), a count of
 /// write boundaries (0–7) and a byte for each (its place as a fraction of the output), then the
 /// output.
 fn decode(data: &[u8]) -> Case {
@@ -41,7 +42,7 @@ fn decode(data: &[u8]) -> Case {
         let bytes = data
             .get(at + 1..(at + 1 + len).min(data.len()))
             .unwrap_or(&[]);
-        secrets.push(String::from_utf8_lossy(bytes).replace('*', ""));
+        secrets.push(String::from_utf8_lossy(bytes).replace(['*', '\u{fffd}'], ""));
         at = (at + 1 + len).min(data.len());
     }
     let mut rest = data.get(at..).unwrap_or(&[]).iter().copied();

@@ -170,8 +170,10 @@ pub(crate) fn held_back(pending: &[u8], masker: &Masker, marker: &[u8]) -> usize
     if let Some(k) = (1..marker.len())
         .rev()
         .find(|&k| tail.ends_with(&marker[..k]))
+        .filter(|&k| tail.len() - k < cut)
     {
-        cut = cut.min(tail.len() - k);
+        // Kept back for the marker: still never inside a secret.
+        cut = masker.safe_cut(tail, tail.len() - k);
     }
     if tail.len() - cut > MAX_HELD {
         return 0;
