@@ -37,6 +37,8 @@ mod ctx;
 mod dispatch;
 mod error;
 mod exec;
+#[cfg(any(test, feature = "fuzz"))]
+mod fuzz;
 mod invocation;
 mod log;
 mod pipelines;
@@ -55,6 +57,14 @@ pub use settings::LogFormat;
 
 /// The version of this SDK, reported by `--sw-describe` (defined once, in the contract).
 pub use sparkwing_contract::SDK_VERSION;
+
+/// Internal: the masking invariant for the fuzz target in `fuzz/`. Not part of the API; only
+/// built with the `fuzz` feature, so no pipeline binary carries it.
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::fuzz::mask_invariant;
+}
 
 /// Everything a pipeline file usually needs: `use sparkwing::prelude::*;`.
 pub mod prelude {

@@ -2,6 +2,7 @@
 
 use crate::args::{Args, ArgsError};
 use crate::error::BoxError;
+use crate::log::{Masker, Route};
 use crate::plan::Plan;
 use crate::run;
 use crate::settings::Settings;
@@ -101,15 +102,28 @@ impl Pipelines {
 
     /// Runs the binary: reads the command line and the environment, runs the chosen pipeline,
     /// and returns the exit code for `main` to return.
+    ///
+    /// The process's own stdout and stderr (what step code prints with `println!`, a panic
+    /// message, a program started with inherited stdio) pass through the masker too.
     pub fn main(self) -> ExitCode {
         let argv: Vec<String> = std::env::args().skip(1).collect();
-        let code = self.run_with(argv, |k| std::env::var(k).ok());
+        let code = self.run_impl(argv, |k| std::env::var(k).ok(), true);
         ExitCode::from(code.clamp(0, 255) as u8)
     }
 
     /// [`Pipelines::main`] with the arguments (without the program name) and the environment
-    /// given explicitly; returns the exit code.
+    /// given explicitly; returns the exit code. The process's own stdout and stderr are left as
+    /// they are (the caller owns them): only the run's sinks are masked.
     pub fn run_with(self, argv: Vec<String>, env: impl Fn(&str) -> Option<String>) -> i32 {
+        self.run_impl(argv, env, false)
+    }
+
+    fn run_impl(
+        self,
+        argv: Vec<String>,
+        env: impl Fn(&str) -> Option<String>,
+        route_stdio: bool,
+    ) -> i32 {
         let known = || {
             if self.entries.is_empty() {
                 "this binary registers no pipeline".to_string()
@@ -158,6 +172,12 @@ impl Pipelines {
             Ok(s) => s,
             Err(e) => return usage(e),
         };
+        let masker = Masker::default();
+        for s in &settings.secrets {
+            masker.add(s);
+        }
+        // Drained when dropped, on every return below: nothing printed is lost.
+        let _route = route_stdio.then(|| Route::install(&masker));
         let args = Args::from_words(argv[1..].iter().cloned());
         let plan = match (entry.build)(&args) {
             Ok(p) => p,
@@ -184,7 +204,7 @@ impl Pipelines {
                 return exit::FAILURE;
             }
         };
-        let code = runtime.block_on(run::execute(settings, &entry.name, &args, plan));
+        let code = runtime.block_on(run::execute(settings, &entry.name, &args, plan, masker));
         // Abandoned step futures must not hold the exit.
         runtime.shutdown_timeout(std::time::Duration::from_millis(200));
         code

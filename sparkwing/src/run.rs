@@ -70,6 +70,7 @@ pub(crate) async fn execute(
     pipeline: &str,
     args: &Args,
     plan: ValidPlan,
+    masker: Masker,
 ) -> i32 {
     let began = Instant::now();
     let run_id = settings.run_id.to_string();
@@ -83,10 +84,6 @@ pub(crate) async fn execute(
     else {
         return exit::FAILURE;
     };
-    let masker = Masker::default();
-    for s in &settings.secrets {
-        masker.add(s);
-    }
     let log_store_name = log_store.as_ref().map(|s| s.describe());
     let hub = Arc::new(LogHub {
         masker: masker.clone(),
@@ -94,6 +91,12 @@ pub(crate) async fn execute(
             settings.log_format,
             settings.console_grouping(),
             settings.workers,
+        )
+        .allow_commands(
+            plan.jobs
+                .iter()
+                .filter(|j| j.ci_commands)
+                .map(|j| j.id.clone()),
         ),
         sink: log_store.map(|s| Sink::start(s, run_id.clone(), spool_dir.clone())),
     });

@@ -6,7 +6,7 @@ mod unix;
 pub(crate) use unix::signal_group;
 
 use crate::error::JobError;
-use crate::log::{Level, NodeLog, Stream};
+use crate::log::{Level, Masker, NodeLog, Stream};
 use crate::plan::Cmd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -53,7 +53,9 @@ pub(crate) async fn run(
     stop: &mut watch::Receiver<Stop>,
     capture: bool,
 ) -> Result<String, JobError> {
-    let display = log.masker().mask(&spec.cmd.to_string()).into_owned();
+    let display = spec
+        .cmd
+        .display_masked(|s| log.masker().mask(s).into_owned());
     if *stop.borrow_and_update() != Stop::Run {
         return Err(JobError::Stopping { command: display });
     }
@@ -224,20 +226,10 @@ async fn pump(
         if n == room {
             chunk = (chunk * 2).min(READ_MAX);
         }
-        // Only the new bytes can hold a newline: what was pending before holds none.
-        if let Some(pos) = pending[start..].iter().rposition(|&b| b == b'\n') {
-            let end = start + pos + 1;
-            emit(log, step, stream, &pending[..end], captured.as_mut()).await;
-            pending.drain(..end);
-        } else if pending.len() >= MAX_LINE {
-            // An over-long line goes out in pieces, each masked on its own: cut where no secret
-            // spans the cut (before it), so no piece ever shows part of one.
-            let mut cut = log.masker().safe_cut(&pending, pending.len());
-            if cut == 0 {
-                cut = pending.len();
-            }
-            emit(log, step, stream, &pending[..cut], captured.as_mut()).await;
-            pending.drain(..cut);
+        let ready = ready_len(&pending, start, log.masker(), MAX_LINE);
+        if ready > 0 {
+            emit(log, step, stream, &pending[..ready], captured.as_mut()).await;
+            pending.drain(..ready);
         }
     }
     if !pending.is_empty() {
@@ -258,10 +250,31 @@ async fn emit(
         c.push_str(&text);
         return;
     }
-    let body = text.strip_suffix('\n').unwrap_or(&text);
-    let lines: Vec<&str> = body
-        .split('\n')
+    log.output(step, stream, &piece_lines(&text)).await;
+}
+
+/// How much of `pending` goes out now, the bytes from `start` on having just been read: up to
+/// the last newline; for a line of `max_line` bytes or more, a piece cut where no secret spans the
+/// cut (each piece is masked on its own, so none may show part of one); else nothing yet.
+pub(crate) fn ready_len(pending: &[u8], start: usize, masker: &Masker, max_line: usize) -> usize {
+    // Only the new bytes can hold a newline: what was pending before holds none.
+    if let Some(pos) = pending[start..].iter().rposition(|&b| b == b'\n') {
+        return start + pos + 1;
+    }
+    if pending.len() >= max_line {
+        return match masker.safe_cut(pending, pending.len()) {
+            0 => pending.len(),
+            cut => cut,
+        };
+    }
+    0
+}
+
+/// The lines of a piece of output: split at newlines (a final one ends the last line), each
+/// without a trailing `\r`.
+pub(crate) fn piece_lines(text: &str) -> Vec<&str> {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    body.split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
-    log.output(step, stream, &lines).await;
+        .collect()
 }

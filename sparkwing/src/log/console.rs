@@ -3,7 +3,8 @@
 
 use super::{Level, RecordRef};
 use crate::settings::LogFormat;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -85,6 +86,8 @@ pub(crate) struct Console {
     groups: Option<Groups>,
     /// Every write holds this lock, so a group printed in several writes is never interleaved.
     out: Mutex<Out>,
+    /// Nodes whose output may issue CI workflow commands ([`crate::Job::allow_ci_commands`]).
+    commands_allowed: HashSet<String>,
 }
 
 /// Groups cannot interleave, so with several workers a node's lines are held back and printed as
@@ -114,10 +117,14 @@ impl Held {
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
             ));
+            // Held output may be anything a job printed: only the run's user reads it, whatever
+            // the umask (the directory is the shared /tmp, not the sparkwing home).
+            use std::os::unix::fs::OpenOptionsExt;
             if let Ok(mut f) = std::fs::File::options()
                 .read(true)
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&path)
                 && f.write_all(&self.mem).is_ok()
             {
@@ -178,6 +185,65 @@ fn section_id(node: &str, n: u64) -> String {
     format!("sw_{n}_{clean}")
 }
 
+/// GitHub's escaping of a workflow command's data (a message, a group title): the runner decodes
+/// these, and a raw line break would end the command and start a new one.
+fn github_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// GitHub's escaping of a workflow command's property value (`title=…`).
+fn github_property(s: &str) -> String {
+    github_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// A character a CI console may take as the end of a line.
+fn is_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// `s` on one line: line breaks become spaces.
+fn one_line(s: &str) -> Cow<'_, str> {
+    if s.contains(is_break) {
+        Cow::Owned(s.replace(is_break, " "))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// User text (an error, a skip reason) for a Buildkite or GitLab header: control sequences
+/// removed and on one line, so it can neither end the header nor redraw the console.
+fn plain_title(s: &str) -> String {
+    let v = super::mask::visible(one_line(s).as_bytes());
+    one_line(&String::from_utf8_lossy(&v.text)).into_owned()
+}
+
+/// A line of job output that the GitHub runner would read as a command, defused: a zero-width
+/// space before a leading `::` (the runner trims whitespace before looking, not U+200B) and
+/// inside every legacy `##[`, in each piece the runner may read as a line of its own.
+fn defuse_github(line: &str) -> Cow<'_, str> {
+    let leads = |piece: &str| piece.trim_start().starts_with("::");
+    if !line.contains("##[") && !line.split(is_break).any(leads) {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for piece in line.split_inclusive(is_break) {
+        let t = piece.trim_start();
+        if t.starts_with("::") {
+            out.push_str(&piece[..piece.len() - t.len()]);
+            out.push('\u{200b}');
+            out.push_str(t);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    Cow::Owned(out.replace("##[", "##\u{200b}["))
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -198,7 +264,7 @@ fn node_color(node: &str) -> &'static str {
 #[derive(Debug)]
 enum Out {
     Stdout,
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzz"))]
     Capture(Vec<u8>),
 }
 
@@ -219,6 +285,55 @@ impl Console {
                 seq: AtomicU64::new(0),
             }),
             out: Mutex::new(Out::Stdout),
+            commands_allowed: HashSet::new(),
+        }
+    }
+
+    /// Keeps what the console writes in memory instead of printing it (tests, the fuzz target).
+    #[cfg(any(test, feature = "fuzz"))]
+    pub fn capture(self) -> Console {
+        *self.out.lock().unwrap_or_else(|e| e.into_inner()) = Out::Capture(Vec::new());
+        self
+    }
+
+    /// What a [`Console::capture`] console wrote so far (lifecycle lines flushed first).
+    #[cfg(any(test, feature = "fuzz"))]
+    pub fn captured(&self) -> String {
+        self.flush();
+        match &*self.out.lock().unwrap_or_else(|e| e.into_inner()) {
+            Out::Capture(v) => String::from_utf8_lossy(v).into_owned(),
+            Out::Stdout => String::new(),
+        }
+    }
+
+    /// Lets the output of `nodes` issue CI workflow commands.
+    pub fn allow_commands(mut self, nodes: impl IntoIterator<Item = String>) -> Console {
+        self.commands_allowed.extend(nodes);
+        self
+    }
+
+    /// Whether `node`'s output is kept from issuing workflow commands: on GitHub Actions, unless
+    /// the job opted in.
+    fn stops_commands(&self, node: &str) -> bool {
+        self.groups
+            .as_ref()
+            .is_some_and(|g| g.kind == Grouping::GitHub)
+            && !self.commands_allowed.contains(node)
+    }
+
+    /// A line the console prints outside any job's output on a CI console: one line, and on
+    /// GitHub never a command.
+    fn inert<'a>(&self, line: &'a str) -> Cow<'a, str> {
+        match &self.groups {
+            None => Cow::Borrowed(line),
+            Some(g) => {
+                let one = one_line(line);
+                if g.kind == Grouping::GitHub {
+                    Cow::Owned(defuse_github(&one).into_owned())
+                } else {
+                    one
+                }
+            }
         }
     }
 
@@ -226,8 +341,8 @@ impl Console {
     fn with_out<R>(&self, f: impl FnOnce(&mut dyn Write) -> R) -> R {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *out {
-            Out::Stdout => f(&mut std::io::stdout().lock()),
-            #[cfg(test)]
+            Out::Stdout => super::stdio::with_stdout(f),
+            #[cfg(any(test, feature = "fuzz"))]
             Out::Capture(v) => f(v),
         }
     }
@@ -271,6 +386,13 @@ impl Console {
         }
         // Inside a group the group's title names the node, so lines go without the prefix.
         let text = self.format_lines(node, level, lines, self.groups.is_none());
+        let text = if self.stops_commands(node) {
+            // Already between stop-commands markers; defused as well in case a runner does not
+            // honour them for every kind of command.
+            text.split_inclusive('\n').map(defuse_github).collect()
+        } else {
+            text
+        };
         match &self.groups {
             Some(g) if !g.live => {
                 let mut held = g.held.lock().unwrap_or_else(|e| e.into_inner());
@@ -328,7 +450,7 @@ impl Console {
             } else {
                 text.push_str(label);
             }
-            text.push_str(l);
+            text.push_str(super::mask::without_open_tail(l));
             text.push('\n');
         }
         text
@@ -351,18 +473,22 @@ impl Console {
     /// can show it open.
     fn group_open(g: &Groups, node: &str, title: &str, expanded: bool) -> (String, String) {
         match g.kind {
-            Grouping::GitHub => (format!("::group::{title}\n"), "::endgroup::\n".into()),
+            Grouping::GitHub => (
+                format!("::group::{}\n", github_data(title)),
+                "::endgroup::\n".into(),
+            ),
             Grouping::Buildkite => {
                 let mark = if expanded { "+++" } else { "---" };
-                (format!("{mark} {title}\n"), String::new())
+                (format!("{mark} {}\n", one_line(title)), String::new())
             }
             Grouping::GitLab => {
                 let id = section_id(node, g.seq.fetch_add(1, Ordering::Relaxed));
                 let collapsed = if expanded { "" } else { "[collapsed=true]" };
                 (
                     format!(
-                        "\x1b[0Ksection_start:{}:{id}{collapsed}\r\x1b[0K{title}\n",
-                        unix_now()
+                        "\x1b[0Ksection_start:{}:{id}{collapsed}\r\x1b[0K{}\n",
+                        unix_now(),
+                        one_line(title)
                     ),
                     format!("\x1b[0Ksection_end:{}:{id}\r\x1b[0K\n", unix_now()),
                 )
@@ -373,10 +499,34 @@ impl Console {
     /// Lifecycle handling when nodes fold into groups. Returns false when the line is an ordinary
     /// one after all.
     fn grouped_lifecycle(&self, g: &Groups, mark: Mark, node: &str, detail: &str) -> bool {
-        let text = self.lifecycle_text(mark, node, detail);
+        // `detail` may be anything a job produced (an error, a skip reason): GitHub escapes it
+        // where it goes into a command; other consoles get it cleaned into one plain line.
+        let detail = match g.kind {
+            Grouping::GitHub => Cow::Borrowed(detail),
+            Grouping::Buildkite | Grouping::GitLab => Cow::Owned(plain_title(detail)),
+        };
+        let title = self.lifecycle_text(mark, node, &detail);
+        let text = self.inert(&title);
         let failed = mark == Mark::Failed;
-        let annotation = (failed && g.kind == Grouping::GitHub)
-            .then(|| format!("::error title=sparkwing::job `{node}` failed: {detail}\n"));
+        let annotation = (failed && g.kind == Grouping::GitHub).then(|| {
+            format!(
+                "::error title={}::job `{}` failed: {}\n",
+                github_property("sparkwing"),
+                github_data(node),
+                github_data(&detail)
+            )
+        });
+        // Between these two lines the GitHub runner reads no command at all.
+        let (pause, resume) = if self.stops_commands(node) {
+            // Unguessable, so job output cannot end the pause it is printed in.
+            let token = super::random_token();
+            (
+                format!("::stop-commands::{token}\n"),
+                format!("::{token}::\n"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         if g.live {
             let mut held = g.held.lock().unwrap_or_else(|e| e.into_inner());
             match mark {
@@ -386,12 +536,12 @@ impl Console {
                     held.insert(
                         node.to_string(),
                         Held {
-                            mem: close.into_bytes(),
+                            mem: format!("{resume}{close}").into_bytes(),
                             file: None,
                         },
                     );
                     drop(held);
-                    self.buffered(format!("{text}\n{open}").as_bytes());
+                    self.buffered(format!("{text}\n{open}{pause}").as_bytes());
                 }
                 Mark::Retry => self.buffered(format!("{text}\n").as_bytes()),
                 _ => {
@@ -430,9 +580,11 @@ impl Console {
                 self.with_out(|out| {
                     match lines {
                         Some(lines) if !lines.is_empty() => {
-                            let (open, close) = Self::group_open(g, node, &text, failed);
+                            let (open, close) = Self::group_open(g, node, &title, failed);
                             let _ = out.write_all(open.as_bytes());
+                            let _ = out.write_all(pause.as_bytes());
                             lines.drain_to(out);
+                            let _ = out.write_all(resume.as_bytes());
                             let _ = out.write_all(close.as_bytes());
                         }
                         _ => {
@@ -477,15 +629,21 @@ impl Console {
             }
             LogFormat::Plain => {
                 if detail.is_empty() {
-                    format!("{} {node}\n", mark.symbol())
+                    format!("{} {}\n", mark.symbol(), self.inert(node))
                 } else {
-                    format!("{} {node} {detail}\n", mark.symbol())
+                    format!(
+                        "{} {}\n",
+                        mark.symbol(),
+                        self.inert(&format!("{node} {detail}"))
+                    )
                 }
             }
             LogFormat::Pretty => format!(
-                "\x1b[{}m{}\x1b[0m \x1b[1m{node}\x1b[0m {detail}\n",
+                "\x1b[{}m{}\x1b[0m \x1b[1m{}\x1b[0m {}\n",
                 mark.color(),
-                mark.symbol()
+                mark.symbol(),
+                self.inert(node),
+                self.inert(detail)
             ),
         };
         self.buffered(line.as_bytes());
@@ -542,11 +700,12 @@ impl Console {
             LogFormat::Plain | LogFormat::Pretty => {
                 let mut text = String::from("\n");
                 for (i, l) in lines.iter().enumerate() {
+                    let l = self.inert(l);
                     if i == 0 && self.format == LogFormat::Pretty {
                         let c = if failed { "31" } else { "32" };
                         text.push_str(&format!("\x1b[1;{c}m{l}\x1b[0m\n"));
                     } else {
-                        text.push_str(l);
+                        text.push_str(&l);
                         text.push('\n');
                     }
                 }
@@ -561,17 +720,34 @@ mod tests {
     use super::*;
 
     fn console(grouping: Option<Grouping>, workers: usize) -> Console {
-        let c = Console::new(LogFormat::Plain, grouping, workers);
-        *c.out.lock().unwrap() = Out::Capture(Vec::new());
-        c
+        Console::new(LogFormat::Plain, grouping, workers).capture()
     }
 
     fn text(c: &Console) -> String {
-        c.flush();
-        match &*c.out.lock().unwrap() {
-            Out::Capture(v) => String::from_utf8_lossy(v).into_owned(),
-            Out::Stdout => unreachable!(),
+        c.captured()
+    }
+
+    /// The text with each stop-commands token replaced by `T`, which is then checked to pause
+    /// and resume with the same unguessable token.
+    fn untokened(t: &str) -> String {
+        let mut out = String::new();
+        let mut token: Option<String> = None;
+        for l in t.split_inclusive('\n') {
+            if let Some(tk) = l.trim_end().strip_prefix("::stop-commands::") {
+                assert!(token.is_none() && tk.len() == 32, "{t}");
+                token = Some(tk.to_string());
+                out.push_str("::stop-commands::T\n");
+            } else if token
+                .as_ref()
+                .is_some_and(|tk| l.trim_end() == format!("::{tk}::"))
+            {
+                token = None;
+                out.push_str("::T::\n");
+            } else {
+                out.push_str(l);
+            }
         }
+        out
     }
 
     fn lines(c: &Console, node: &str, l: &[&str]) {
@@ -599,11 +775,11 @@ mod tests {
         c.lifecycle(Mark::Success, "a", "3ms");
         c.lifecycle(Mark::Cancelled, "c", "cancelled: upstream-failed");
         assert_eq!(
-            text(&c),
+            untokened(&text(&c)),
             "▶ a\n▶ b\n\
-             ::group::✘ b exit 1 (2ms)\nb1\n::endgroup::\n\
+             ::group::✘ b exit 1 (2ms)\n::stop-commands::T\nb1\n::T::\n::endgroup::\n\
              ::error title=sparkwing::job `b` failed: exit 1 (2ms)\n\
-             ::group::✔ a 3ms\na1\na2\n::endgroup::\n\
+             ::group::✔ a 3ms\n::stop-commands::T\na1\na2\n::T::\n::endgroup::\n\
              ⊘ c cancelled: upstream-failed\n"
         );
     }
@@ -613,13 +789,14 @@ mod tests {
         let c = console(Some(Grouping::GitHub), 1);
         c.lifecycle(Mark::Start, "a", "");
         lines(&c, "a", &["a1"]);
-        assert_eq!(text(&c), "▶ a\n::group::a\na1\n", "lines are not held back");
-        c.lifecycle(Mark::Success, "a", "3ms");
-        assert!(
-            text(&c).ends_with("a1\n::endgroup::\n✔ a 3ms\n"),
-            "{}",
-            text(&c)
+        assert_eq!(
+            untokened(&text(&c)),
+            "▶ a\n::group::a\n::stop-commands::T\na1\n",
+            "lines are not held back"
         );
+        c.lifecycle(Mark::Success, "a", "3ms");
+        let t = untokened(&text(&c));
+        assert!(t.ends_with("a1\n::T::\n::endgroup::\n✔ a 3ms\n"), "{t}");
     }
 
     #[test]
@@ -663,10 +840,77 @@ mod tests {
             .map(|(p, _)| p.clone())
             .expect("past 4 MiB the lines moved to a file");
         assert!(spilled.exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&spilled).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "only the run's user may read held output"
+        );
         c.lifecycle(Mark::Success, "big", "1s");
         let t = text(&c);
         assert_eq!(t.matches(&line).count(), 6000);
         assert!(t.ends_with("::endgroup::\n"));
         assert!(!spilled.exists(), "the spill file is removed once printed");
+    }
+
+    #[test]
+    fn titles_and_errors_stay_on_one_line_on_every_console() {
+        let evil = "boom\n::warning title=injected::x\r\n--- fake\u{1b}[2J";
+        let c = console(Some(Grouping::GitHub), 2);
+        c.lifecycle(Mark::Start, "a", "");
+        lines(&c, "a", &["l"]);
+        c.lifecycle(Mark::Failed, "a", evil);
+        let t = text(&c);
+        assert!(
+            t.contains("::group::✘ a boom%0A::warning title=injected::x%0D%0A--- fake"),
+            "{t:?}"
+        );
+        assert!(
+            t.contains("::error title=sparkwing::job `a` failed: boom%0A::warning"),
+            "{t:?}"
+        );
+        assert!(!t.lines().any(|l| l.starts_with("::warning")), "{t:?}");
+
+        let c = console(Some(Grouping::Buildkite), 2);
+        c.lifecycle(Mark::Start, "a", "");
+        lines(&c, "a", &["l"]);
+        c.lifecycle(Mark::Failed, "a", evil);
+        let t = text(&c);
+        assert!(!t.lines().any(|l| l.starts_with("::warning")), "{t:?}");
+        assert!(!t.lines().any(|l| l.starts_with("--- fake")), "{t:?}");
+        assert!(!t.contains('\u{1b}') && !t.contains('\r'), "{t:?}");
+
+        let c = console(Some(Grouping::GitLab), 2);
+        c.lifecycle(Mark::Start, "a", "");
+        lines(&c, "a", &["l"]);
+        c.lifecycle(Mark::Failed, "a", evil);
+        let t = text(&c);
+        assert!(!t.lines().any(|l| l.starts_with("::warning")), "{t:?}");
+        let header = t.lines().find(|l| l.contains("section_start")).unwrap();
+        assert!(header.contains("boom ::warning"), "{header:?}");
+        assert!(!header.contains("[2J"), "{header:?}");
+    }
+
+    #[test]
+    fn a_job_that_opted_in_issues_commands_and_others_are_defused() {
+        let c = console(Some(Grouping::GitHub), 2).allow_commands(["ok".to_string()]);
+        for node in ["ok", "no"] {
+            c.lifecycle(Mark::Start, node, "");
+            lines(&c, node, &["::notice::hi", " ::x", "a ##[b]", "y\r::z"]);
+            c.lifecycle(Mark::Success, node, "1ms");
+        }
+        let t = untokened(&text(&c));
+        assert!(
+            t.contains("::group::✔ ok 1ms\n::notice::hi\n ::x\na ##[b]\ny\r::z\n::endgroup::"),
+            "{t:?}"
+        );
+        assert!(
+            t.contains(
+                "::group::✔ no 1ms\n::stop-commands::T\n\u{200b}::notice::hi\n \u{200b}::x\n\
+                 a ##\u{200b}[b]\ny\r\u{200b}::z\n::T::\n::endgroup::"
+            ),
+            "{t:?}"
+        );
     }
 }

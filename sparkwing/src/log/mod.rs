@@ -3,14 +3,42 @@
 mod console;
 mod mask;
 mod sink;
+mod stdio;
 
 pub(crate) use console::{Console, Grouping, Mark};
 pub(crate) use mask::Masker;
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) use mask::visible;
 pub(crate) use sink::{Sink, SinkStats};
+pub(crate) use stdio::Route;
+#[cfg(any(test, feature = "fuzz"))]
+pub(crate) use stdio::{held_back, masked_text};
 
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+
+/// 32 hex digits from the system's random source: a token no output can guess.
+pub(crate) fn random_token() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if random.is_err() {
+        // std's hasher keys come from the system's random source too.
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in b.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
+            );
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

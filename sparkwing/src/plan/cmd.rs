@@ -87,16 +87,29 @@ impl Cmd {
     }
 }
 
+impl Cmd {
+    /// The command line as logs and errors show it, with `mask` applied to each word before it is
+    /// quoted (quoting rewrites a `'` inside a secret, which could then no longer be found) and to
+    /// the whole line after.
+    pub(crate) fn display_masked(&self, mask: impl Fn(&str) -> String) -> String {
+        let shown = match &self.line {
+            Some(line) => mask(line),
+            None => {
+                let mut s = quote(&mask(&self.program));
+                for a in &self.args {
+                    s.push(' ');
+                    s.push_str(&quote(&mask(a)));
+                }
+                s
+            }
+        };
+        mask(&shown)
+    }
+}
+
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(line) = &self.line {
-            return f.write_str(line);
-        }
-        f.write_str(&quote(&self.program))?;
-        for a in &self.args {
-            write!(f, " {}", quote(a))?;
-        }
-        Ok(())
+        f.write_str(&self.display_masked(str::to_string))
     }
 }
 
@@ -120,5 +133,12 @@ mod tests {
     fn display_quotes_what_a_shell_would_split() {
         let c = Cmd::new("echo").args(["a b", "it's", ""]);
         assert_eq!(c.to_string(), r"echo 'a b' 'it'\''s' ''");
+    }
+
+    #[test]
+    fn words_are_masked_before_they_are_quoted() {
+        let mask = |s: &str| s.replace("it's", "***");
+        let c = Cmd::new("echo").args(["it's", "a it's b"]);
+        assert_eq!(c.display_masked(mask), "echo '***' 'a *** b'");
     }
 }

@@ -20,6 +20,7 @@ use std::fmt;
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     jobs: Vec<Job>,
+    ci_commands: bool,
 }
 
 impl Plan {
@@ -35,6 +36,13 @@ impl Plan {
         self.jobs.push(Job::new(id));
         let last = self.jobs.len() - 1;
         &mut self.jobs[last]
+    }
+
+    /// Lets the output of every job issue workflow commands on the CI console, as
+    /// [`Job::allow_ci_commands`] does for one job.
+    pub fn allow_ci_commands(&mut self) -> &mut Plan {
+        self.ci_commands = true;
+        self
     }
 
     /// Number of jobs.
@@ -57,7 +65,10 @@ impl Plan {
         self.clone().into_valid().map(|_| ())
     }
 
-    pub(crate) fn into_valid(self) -> Result<ValidPlan, PlanErrors> {
+    pub(crate) fn into_valid(mut self) -> Result<ValidPlan, PlanErrors> {
+        if self.ci_commands {
+            self.jobs.iter_mut().for_each(|j| j.ci_commands = true);
+        }
         let mut errors = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::with_capacity(self.jobs.len());
         for (i, job) in self.jobs.iter().enumerate() {

@@ -91,6 +91,8 @@ pub struct Job {
     pub(crate) skip: Option<Skip>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) dir: Option<PathBuf>,
+    /// Whether the job's output may issue CI workflow commands (GitHub Actions).
+    pub(crate) ci_commands: bool,
 }
 
 impl std::fmt::Debug for Job {
@@ -119,6 +121,7 @@ impl Job {
             skip: None,
             env: Vec::new(),
             dir: None,
+            ci_commands: false,
         }
     }
 
@@ -192,6 +195,27 @@ impl Job {
     /// its own.
     pub fn dir(&mut self, dir: impl Into<PathBuf>) -> &mut Job {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// Lets this job's output issue workflow commands on the CI console (GitHub Actions:
+    /// `::add-mask::`, `::warning::`, `::group::`, …).
+    ///
+    /// By default a job's output cannot: on GitHub Actions it is printed between
+    /// `::stop-commands::<random token>` and `::<token>::`, and its lines that begin with `::` or
+    /// hold `##[` are defused, so a tool that echoes untrusted text (a commit message, a test name)
+    /// cannot annotate, mask or fold the console. Opt in only for jobs that run tools written to
+    /// talk to the runner (an action toolkit, a problem matcher's feeder).
+    ///
+    /// ```
+    /// use sparkwing::prelude::*;
+    /// let mut plan = Plan::new();
+    /// plan.job("annotate")
+    ///     .allow_ci_commands()
+    ///     .step("report", Cmd::sh("echo '::notice title=coverage::92%'"));
+    /// ```
+    pub fn allow_ci_commands(&mut self) -> &mut Job {
+        self.ci_commands = true;
         self
     }
 }
