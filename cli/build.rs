@@ -131,10 +131,7 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
             continue;
         }
         let rel_path = path.strip_prefix(root).expect("under root");
-        if TEST_ONLY_FILES
-            .iter()
-            .any(|f| Path::new(f) == rel_path)
-        {
+        if TEST_ONLY_FILES.iter().any(|f| Path::new(f) == rel_path) {
             continue;
         }
         let crate_level = dir.parent() == Some(root);

@@ -6,15 +6,6 @@
 
 use std::borrow::Cow;
 
-const ESC: char = '\u{1b}';
-const BEL: char = '\u{7}';
-/// The 8-bit control sequence introducer.
-const CSI8: char = '\u{9b}';
-/// The 8-bit operating system command.
-const OSC8: char = '\u{9d}';
-/// The 8-bit string terminator.
-const ST8: char = '\u{9c}';
-
 /// One piece of a text, in order; the pieces of a text concatenate back to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece<'a> {
@@ -22,105 +13,189 @@ pub enum Piece<'a> {
     Text(&'a str),
     /// A colour or style change (`ESC [ … m`): harmless on a terminal.
     Style(&'a str),
-    /// Any other escape sequence (cursor moves, titles, clipboard writes, hyperlinks…).
+    /// Any other escape sequence (cursor moves, titles, clipboard writes, hyperlinks…), including
+    /// one the text ends inside of.
     Escape(&'a str),
     /// A lone control character (carriage return, backspace, bell, a C1 control, DEL…), or a
     /// character that reorders what a reader sees (bidirectional overrides).
     Control(char),
 }
 
-/// Whether `c` is shown to a reader as itself: not a control, not a bidirectional override.
-fn is_plain(c: char) -> bool {
-    let layout = c == '\t' || c == '\n';
-    (layout || !c.is_control()) && !is_bidi_control(c)
+/// What a span of raw bytes is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Style,
+    Escape,
+    Control,
 }
 
-/// Characters that reorder the text around them (the "Trojan Source" characters).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{61c}')
+/// The length of the character at the start of `bytes`: a lead byte and the continuation bytes
+/// that follow it (so invalid UTF-8 reads the same as its lossy conversion), else one byte.
+fn char_len(bytes: &[u8]) -> usize {
+    let want = match bytes.first() {
+        Some(0xc2..=0xdf) => 2,
+        Some(0xe0..=0xef) => 3,
+        Some(0xf0..=0xf4) => 4,
+        _ => return 1,
+    };
+    1 + bytes[1..]
+        .iter()
+        .take(want - 1)
+        .take_while(|b| (0x80..0xc0).contains(*b))
+        .count()
+}
+
+/// The length of the one-character control at the start of `raw`, if it starts with one: a C0
+/// control other than tab and line feed, DEL, a C1 control (U+0080–U+009F), or a character that
+/// reorders the text around it (U+061C, U+200E/F, U+202A–E, U+2066–9: "Trojan Source").
+fn control_len(raw: &[u8]) -> Option<usize> {
+    match raw {
+        [b, ..] if (*b < 0x20 && *b != b'\n' && *b != b'\t') || *b == 0x7f => Some(1),
+        [0xc2, 0x80..=0x9f, ..] => Some(2),
+        [0xd8, 0x9c, ..] => Some(2),
+        [0xe2, 0x80, 0x8e | 0x8f | 0xaa..=0xae, ..] | [0xe2, 0x81, 0xa6..=0xa9, ..] => Some(3),
+        _ => None,
+    }
+}
+
+/// The span of `raw` that starts at `i`: its kind, where it ends, and whether it is complete (an
+/// escape sequence that `raw` ends inside of is not). The rules are a terminal's: `ESC [` runs to
+/// its final byte (0x40–0x7E), `ESC ]`, `ESC P`, `ESC X`, `ESC ^` and `ESC _` run to BEL or
+/// `ESC \`, `ESC` and any other character are a pair, other controls are one character each.
+fn span_at(raw: &[u8], i: usize) -> (Kind, usize, bool) {
+    let rest = &raw[i..];
+    if rest[0] == 0x1b {
+        return match rest.get(1) {
+            None => (Kind::Escape, raw.len(), false),
+            Some(b'[') => match rest[2..].iter().position(|b| (0x40..=0x7e).contains(b)) {
+                Some(p) => {
+                    let seq = &rest[..p + 3];
+                    let style = seq.ends_with(b"m")
+                        && seq[2..p + 2]
+                            .iter()
+                            .all(|b| b.is_ascii_digit() || *b == b';' || *b == b':');
+                    let kind = if style { Kind::Style } else { Kind::Escape };
+                    (kind, i + p + 3, true)
+                }
+                None => (Kind::Escape, raw.len(), false),
+            },
+            Some(b']' | b'P' | b'X' | b'^' | b'_') => {
+                let mut j = 2;
+                while j < rest.len() {
+                    if rest[j] == 0x07 {
+                        return (Kind::Escape, i + j + 1, true);
+                    }
+                    if rest[j] == 0x1b && rest.get(j + 1) == Some(&b'\\') {
+                        return (Kind::Escape, i + j + 2, true);
+                    }
+                    j += 1;
+                }
+                (Kind::Escape, raw.len(), false)
+            }
+            Some(_) => (Kind::Escape, i + 1 + char_len(&rest[1..]), true),
+        };
+    }
+    if let Some(n) = control_len(rest) {
+        return (Kind::Control, i + n, true);
+    }
+    let mut j = 0;
+    while j < rest.len() && rest[j] != 0x1b && control_len(&rest[j..]).is_none() {
+        j += char_len(&rest[j..]);
+    }
+    (Kind::Text, i + j.min(rest.len()), true)
+}
+
+/// Whether `c` is shown to a reader as itself (by the same rules as [`visible`]).
+fn is_plain(c: char) -> bool {
+    let mut buf = [0u8; 4];
+    c != '\u{1b}' && control_len(c.encode_utf8(&mut buf).as_bytes()).is_none()
+}
+
+/// Whether `raw` holds anything [`visible`] removes.
+pub fn has_controls(raw: &[u8]) -> bool {
+    (0..raw.len()).any(|i| raw[i] == 0x1b || control_len(&raw[i..]).is_some())
 }
 
 /// The pieces of `s`, with the byte offset at which each starts.
 pub fn pieces(s: &str) -> impl Iterator<Item = (usize, Piece<'_>)> {
+    let raw = s.as_bytes();
     let mut at = 0;
     std::iter::from_fn(move || {
-        let rest = &s[at..];
-        let first = rest.chars().next()?;
+        if at >= raw.len() {
+            return None;
+        }
         let start = at;
-        let (len, piece) = if is_plain(first) {
-            let len = rest.find(|c: char| !is_plain(c)).unwrap_or(rest.len());
-            (len, Piece::Text(&rest[..len]))
-        } else if first == ESC || first == CSI8 || first == OSC8 {
-            let len = sequence_len(rest);
-            let seq = &rest[..len];
-            if len == first.len_utf8() {
-                (len, Piece::Control(first))
-            } else if is_style(seq) {
-                (len, Piece::Style(seq))
-            } else {
-                (len, Piece::Escape(seq))
-            }
-        } else {
-            (first.len_utf8(), Piece::Control(first))
+        let (kind, end, _) = span_at(raw, at);
+        // Spans end on character boundaries: every rule ends on an ASCII byte or after a whole
+        // character.
+        let text = &s[start..end];
+        at = end;
+        let piece = match kind {
+            Kind::Text => Piece::Text(text),
+            Kind::Style => Piece::Style(text),
+            Kind::Escape => Piece::Escape(text),
+            Kind::Control => Piece::Control(text.chars().next().unwrap_or('\u{fffd}')),
         };
-        at += len;
         Some((start, piece))
     })
 }
 
-/// `ESC [ <digits and ;> m` (the 8-bit introducer is not kept: terminals disagree about it).
-fn is_style(seq: &str) -> bool {
-    seq.strip_prefix("\u{1b}[")
-        .and_then(|b| b.strip_suffix('m'))
-        .is_some_and(|p| {
-            p.bytes()
-                .all(|b| b.is_ascii_digit() || b == b';' || b == b':')
-        })
+/// Raw output (any bytes, possibly cut anywhere) as a terminal shows it, with where each shown
+/// byte came from. This is what secrets are matched on, and what the dashboard's plain view and
+/// the CLI show of logs, so a secret is found however it is broken up.
+#[derive(Debug, Default)]
+pub struct Visible {
+    /// The bytes a reader sees.
+    pub text: Vec<u8>,
+    /// `map[i]` is the position in the raw bytes of `text[i]`.
+    pub map: Vec<usize>,
+    /// Raw spans of the escape sequences and controls longer than one byte, in order.
+    pub sequences: Vec<(usize, usize)>,
+    /// Where something the raw bytes end inside of begins: an escape sequence, or a character cut
+    /// short that may yet be a control.
+    pub open_tail: Option<usize>,
 }
 
-/// Length in bytes of the escape sequence that `s` starts with (`s` starts with ESC, CSI or OSC).
-/// An unterminated sequence runs to the end of `s`; a lone ESC is one byte.
-fn sequence_len(s: &str) -> usize {
-    let mut chars = s.char_indices();
-    let (_, first) = chars.next().expect("non-empty");
-    let kind = if first == ESC {
-        match chars.next() {
-            Some((_, '[')) => '[',
-            Some((_, c @ (']' | 'P' | 'X' | '^' | '_'))) => c,
-            // A two-byte escape (`ESC 7`, `ESC c`, …): ESC and one printable ASCII character.
-            Some((i, c)) if (' '..='~').contains(&c) => return i + 1,
-            _ => return first.len_utf8(),
-        }
-    } else if first == CSI8 {
-        '['
-    } else {
-        ']'
+/// [`Visible`] of `raw`.
+pub fn visible(raw: &[u8]) -> Visible {
+    let mut v = Visible {
+        text: Vec::with_capacity(raw.len()),
+        map: Vec::with_capacity(raw.len()),
+        ..Visible::default()
     };
-    if kind == '[' {
-        // Parameters and intermediates, then one final byte.
-        for (i, c) in chars {
-            if ('\u{40}'..='\u{7e}').contains(&c) {
-                return i + 1;
-            }
-            if !('\u{20}'..='\u{3f}').contains(&c) {
-                // Not a valid sequence: it ends before this character.
-                return i;
-            }
+    // A character cut short by the end of what was read may yet be a control: hold it back.
+    let mut limit = raw.len();
+    if let Some(lead) = (raw.len().saturating_sub(3)..raw.len()).find(|&i| raw[i] >= 0xc2) {
+        let whole = std::str::from_utf8(&raw[lead..]).is_ok_and(|s| s.chars().count() == 1);
+        if lead + char_len(&raw[lead..]) == raw.len() && !whole {
+            limit = lead;
         }
-        return s.len();
     }
-    // A string command (OSC, DCS, SOS, PM, APC): runs to BEL, ESC \ or ST.
-    let mut prev_esc = false;
-    for (i, c) in chars {
-        if c == BEL || c == ST8 {
-            return i + c.len_utf8();
+    let mut i = 0;
+    while i < limit {
+        let (kind, end, closed) = span_at(&raw[..limit], i);
+        match kind {
+            Kind::Text => {
+                v.text.extend_from_slice(&raw[i..end]);
+                v.map.extend(i..end);
+            }
+            _ => {
+                if end - i > 1 {
+                    v.sequences.push((i, end));
+                }
+                if !closed {
+                    v.open_tail = Some(i);
+                }
+            }
         }
-        if prev_esc && c == '\\' {
-            return i + 1;
-        }
-        prev_esc = c == ESC;
+        i = end;
     }
-    s.len()
+    if limit < raw.len() {
+        v.sequences.push((limit, raw.len()));
+        v.open_tail = Some(limit);
+    }
+    v
 }
 
 /// What a reader sees of `s`: every escape sequence and control character removed (tabs and line
@@ -196,7 +271,7 @@ mod tests {
 
     #[test]
     fn pieces_cover_the_text_in_order() {
-        let s = "a\u{1b}[01;31m\u{1b}[Kb\rc\u{1b}]0;title\u{7}d\u{1b}]8;;http://x\u{1b}\\e\u{9b}2Jf\u{1b}7g\u{1b}";
+        let s = "a\u{1b}[01;31m\u{1b}[Kb\rc\u{1b}]0;title\u{7}d\u{1b}]8;;http://x\u{1b}\\e\u{9b}2Jf\u{1b}7g\u{1b}Pdcs\u{1b}\\h\u{202e}i\u{1b}";
         let got: Vec<Piece> = pieces(s).map(|(_, p)| p).collect();
         assert_eq!(
             got,
@@ -211,11 +286,15 @@ mod tests {
                 Piece::Text("d"),
                 Piece::Escape("\u{1b}]8;;http://x\u{1b}\\"),
                 Piece::Text("e"),
-                Piece::Escape("\u{9b}2J"),
-                Piece::Text("f"),
+                Piece::Control('\u{9b}'),
+                Piece::Text("2Jf"),
                 Piece::Escape("\u{1b}7"),
                 Piece::Text("g"),
-                Piece::Control('\u{1b}'),
+                Piece::Escape("\u{1b}Pdcs\u{1b}\\"),
+                Piece::Text("h"),
+                Piece::Control('\u{202e}'),
+                Piece::Text("i"),
+                Piece::Escape("\u{1b}"),
             ]
         );
         let mut joined = String::new();
@@ -241,8 +320,8 @@ mod tests {
         assert!(matches!(strip_controls("plain\ttext"), Cow::Borrowed(_)));
         // An unterminated sequence hides the rest of the line, as a terminal would.
         assert_eq!(strip_controls("a\u{1b}]0;never ends"), "a");
-        // A broken CSI ends where it stops being one.
-        assert_eq!(strip_controls("a\u{1b}[12\u{7}b"), "ab");
+        // Controls inside a CSI do not end it: its final byte does, as on a terminal.
+        assert_eq!(strip_controls("a\u{1b}[12\u{7}bc"), "ac");
     }
 
     #[test]

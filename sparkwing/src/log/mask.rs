@@ -6,6 +6,7 @@
 //! whole raw span, the codes inside it included. `grep --color=always` cannot then split a token
 //! into pieces that each look harmless.
 
+pub(crate) use sparkwing_contract::text::{Visible, has_controls, visible};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -53,124 +54,6 @@ impl Pattern {
         };
         Pattern { raw, visible }
     }
-}
-
-/// Text with its control sequences removed, and where each remaining byte came from.
-#[derive(Debug, Default)]
-pub(crate) struct Visible {
-    pub text: Vec<u8>,
-    /// `map[i]` is the position in the raw text of `text[i]`.
-    pub map: Vec<usize>,
-    /// Raw spans of the escape sequences longer than one byte, in order.
-    pub sequences: Vec<(usize, usize)>,
-    /// Where an escape sequence the raw text ends inside of begins.
-    pub open_tail: Option<usize>,
-}
-
-/// Whether `text` holds any byte [`visible`] would remove.
-fn has_controls(text: &[u8]) -> bool {
-    text.iter().enumerate().any(|(i, &b)| {
-        (b < 0x20 && b != b'\n' && b != b'\t')
-            || b == 0x7f
-            || (b == 0xc2 && text.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)))
-    })
-}
-
-/// The length of the character at the start of `bytes`: a lead byte and the continuation bytes
-/// that follow it (so invalid UTF-8 reads the same as its lossy conversion), else one byte.
-fn char_len(bytes: &[u8]) -> usize {
-    let want = match bytes.first() {
-        Some(0xc2..=0xdf) => 2,
-        Some(0xe0..=0xef) => 3,
-        Some(0xf0..=0xf4) => 4,
-        _ => return 1,
-    };
-    1 + bytes[1..]
-        .iter()
-        .take(want - 1)
-        .take_while(|b| (0x80..0xc0).contains(*b))
-        .count()
-}
-
-/// Whether `bytes` is exactly one whole UTF-8 character.
-fn is_whole_char(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes).is_ok_and(|s| s.chars().count() == 1)
-}
-
-/// `raw` as a terminal shows it, byte for byte: `ESC [` … final byte (0x40–0x7E), `ESC ]` … BEL or
-/// `ESC \`, `ESC` and the character after it, and every other C0 control but `\n` and `\t`, DEL
-/// and the C1 controls (U+0080–U+009F) are removed. The CSI, OSC and two-byte rules are the
-/// dashboard's plain view's, so what it shows is what is searched.
-pub(crate) fn visible(raw: &[u8]) -> Visible {
-    let mut v = Visible {
-        text: Vec::with_capacity(raw.len()),
-        map: Vec::with_capacity(raw.len()),
-        ..Visible::default()
-    };
-    let mut i = 0;
-    while i < raw.len() {
-        let b = raw[i];
-        if b == 0x1b {
-            let start = i;
-            let mut closed = true;
-            match raw.get(i + 1) {
-                Some(b'[') => {
-                    i += 2;
-                    while i < raw.len() && !(0x40..=0x7e).contains(&raw[i]) {
-                        i += 1;
-                    }
-                    closed = i < raw.len();
-                    i = (i + 1).min(raw.len());
-                }
-                Some(b']') => {
-                    i += 2;
-                    closed = false;
-                    while i < raw.len() {
-                        if raw[i] == 0x07 {
-                            i += 1;
-                            closed = true;
-                            break;
-                        }
-                        if raw[i] == 0x1b && raw.get(i + 1) == Some(&b'\\') {
-                            i += 2;
-                            closed = true;
-                            break;
-                        }
-                        i += 1;
-                    }
-                }
-                Some(_) => i += 1 + char_len(&raw[i + 1..]),
-                None => {
-                    i += 1;
-                    closed = false;
-                }
-            }
-            v.sequences.push((start, i));
-            if !closed {
-                v.open_tail = Some(start);
-            }
-            continue;
-        }
-        if (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f {
-            i += 1;
-            continue;
-        }
-        if b == 0xc2 && raw.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)) {
-            v.sequences.push((i, i + 2));
-            i += 2;
-            continue;
-        }
-        if b >= 0xc2 && i + char_len(&raw[i..]) == raw.len() && !is_whole_char(&raw[i..]) {
-            // A character cut short by the end of what was read: it may yet be a control.
-            v.sequences.push((i, raw.len()));
-            v.open_tail = Some(i);
-            break;
-        }
-        v.text.push(b);
-        v.map.push(i);
-        i += 1;
-    }
-    v
 }
 
 /// `line` without an escape sequence it ends inside of. Printed on, such a sequence would swallow
