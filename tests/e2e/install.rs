@@ -1,7 +1,8 @@
 //! `scripts/install.sh` end to end: a release mirror served over HTTP on 127.0.0.1, the installer
 //! run with a fresh `HOME` and a `PATH` that holds only the few tools it names (no cargo, no
-//! rustc), a version pin, a tampered archive, and then a ci-embedded run of the installed binary
-//! that takes the pipeline binary from the bucket.
+//! rustc), a version pin, a tampered archive, the GitHub Action's steps (`scripts/action.sh`),
+//! and then a ci-embedded run of the installed binary that takes the pipeline binary from the
+//! bucket.
 //!
 //! The archive is the binary under test packed the way the release packs it
 //! (`sparkwing-cli-<target>.tar.gz` holding `sparkwing-cli-<target>/sparkwing`, next to
@@ -323,9 +324,78 @@ fn the_installer_verifies_pins_and_installs_a_cli_that_runs_a_cached_pipeline_wi
         )
     );
     assert!(!untouched.exists(), "nothing may be installed");
+    assert_eq!(
+        mirror.take_requests(),
+        [format!("/v6.6.6/{file}"), format!("/v6.6.6/{file}.sha256")]
+    );
 
-    // 4. A CI machine with the installed CLI and no toolchain runs the pipeline binary that a
-    // first machine (with a toolchain) published to the bucket.
+    // 4. The action's steps (scripts/action.sh, as action.yml runs them): the version comes from
+    // the action's own tag, the install goes into the tool cache and onto GITHUB_PATH, and a
+    // second job with the cached directory downloads nothing.
+    let gh = root.join("github");
+    std::fs::create_dir_all(&gh).unwrap();
+    let tool_cache = root.join("toolcache").display().to_string();
+    let gh_output = gh.join("output");
+    let gh_path = gh.join("path");
+    let action = |step: &str, env: &[(&str, &str)]| {
+        let mut c = Command::new("/bin/bash");
+        c.arg(workspace().join("scripts/action.sh"))
+            .arg(step)
+            .env_clear()
+            .env("PATH", &bare_path)
+            .env("HOME", &home_s)
+            .env("GITHUB_OUTPUT", &gh_output)
+            .env("GITHUB_PATH", &gh_path)
+            .env("RUNNER_TOOL_CACHE", &tool_cache)
+            .env("RUNNER_OS", "Linux")
+            .env("RUNNER_ARCH", "X64")
+            .env("SPARKWING_DOWNLOAD_URL", &mirror.url);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = action("resolve", &[("ACTION_REF", "main")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        "::error title=sparkwing::no version to install: the action's ref `main` is not a release tag; set `with: version: 0.1.0`\n"
+    );
+    let out = action("resolve", &[("ACTION_REF", &tag)]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let tool_dir = format!("{tool_cache}/sparkwing/{VERSION}/X64");
+    assert_eq!(
+        std::fs::read_to_string(&gh_output).unwrap(),
+        format!("tag={tag}\ndir={tool_dir}\ncache-key=sparkwing-{VERSION}-Linux-X64\n")
+    );
+    let out = action("install", &[("TAG", &tag), ("DIR", &tool_dir)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("verified sha256 {}", sha256_hex(&real))),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        mirror.take_requests(),
+        [format!("/{tag}/{file}"), format!("/{tag}/{file}.sha256")]
+    );
+    let out = action("install", &[("TAG", &tag), ("DIR", &tool_dir)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("sparkwing {VERSION}: cached in {tool_dir}\n")
+    );
+    assert!(
+        mirror.take_requests().is_empty(),
+        "a cached install downloads nothing"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&gh_path).unwrap(),
+        format!("{tool_dir}\n{tool_dir}\n")
+    );
+
+    // 5. A CI machine with the installed CLI and no toolchain runs (through the action's `run`
+    // step) the pipeline binary that a first machine, with a toolchain, published to the bucket.
     let s3 = TestS3::from_env();
     let prefix = s3.unique_prefix("e2e-install");
     let a = bucket_world(&s3, &prefix, &fixture_repo("sample"), "");
@@ -354,18 +424,26 @@ fn the_installer_verifies_pins_and_installs_a_cli_that_runs_a_cached_pipeline_wi
         !found.status.success(),
         "this machine has a toolchain on `{system_path}`; the test needs a PATH without one"
     );
-    let path = format!("{}:{system_path}", installed_dir.display());
+    let path = format!("{tool_dir}:{system_path}");
     b.set("PATH", &path)
         .set("HOME", &home_s)
-        .set("SPARKWING_CARGO", "/nonexistent/cargo");
+        .set("SPARKWING_CARGO", "/nonexistent/cargo")
+        .set("PIPELINE", "hello")
+        .set("PROFILE", "ci")
+        .set("ARGS", "--sw-workers=1");
+    let action_sh = workspace().join("scripts/action.sh");
     let r: crate::support::Run = b
-        .cmd_program(
-            "sparkwing".as_ref(),
-            &["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"],
-        )
+        .cmd_program("/bin/bash".as_ref(), &[action_sh.to_str().unwrap(), "run"])
         .output()
         .unwrap()
         .into();
+    assert!(
+        r.stdout.starts_with(
+            "+ sparkwing run hello --sw-mode=ci-embedded --profile ci --sw-workers=1\n"
+        ),
+        "{}",
+        r.all()
+    );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("from the remote cache"), "{}", r.all());
     let show = b.show_with(&r.run_id(), &[]);
