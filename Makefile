@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo build test ci lint cycles fmt fuzz s3-start s3-stop s3-env s3-compat bench clean
+.PHONY: help demo build dist package lint-actions test ci lint cycles fmt fuzz s3-start s3-stop s3-env s3-compat bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -12,6 +12,15 @@ demo: ## Build the CLI and run the sample pipeline locally (no S3, no server)
 
 build: ## Build the sparkwing CLI (release)
 	cargo build --release -p sparkwing-cli
+
+dist: ## Build this machine's release archive and its .sha256 into target/dist/ (cargo's dist-profile folder)
+	@scripts/dist.sh
+
+package: ## Package every crate and check that the packaged CLI builds pipelines
+	@scripts/package-check.sh
+
+lint-actions: ## Lint action.yml and the GitHub workflows with actionlint
+	@scripts/lint-actions.sh
 
 test: ## Run every check and test (starts a local S3 server itself)
 	@scripts/test.sh

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 /// Crates of the SDK, by folder, relative to the workspace root.
 const SDK_CRATES: &[&str] = &["contract", "storage", "records", "sparkwing"];
 
+/// A crate manifest's name in the packaged CLI's `sdk/` folder: cargo leaves any folder that holds
+/// a `Cargo.toml` out of a package (`scripts/vendor-sdk.sh` writes these).
+const VENDORED_MANIFEST: &str = "Cargo.toml.sdk";
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let root = manifest_dir
-        .parent()
-        .expect("sparkwing/ lives in the workspace")
-        .to_path_buf();
+    let root = sdk_root(&manifest_dir);
 
     let mut files = Vec::new();
     for krate in SDK_CRATES {
@@ -22,6 +23,12 @@ fn main() {
         collect(&root, &dir, &mut files);
     }
     files.sort();
+    assert!(
+        files.iter().any(|(rel, _)| rel == "sparkwing/src/lib.rs"),
+        "no SDK sources under `{}`: build the CLI from the sparkwing repository, or package it \
+         after `scripts/vendor-sdk.sh`",
+        root.display()
+    );
 
     // The lockfile the SDK was tested with seeds a new pipeline package's lockfile.
     let lock = root.join("Cargo.lock");
@@ -32,8 +39,8 @@ fn main() {
     let mut code =
         String::from("/// SDK source files: (path relative to the SDK root, contents).\n");
     code.push_str("pub static SDK_FILES: &[(&str, &[u8])] = &[\n");
-    for rel in &files {
-        let mut abs = root.join(rel);
+    for (rel, abs) in &files {
+        let mut abs = abs.clone();
         let mut bytes = std::fs::read(&abs).expect("read SDK file");
         if rel.ends_with("/Cargo.toml") {
             // Test, example and bench targets are not shipped: their manifest entries go too.
@@ -83,6 +90,20 @@ fn main() {
     );
 }
 
+/// Where the SDK crates are: the workspace around this package (a checkout of the repository), or
+/// the `sdk/` copy inside this package (the crate as published, unpacked by `cargo install`).
+/// Returns the folder that holds `sparkwing/`, `contract/`, … and `Cargo.lock`.
+fn sdk_root(manifest_dir: &Path) -> PathBuf {
+    let workspace = manifest_dir
+        .parent()
+        .expect("a package lives in a folder")
+        .to_path_buf();
+    if workspace.join("sparkwing/Cargo.toml").is_file() && workspace.join("Cargo.lock").is_file() {
+        return workspace;
+    }
+    manifest_dir.join("sdk")
+}
+
 /// Directories directly under an SDK crate that a pipeline build never reads: the crate's own
 /// tests, examples, benches and the example template. Leaving them out keeps the CLI small and
 /// means that editing a test never changes any pipeline's cache key.
@@ -118,9 +139,10 @@ fn packaged_manifest(text: &str) -> String {
     out
 }
 
-/// Every shipped file under `dir` (not build outputs, dotfiles or [`NOT_SHIPPED`] directories),
-/// as paths relative to `root` with `/`.
-fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
+/// Every shipped file under `dir` (not build outputs, dotfiles or [`NOT_SHIPPED`] directories):
+/// its path relative to `root` with `/` (a vendored manifest under its real name, `Cargo.toml`),
+/// and where it is.
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -142,11 +164,14 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
             collect(root, &path, out);
         } else if path.is_file() {
             let rel = path.strip_prefix(root).expect("under root");
-            let rel: Vec<String> = rel
+            let mut rel: Vec<String> = rel
                 .iter()
                 .map(|s| s.to_string_lossy().to_string())
                 .collect();
-            out.push(rel.join("/"));
+            if let Some(last) = rel.last_mut().filter(|n| *n == VENDORED_MANIFEST) {
+                *last = "Cargo.toml".into();
+            }
+            out.push((rel.join("/"), path));
         }
     }
 }

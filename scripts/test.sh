@@ -13,6 +13,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "==> no import circles between modules"
 python3 scripts/module-cycles.py
 
+echo "==> action.yml and GitHub workflows (actionlint)"
+scripts/lint-actions.sh
+
+echo "==> every crate packages; the packaged CLI carries the SDK and builds pipelines"
+scripts/package-check.sh
+
 echo "==> local S3 server"
 scripts/s3-server.sh start
 trap 'scripts/s3-server.sh stop' EXIT

@@ -6,6 +6,7 @@ mod cache;
 mod ci_embedded;
 mod dashboard;
 mod hostile;
+mod install;
 mod local_run;
 mod scaffold;
 mod signals;

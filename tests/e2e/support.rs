@@ -133,7 +133,13 @@ impl World {
 
     /// A `sparkwing` command in the repository with this world's environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(sparkwing_bin());
+        self.cmd_program(sparkwing_bin().as_os_str(), args)
+    }
+
+    /// Like [`World::cmd`], but runs `program` (an installed `sparkwing`, or a bare name that the
+    /// world's own `PATH` resolves).
+    pub fn cmd_program(&self, program: &std::ffi::OsStr, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.args(args)
             .current_dir(&self.repo)
             .env("SPARKWING_HOME", &self.home)
