@@ -47,6 +47,10 @@ pub const CARGO_TARGET_DIR: &str = "SPARKWING_CARGO_TARGET_DIR";
 pub const CARGO: &str = "SPARKWING_CARGO";
 /// Grace period in milliseconds between SIGTERM and SIGKILL for a node's process group.
 pub const KILL_GRACE_MS: &str = "SPARKWING_KILL_GRACE_MS";
+/// On a CI console that holds each job's lines until it ends (several workers), how often, in
+/// milliseconds, a line says each running job is alive: its lines so far and the last one.
+/// Default 30000; `0` turns it off.
+pub const PROGRESS_MS: &str = "SPARKWING_PROGRESS_MS";
 /// Comma-separated names of environment variables whose values are secrets to mask.
 pub const SECRET_ENV: &str = "SPARKWING_SECRET_ENV";
 /// A minisign secret key (the text of the key file) that signs published cache manifests.

@@ -92,6 +92,7 @@ pub(crate) async fn execute(
             settings.console_grouping(),
             settings.workers,
         )
+        .with_progress(settings.progress_every)
         .allow_commands(
             plan.jobs
                 .iter()

@@ -76,6 +76,8 @@ pub(crate) struct Settings {
     pub binary_source: String,
     pub log_format: LogFormat,
     pub kill_grace: Duration,
+    /// How often a held-back CI console says which jobs run ([`env::PROGRESS_MS`]); `None` is off.
+    pub progress_every: Option<Duration>,
     /// Values of the variables named in `SPARKWING_SECRET_ENV`.
     pub secrets: Vec<String>,
     /// What the CI environment tells about the job (empty outside CI).
@@ -84,6 +86,8 @@ pub(crate) struct Settings {
 
 /// Default grace between SIGTERM and SIGKILL for a node's process group.
 const DEFAULT_GRACE: Duration = Duration::from_millis(2000);
+/// Default of [`env::PROGRESS_MS`].
+const DEFAULT_PROGRESS: Duration = Duration::from_secs(30);
 
 impl Settings {
     /// Whether the console folds each node's lines into a CI group: only in `ci-embedded` mode,
@@ -163,6 +167,19 @@ impl Settings {
                     value: v,
                 })?,
         };
+        let progress_every = match nonempty(env::PROGRESS_MS) {
+            None => Some(DEFAULT_PROGRESS),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(0) => None,
+                Ok(ms) => Some(Duration::from_millis(ms)),
+                Err(_) => {
+                    return Err(SettingsError::Grace {
+                        name: env::PROGRESS_MS,
+                        value: v,
+                    });
+                }
+            },
+        };
         // The storage credentials every job inherits are secrets whether or not the user lists
         // them: a job running `env` or `set -x` must not write them into the bucket it logs to.
         let secrets = nonempty(env::SECRET_ENV)
@@ -194,6 +211,7 @@ impl Settings {
             binary_source: get(env::BINARY_SOURCE).unwrap_or_default(),
             log_format,
             kill_grace,
+            progress_every,
             secrets,
             ci: ci_info(&get),
         })

@@ -484,3 +484,37 @@ fn mode_and_workers_come_from_the_environment_when_the_flags_are_absent() {
         r.all()
     );
 }
+
+/// With several workers a CI console holds each job's lines until it ends; a long job still
+/// shows it is alive: a progress line at a steady interval, outside any group, with its lines so
+/// far and the last one.
+#[test]
+fn a_long_job_on_a_held_back_console_says_it_is_alive() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-progress");
+    let mut w = ci_world(&s3, &prefix, fixture_repo("sample"));
+    on_github(&mut w);
+    w.set("SPARKWING_PROGRESS_MS", "400");
+    let r = w.run(&[
+        "run",
+        "slow",
+        "--seconds",
+        "2",
+        "--sw-mode=ci-embedded",
+        "--sw-workers=2",
+        "--profile",
+        "ci",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let group_at = r.stdout.find("::group::").expect("the job's group");
+    let progress: Vec<&str> = r.stdout[..group_at]
+        .lines()
+        .filter(|l| l.starts_with("… slow running "))
+        .collect();
+    assert!(progress.len() >= 2, "{}", r.stdout);
+    assert!(
+        progress.iter().any(|l| l.contains(" lines so far: tick ")),
+        "{}",
+        r.stdout
+    );
+}

@@ -144,6 +144,9 @@ pub(crate) async fn dispatch(
         true
     };
 
+    // A line per held-back running job now and then, so a long job's CI log shows it is alive.
+    let progress_every = hub.console.progress_every();
+    let mut progress_at = progress_every.map(|every| Instant::now() + every);
     loop {
         if signals == 0 {
             while st.running.len() < workers {
@@ -157,6 +160,10 @@ pub(crate) async fn dispatch(
         hub.console.flush();
         tokio::select! {
             Some(joined) = st.tasks.join_next_with_id() => st.joined(joined, signals > 0),
+            _ = sleep_until_opt(progress_at), if progress_at.is_some() => {
+                hub.console.progress();
+                progress_at = progress_every.map(|every| Instant::now() + every);
+            }
             _ = recv_opt(&mut sigint) => {
                 if counted("SIGINT") {
                     signals += 1;

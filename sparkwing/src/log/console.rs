@@ -98,7 +98,22 @@ struct Groups {
     live: bool,
     held: Mutex<HashMap<String, Held>>,
     seq: AtomicU64,
+    /// Running nodes whose lines are held back, for the progress lines.
+    running: Mutex<HashMap<String, Progress>>,
+    /// How often progress lines are printed (held-back consoles only).
+    progress_every: Option<std::time::Duration>,
 }
+
+/// What a progress line says of a running node whose output is held back.
+#[derive(Debug)]
+struct Progress {
+    started: std::time::Instant,
+    lines: u64,
+    last: String,
+}
+
+/// Longest last line a progress line quotes, in characters.
+const PROGRESS_LAST_MAX: usize = 120;
 
 /// One node's held-back console text: in memory, then in a temporary file past
 /// [`GROUP_MEM_MAX`], so a chatty node cannot exhaust memory.
@@ -283,6 +298,8 @@ impl Console {
                 live: workers == 1,
                 held: Mutex::new(HashMap::new()),
                 seq: AtomicU64::new(0),
+                running: Mutex::new(HashMap::new()),
+                progress_every: None,
             }),
             out: Mutex::new(Out::Stdout),
             commands_allowed: HashSet::new(),
@@ -304,6 +321,61 @@ impl Console {
             Out::Capture(v) => String::from_utf8_lossy(v).into_owned(),
             Out::Stdout => String::new(),
         }
+    }
+
+    /// Prints progress lines every `every` while output is held back (see [`Console::progress`]).
+    pub fn with_progress(mut self, every: Option<std::time::Duration>) -> Console {
+        if let Some(g) = &mut self.groups {
+            g.progress_every = every.filter(|_| !g.live);
+        }
+        self
+    }
+
+    /// How often [`Console::progress`] should run, when it prints anything at all.
+    pub fn progress_every(&self) -> Option<std::time::Duration> {
+        self.groups.as_ref().and_then(|g| g.progress_every)
+    }
+
+    /// One line per running job whose lines are held back until it ends (several workers on a
+    /// CI console): how long it has run, its lines so far and the last one (already masked), so
+    /// a long job shows it is alive. Outside any group, and inert on the CI console.
+    pub fn progress(&self) {
+        let Some(g) = &self.groups else { return };
+        if g.progress_every.is_none() {
+            return;
+        }
+        let mut lines: Vec<(std::time::Instant, String)> = g
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(node, p)| {
+                let ran = sparkwing_contract::human::duration(p.started.elapsed());
+                let mut line = format!(
+                    "… {node} running {ran}, {} line{} so far",
+                    p.lines,
+                    if p.lines == 1 { "" } else { "s" }
+                );
+                if !p.last.is_empty() {
+                    let last: String = p.last.chars().take(PROGRESS_LAST_MAX).collect();
+                    let cut = if last.len() < p.last.len() { "…" } else { "" };
+                    line.push_str(&format!(": {last}{cut}"));
+                }
+                (p.started, line)
+            })
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        lines.sort();
+        let mut text = String::new();
+        for (_, line) in lines {
+            let shown = sparkwing_contract::text::strip_controls(&line);
+            text.push_str(&self.inert(&shown));
+            text.push('\n');
+        }
+        self.flush();
+        self.write_out(text.as_bytes());
     }
 
     /// Lets the output of `nodes` issue CI workflow commands.
@@ -384,8 +456,22 @@ impl Console {
             self.flush();
             return self.write_out(json);
         }
+        let lines: Vec<&str> = lines.collect();
+        if let Some(g) = &self.groups
+            && g.progress_every.is_some()
+            && let Some(p) = g
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(node)
+        {
+            p.lines += lines.len() as u64;
+            if let Some(last) = lines.iter().rev().find(|l| !l.trim().is_empty()) {
+                p.last = last.trim_end().to_string();
+            }
+        }
         // Inside a group the group's title names the node, so lines go without the prefix.
-        let text = self.format_lines(node, level, lines, self.groups.is_none());
+        let text = self.format_lines(node, level, lines.into_iter(), self.groups.is_none());
         let text = if self.stops_commands(node) {
             // Already between stop-commands markers; defused as well in case a runner does not
             // honour them for every kind of command.
@@ -561,6 +647,20 @@ impl Console {
             }
             return true;
         }
+        let mut running = g.running.lock().unwrap_or_else(|e| e.into_inner());
+        match mark {
+            Mark::Start | Mark::Retry => {
+                running.entry(node.to_string()).or_insert_with(|| Progress {
+                    started: std::time::Instant::now(),
+                    lines: 0,
+                    last: String::new(),
+                });
+            }
+            _ => {
+                running.remove(node);
+            }
+        }
+        drop(running);
         match mark {
             Mark::Start => false,
             Mark::Retry => {
@@ -824,6 +924,42 @@ mod tests {
         );
         assert!(t.contains("\x1b[0Ksection_end:"), "{t:?}");
         assert!(t.contains(":sw_0_x_y\r\x1b[0K\n"), "{t:?}");
+    }
+
+    #[test]
+    fn held_back_jobs_say_they_are_alive_between_groups() {
+        let c = console(Some(Grouping::GitHub), 2)
+            .with_progress(Some(std::time::Duration::from_secs(30)));
+        assert_eq!(c.progress_every(), Some(std::time::Duration::from_secs(30)));
+        c.lifecycle(Mark::Start, "build", "");
+        c.lifecycle(Mark::Start, "test", "");
+        lines(&c, "build", &["compiling a", "compiling b"]);
+        lines(
+            &c,
+            "test",
+            &["\u{1b}[31mok\u{1b}[0m", "::warning title=x::forged"],
+        );
+        c.progress();
+        let t = text(&c);
+        assert!(
+            t.contains("… build running ") && t.contains(", 2 lines so far: compiling b\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains(", 2 lines so far: ::warning title=x::forged\n"),
+            "{t}"
+        );
+        assert!(!t.contains("::group::"), "groups still held back:\n{t}");
+        assert!(!t.lines().any(|l| l.starts_with("::")), "{t}");
+        c.lifecycle(Mark::Success, "build", "1s");
+        c.lifecycle(Mark::Success, "test", "1s");
+        let before = text(&c).len();
+        c.progress();
+        assert_eq!(text(&c).len(), before, "nothing runs: no progress line");
+        // Streaming live (one worker) shows every line already: no progress lines.
+        let live = console(Some(Grouping::GitHub), 1)
+            .with_progress(Some(std::time::Duration::from_secs(30)));
+        assert_eq!(live.progress_every(), None);
     }
 
     #[test]
