@@ -88,6 +88,43 @@ fn main() {
         "cargo:rustc-env=SPARKWING_BUILD_TARGET={}",
         std::env::var("TARGET").expect("cargo sets it")
     );
+    println!(
+        "cargo:rustc-env=SPARKWING_BUILD_COMMIT={}",
+        commit(&manifest_dir)
+    );
+    println!("cargo:rustc-env=SPARKWING_SDK_HASH={}", &hash[..12]);
+}
+
+/// The commit the CLI is built from, for `sparkwing --version`: `SPARKWING_BUILD_COMMIT` when the
+/// release build sets it, else the checkout's `HEAD` (with `-dirty` for uncommitted changes),
+/// else `unknown` (a crate built outside a repository).
+fn commit(manifest_dir: &Path) -> String {
+    println!("cargo:rerun-if-env-changed=SPARKWING_BUILD_COMMIT");
+    if let Ok(c) = std::env::var("SPARKWING_BUILD_COMMIT")
+        && !c.trim().is_empty()
+    {
+        return c.trim().to_string();
+    }
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(manifest_dir)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(sha) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".into();
+    };
+    // A new commit or checkout moves HEAD's reflog: build again then.
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/logs/HEAD");
+    }
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{sha}-dirty") } else { sha }
 }
 
 /// Where the SDK crates are: the workspace around this package (a checkout of the repository), or

@@ -37,7 +37,9 @@ resolve() {
 }
 
 install() {
-  if [ -x "$DIR/sparkwing" ] && [ "$("$DIR/sparkwing" --version 2>/dev/null)" = "sparkwing ${TAG#v}" ]; then
+  # `sparkwing --version` prints `sparkwing <version> (commit …)`: compare up to the details.
+  installed=$("$DIR/sparkwing" --version 2>/dev/null || true)
+  if [ -x "$DIR/sparkwing" ] && [ "${installed%% (*}" = "sparkwing ${TAG#v}" ]; then
     echo "sparkwing ${TAG#v}: cached in $DIR"
   else
     sh "$HERE/install.sh" --version "$TAG" --to "$DIR"

@@ -3,9 +3,25 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `sparkwing --version`: the release, the commit it was built from, the SDK it embeds (whose
+/// content hash is part of every pipeline's cache key), and the toolchain and target it was built
+/// with.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SPARKWING_BUILD_COMMIT"),
+    ", sdk ",
+    env!("SPARKWING_SDK_HASH"),
+    ", rustc ",
+    env!("SPARKWING_BUILD_RUSTC"),
+    ", ",
+    env!("SPARKWING_BUILD_TARGET"),
+    ")"
+);
+
 /// Pipelines as real Rust code: run them on a laptop or inside any CI job.
 #[derive(Debug, Parser)]
-#[command(name = "sparkwing", version, about, long_about = None, disable_help_subcommand = true)]
+#[command(name = "sparkwing", version = VERSION, about, long_about = None, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -59,3 +59,29 @@ fn new_pipeline_builds_and_runs() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("hello from nightly"), "{}", run.all());
 }
+
+/// `sparkwing --version` names the commit it was built from and the SDK whose hash is part of
+/// every pipeline's cache key, so a bug report says exactly which build ran.
+#[test]
+fn version_names_the_commit_and_the_sdk() {
+    let out = std::process::Command::new(crate::support::sparkwing_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(crate::support::workspace())
+        .output()
+        .unwrap();
+    let sha = String::from_utf8(head.stdout).unwrap();
+    let sdk = sparkwing_contract::SDK_VERSION;
+    assert!(
+        text.starts_with(&format!("sparkwing {sdk} (commit {}", sha.trim())),
+        "{text}"
+    );
+    assert!(
+        text.contains(", sdk ") && text.contains(", rustc "),
+        "{text}"
+    );
+}
