@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the dashboard's browser tests need: Debian's Chromium (/usr/bin/chromium) and
-# playwright-core (pinned by tests/browser/package-lock.json) into tests/browser/node_modules.
+# Installs what the browser tests need: Debian's Chromium (/usr/bin/chromium), and playwright-core
+# and marked (the Markdown renderer the run-summary test uses; both pinned by
+# tests/browser/package-lock.json) into tests/browser/node_modules.
 # Idempotent and quiet: a second run installs nothing.
 #
 #   scripts/browser-setup.sh
@@ -23,10 +24,16 @@ fi
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing after the install"
 
 command -v npm >/dev/null || die "npm not found: install Node.js 20 (apt-get install nodejs npm)"
-PW_VERSION=$(node -e "console.log(require('$BROWSER_DIR/package.json').devDependencies['playwright-core'])")
-if ! [ -f "$BROWSER_DIR/node_modules/playwright-core/package.json" ] \
-  || [ "$(node -e "console.log(require('$BROWSER_DIR/node_modules/playwright-core/package.json').version)")" != "$PW_VERSION" ]; then
-  echo "browser-setup: installing playwright-core $PW_VERSION (npm ci)" >&2
+# Every pinned package present at its pinned version, or `npm ci` once for all of them.
+STALE=$(cd "$BROWSER_DIR" && node -e "
+  const fs = require('fs');
+  const want = require('./package.json').devDependencies;
+  for (const [name, version] of Object.entries(want)) {
+    const p = 'node_modules/' + name + '/package.json';
+    if (!fs.existsSync(p) || JSON.parse(fs.readFileSync(p, 'utf8')).version !== version) console.log(name + ' ' + version);
+  }")
+if [ -n "$STALE" ]; then
+  echo "browser-setup: installing $(echo "$STALE" | paste -sd, -) (npm ci)" >&2
   # playwright-core never downloads a browser of its own; the tests use /usr/bin/chromium.
   (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
     || die "npm ci in tests/browser failed"

@@ -7,6 +7,7 @@ mod ci_embedded;
 mod dashboard;
 mod hostile;
 mod local_run;
+mod reports;
 mod scaffold;
 mod signals;
 mod sparks;
