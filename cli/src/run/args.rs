@@ -69,12 +69,14 @@ Options:
       --profile <NAME>       storage profile (default: the project's defaults.profile, else built-in)
       --sw-no-cache-write    never publish the pipeline binary to the remote cache
       --sw-cd <DIR>          look for .sparkwing/ from DIR instead of the current directory
-      --junit <PATH>         after the run, write a JUnit XML report to PATH  [env: SPARKWING_JUNIT]
-                             (one test case per job; for the CI vendor's test report)
+      --junit <PATH>         write a JUnit XML report of the jobs    [env: SPARKWING_JUNIT]
+                             to PATH after the run (one test case per job)
   -h, --help                 print this help
 
 A flag wins over its environment variable; an empty variable counts as unset.
 Any other argument is passed to the pipeline unchanged.
+After the run, a summary is appended to $GITHUB_STEP_SUMMARY when it is set, and
+posted with `buildkite-agent annotate` when BUILDKITE=true.
 ";
 
 /// Parses `args` (everything after `run`). `Ok(None)` means help was requested.
