@@ -234,6 +234,95 @@ fn cut(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sparkwing_contract::StateDump;
+
+    const ID: &str = "run-20261202-153000-0a1b2c3d";
+
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn run(pipeline: &str, status: RunStatus) -> (RunRecord, Vec<NodeRecord>) {
+        let mut run = RunRecord::new(ID, pipeline, status, "2026-12-02T15:30:00Z");
+        if status.is_terminal() {
+            run.finished_at = Some("2026-12-02T15:30:02Z".into());
+        }
+        let mut node = NodeRecord::new(ID, "build", sparkwing_contract::NodeStatus::Done);
+        node.outcome = Some(Outcome::Failed);
+        node.started_at = Some("2026-12-02T15:30:00Z".into());
+        node.finished_at = Some("2026-12-02T15:30:01.5Z".into());
+        node.attempts = 1;
+        (run, vec![node])
+    }
+
+    /// A bucket (a filesystem artifact store stands in: the reader is the same) holding `dump`.
+    fn bucket(dir: &std::path::Path, dump: Option<(RunRecord, Vec<NodeRecord>)>) -> Runs {
+        let store =
+            sparkwing_storage::open_artifact_store(&format!("fs://{}", dir.display())).unwrap();
+        if let Some((run, nodes)) = dump {
+            let text = StateDump::render(&run, &nodes);
+            block(store.put(&format!("runs/{ID}/state.ndjson"), text.into_bytes())).unwrap();
+        }
+        Runs::bucket(store)
+    }
+
+    fn local(path: &std::path::Path, dump: Option<(RunRecord, Vec<NodeRecord>)>) -> Runs {
+        if let Some((run, nodes)) = dump {
+            let w = sparkwing_records::Writer::open(path).unwrap();
+            w.put_run(run);
+            for n in nodes {
+                w.put_node(n);
+            }
+            w.sync().unwrap();
+        }
+        Runs::local(path.to_path_buf())
+    }
+
+    #[test]
+    fn the_bucket_is_read_and_this_machine_only_when_the_bucket_has_no_final_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let read =
+            |runs: &Runs, fallback: &Runs| block(super::read(runs, Some(fallback), None, ID));
+        // Final in the bucket: the bucket's record, whatever this machine holds.
+        let b = bucket(
+            &tmp.path().join("b1"),
+            Some(run("from-bucket", RunStatus::Failed)),
+        );
+        let l = local(
+            &tmp.path().join("l1.db"),
+            Some(run("from-local", RunStatus::Failed)),
+        );
+        let r = read(&b, &l).unwrap();
+        assert_eq!(r.pipeline, "from-bucket");
+        assert_eq!(r.jobs[0].verdict, Verdict::Failed);
+        assert_eq!(r.jobs[0].duration_ms, Some(1500));
+        assert_eq!(r.duration_ms, Some(2000));
+        // The bucket's last upload said running (or none landed): this machine's final record.
+        let b = bucket(
+            &tmp.path().join("b2"),
+            Some(run("from-bucket", RunStatus::Running)),
+        );
+        let l = local(
+            &tmp.path().join("l2.db"),
+            Some(run("from-local", RunStatus::Success)),
+        );
+        assert_eq!(read(&b, &l).unwrap().pipeline, "from-local");
+        let b = bucket(&tmp.path().join("b3"), None);
+        assert_eq!(read(&b, &l).unwrap().pipeline, "from-local");
+        // Neither has a final record: the bucket's as it is; neither has any: no report.
+        let b = bucket(
+            &tmp.path().join("b4"),
+            Some(run("from-bucket", RunStatus::Running)),
+        );
+        let none = local(&tmp.path().join("none.db"), None);
+        assert_eq!(read(&b, &none).unwrap().pipeline, "from-bucket");
+        let b = bucket(&tmp.path().join("b5"), None);
+        assert!(matches!(read(&b, &none), Err(ReadError::Missing)));
+    }
 
     #[test]
     fn a_tail_keeps_the_last_messages_without_lifecycle_records_or_controls() {
