@@ -153,12 +153,25 @@ async fn read(req: &Request<'_>) -> Result<RunResults, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Appends `text` to `file`, on a line of its own: an earlier step's summary may not end its last
+/// line, and a heading must start one.
 fn append(file: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
-        .open(file)?
-        .write_all(text.as_bytes())
+        .open(file)?;
+    let mut last = [0u8; 1];
+    let ends_line = f.metadata()?.len() == 0 || {
+        f.seek(SeekFrom::End(-1))?;
+        f.read_exact(&mut last)?;
+        last[0] == b'\n'
+    };
+    if !ends_line {
+        f.write_all(b"\n")?;
+    }
+    f.write_all(text.as_bytes())
 }
 
 /// `buildkite-agent annotate --style success|error --context sparkwing-<run>` with the summary on
@@ -224,6 +237,24 @@ fn hostname() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_is_appended_on_a_line_of_its_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("summary.md");
+        append(&file, "### one\n").unwrap();
+        std::fs::write(
+            &file,
+            std::fs::read_to_string(&file).unwrap() + "no line end",
+        )
+        .unwrap();
+        append(&file, "### two\n").unwrap();
+        append(&file, "### three\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "### one\nno line end\n### two\n### three\n"
+        );
+    }
 
     #[test]
     fn targets_come_from_the_environment_and_empty_means_unset() {
