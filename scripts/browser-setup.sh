@@ -23,6 +23,18 @@ if ! [ -x /usr/bin/chromium ]; then
 fi
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing after the install"
 
+# The run summary's outcome symbols are emoji: without a colour emoji font its screenshot shows
+# empty boxes where a CI page shows symbols.
+EMOJI_FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+if ! [ -f "$EMOJI_FONT" ]; then
+  command -v apt-get >/dev/null || die "apt-get not found: install Debian's \`fonts-noto-color-emoji\` package by hand"
+  echo "browser-setup: installing fonts-noto-color-emoji (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji >/dev/null; } \
+    || die "apt-get install fonts-noto-color-emoji failed"
+fi
+
 command -v npm >/dev/null || die "npm not found: install Node.js 20 (apt-get install nodejs npm)"
 # Every pinned package present at its pinned version, or `npm ci` once for all of them.
 STALE=$(cd "$BROWSER_DIR" && node -e "
