@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the dashboard's browser tests need: Debian's Chromium (/usr/bin/chromium) and
-# playwright-core (pinned by tests/browser/package-lock.json) into tests/browser/node_modules.
+# Installs what the browser tests need: Debian's Chromium (/usr/bin/chromium), and playwright-core
+# and marked (the Markdown renderer the run-summary test uses; both pinned by
+# tests/browser/package-lock.json) into tests/browser/node_modules.
 # Idempotent and quiet: a second run installs nothing.
 #
 #   scripts/browser-setup.sh
@@ -22,11 +23,29 @@ if ! [ -x /usr/bin/chromium ]; then
 fi
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing after the install"
 
+# The run summary's outcome symbols are emoji: without a colour emoji font its screenshot shows
+# empty boxes where a CI page shows symbols.
+EMOJI_FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+if ! [ -f "$EMOJI_FONT" ]; then
+  command -v apt-get >/dev/null || die "apt-get not found: install Debian's \`fonts-noto-color-emoji\` package by hand"
+  echo "browser-setup: installing fonts-noto-color-emoji (apt-get)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends fonts-noto-color-emoji >/dev/null; } \
+    || die "apt-get install fonts-noto-color-emoji failed"
+fi
+
 command -v npm >/dev/null || die "npm not found: install Node.js 20 (apt-get install nodejs npm)"
-PW_VERSION=$(node -e "console.log(require('$BROWSER_DIR/package.json').devDependencies['playwright-core'])")
-if ! [ -f "$BROWSER_DIR/node_modules/playwright-core/package.json" ] \
-  || [ "$(node -e "console.log(require('$BROWSER_DIR/node_modules/playwright-core/package.json').version)")" != "$PW_VERSION" ]; then
-  echo "browser-setup: installing playwright-core $PW_VERSION (npm ci)" >&2
+# Every pinned package present at its pinned version, or `npm ci` once for all of them.
+STALE=$(cd "$BROWSER_DIR" && node -e "
+  const fs = require('fs');
+  const want = require('./package.json').devDependencies;
+  for (const [name, version] of Object.entries(want)) {
+    const p = 'node_modules/' + name + '/package.json';
+    if (!fs.existsSync(p) || JSON.parse(fs.readFileSync(p, 'utf8')).version !== version) console.log(name + ' ' + version);
+  }")
+if [ -n "$STALE" ]; then
+  echo "browser-setup: installing $(echo "$STALE" | paste -sd, -) (npm ci)" >&2
   # playwright-core never downloads a browser of its own; the tests use /usr/bin/chromium.
   (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
     || die "npm ci in tests/browser failed"

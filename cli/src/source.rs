@@ -104,6 +104,21 @@ pub fn open(
         ))
         .hinted(&e)
     })?;
+    Ok(Sources {
+        runs: open_runs(profile, explicit, home)?,
+        logs,
+        home: home.clone(),
+    })
+}
+
+/// Where runs are read for a profile: its state surface when that is a bucket; the state dumps on
+/// its cache surface when the profile was named (`explicit`) and that is a bucket; else SQLite.
+pub fn open_runs(
+    profile: &sparkwing_config::Resolved,
+    explicit: bool,
+    home: &sparkwing_contract::Home,
+) -> Result<Runs, CliError> {
+    use sparkwing_config::Surface;
     let open_bucket = |surface: &Surface| {
         let spec = surface.spec_string();
         sparkwing_storage::open_artifact_store(&spec)
@@ -120,11 +135,7 @@ pub fn open(
         (_, Surface::S3 { .. }) if explicit => open_bucket(&profile.cache)?,
         _ => Runs::local(state_db_path(profile, home)),
     };
-    Ok(Sources {
-        runs,
-        logs,
-        home: home.clone(),
-    })
+    Ok(runs)
 }
 
 /// The SQLite file a profile's state surface names (`$SPARKWING_HOME/state.db` by default).

@@ -65,6 +65,12 @@ pub const NO_CACHE_WRITE: &str = "SPARKWING_NO_CACHE_WRITE";
 /// Profiles file override (else `$XDG_CONFIG_HOME/sparkwing/profiles.yaml`, else
 /// `~/.config/sparkwing/profiles.yaml`).
 pub const PROFILES: &str = "SPARKWING_PROFILES";
+/// Path of a JUnit XML report of the run, written by `sparkwing run` after the pipeline exits
+/// (one test case per job), when `--junit` is absent.
+pub const JUNIT: &str = "SPARKWING_JUNIT";
+/// Base URL of a sparkwing dashboard that reads this run's stores: the CI page's summary links
+/// the run there (`<url>/#/runs/<id>`).
+pub const DASHBOARD_URL: &str = "SPARKWING_DASHBOARD_URL";
 
 /// The execution mode (`SPARKWING_MODE`): `local`, or `ci-embedded` inside a CI job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

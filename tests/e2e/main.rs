@@ -8,6 +8,7 @@ mod dashboard;
 mod hostile;
 mod install;
 mod local_run;
+mod reports;
 mod scaffold;
 mod signals;
 mod sparks;

@@ -1,8 +1,9 @@
-//! `sparkwing run <pipeline> [--sw-* flags] [--profile NAME] [pipeline args…]`.
+//! `sparkwing run <pipeline> [--sw-* flags] [--profile NAME] [--junit PATH] [pipeline args…]`.
 //!
 //! The pipeline name comes first. Flags sparkwing knows are taken out; everything else passes
 //! through to the pipeline unchanged. `--sw-*` is sparkwing's namespace, so an unknown `--sw-*`
-//! flag is an error rather than a silent pass-through.
+//! flag is an error rather than a silent pass-through; `--profile` and `--junit` are the two
+//! exact names outside it (a pipeline cannot take either for itself).
 
 use crate::error::CliError;
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ pub struct RunArgs {
     pub no_cache_write: bool,
     /// Start the `.sparkwing/` search here instead of the current directory.
     pub dir: Option<PathBuf>,
+    /// `--junit`: where to write the run's JUnit XML report, when given.
+    pub junit: Option<PathBuf>,
     /// Arguments for the pipeline, in order.
     pub passthrough: Vec<String>,
 }
@@ -50,6 +53,7 @@ const KNOWN: &[&str] = &[
     "--sw-no-cache-write",
     "--sw-cd",
     "--profile",
+    "--junit",
 ];
 
 /// Help for `sparkwing run`.
@@ -65,10 +69,14 @@ Options:
       --profile <NAME>       storage profile (default: the project's defaults.profile, else built-in)
       --sw-no-cache-write    never publish the pipeline binary to the remote cache
       --sw-cd <DIR>          look for .sparkwing/ from DIR instead of the current directory
+      --junit <PATH>         write a JUnit XML report of the jobs    [env: SPARKWING_JUNIT]
+                             to PATH after the run (one test case per job)
   -h, --help                 print this help
 
 A flag wins over its environment variable; an empty variable counts as unset.
 Any other argument is passed to the pipeline unchanged.
+After the run, a summary is appended to $GITHUB_STEP_SUMMARY when it is set, and
+posted with `buildkite-agent annotate` when BUILDKITE=true.
 ";
 
 /// Parses `args` (everything after `run`). `Ok(None)` means help was requested.
@@ -94,6 +102,7 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
         profile: None,
         no_cache_write: false,
         dir: None,
+        junit: None,
         passthrough: Vec::new(),
     };
     let mut i = 1;
@@ -147,6 +156,13 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
                 out.profile = Some(value)
             }
             "--sw-cd" => out.dir = Some(PathBuf::from(value)),
+            "--junit" => {
+                if value.is_empty() {
+                    return Err(CliError::usage("`--junit` needs a file path")
+                        .with_hint("for example `--junit target/sparkwing-junit.xml`"));
+                }
+                out.junit = Some(PathBuf::from(value))
+            }
             _ => unreachable!("KNOWN and this match list the same flags"),
         }
         i += 1;
@@ -196,6 +212,22 @@ pub fn effective_mode(
         Some(v) => Ok((parse_mode(&v, sparkwing_contract::env::MODE)?, Origin::Env)),
         None => Ok((Mode::Local, Origin::Default)),
     }
+}
+
+/// Where the JUnit report goes: `--junit`, else a non-empty `SPARKWING_JUNIT`, else nowhere. A
+/// relative path is taken from `cwd` (where `sparkwing run` was started, as a CI step's paths are).
+pub fn effective_junit(
+    flag: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+    get: impl Fn(&str) -> Option<String>,
+) -> Option<PathBuf> {
+    let path = match flag {
+        Some(p) => p.to_path_buf(),
+        None => {
+            PathBuf::from(get(sparkwing_contract::env::JUNIT).filter(|v| !v.trim().is_empty())?)
+        }
+    };
+    Some(cwd.join(path))
 }
 
 /// The effective worker cap: `--sw-workers`, else a non-empty `SPARKWING_WORKERS`, else
@@ -331,6 +363,36 @@ mod tests {
         );
         // A flag never reads the variable, so a bad variable does not matter then.
         assert!(effective_mode(Some(Mode::Local), &bad).is_ok());
+    }
+
+    #[test]
+    fn junit_flag_takes_a_path_and_the_variable_fills_in() {
+        let a = p(&["ci", "--junit", "out/j.xml", "--junit-x"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.junit.as_deref(), Some(std::path::Path::new("out/j.xml")));
+        // Not ours: only the exact flag is sparkwing's.
+        assert_eq!(a.passthrough, vec!["--junit-x"]);
+        let a = p(&["ci", "--junit=/abs/j.xml"]).unwrap().unwrap();
+        assert_eq!(a.junit.as_deref(), Some(std::path::Path::new("/abs/j.xml")));
+        for bad in [vec!["ci", "--junit"], vec!["ci", "--junit="]] {
+            assert_eq!(p(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+        let cwd = std::path::Path::new("/ci/work");
+        let e = env(&[("SPARKWING_JUNIT", "reports/junit.xml")]);
+        assert_eq!(
+            effective_junit(None, cwd, &e),
+            Some(PathBuf::from("/ci/work/reports/junit.xml"))
+        );
+        assert_eq!(
+            effective_junit(Some(std::path::Path::new("mine.xml")), cwd, &e),
+            Some(PathBuf::from("/ci/work/mine.xml"))
+        );
+        assert_eq!(
+            effective_junit(None, cwd, env(&[("SPARKWING_JUNIT", " ")])),
+            None
+        );
+        assert_eq!(effective_junit(None, cwd, env(&[])), None);
     }
 
     #[test]

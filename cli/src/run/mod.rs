@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod binary;
+pub mod report;
 pub mod supervise;
 
 use crate::active::ActiveRun;
@@ -26,6 +27,8 @@ pub struct RunPlan {
     /// The name the pipeline binary registers for `args.pipeline`.
     pub entrypoint: String,
     pub config: sparkwing_config::ProjectConfig,
+    /// Where to write the JUnit report (`--junit`, else `SPARKWING_JUNIT`), absolute.
+    pub junit: Option<PathBuf>,
 }
 
 /// `sparkwing run …`
@@ -52,6 +55,9 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
         .map(|n| n.get() as u32)
         .unwrap_or(1);
     let workers = args::effective_workers(args.workers, cpus, getenv)?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
+    let junit = args::effective_junit(args.junit.as_deref(), &cwd, getenv);
     let project = project::find(&start)?;
     let config = project::load_config(&project)?;
     project::check_pipeline_known(&project, &config, &args.pipeline)?;
@@ -76,6 +82,7 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
         profile,
         entrypoint,
         config,
+        junit,
     })
 }
 
@@ -155,6 +162,16 @@ fn act(plan: RunPlan) -> CliResult {
     }
     // Only now is nothing left to write for this run.
     ActiveRun::remove(&plan.home, run_id.as_str());
+    report::publish(
+        &report::Request {
+            run_id: run_id.as_str(),
+            profile: &plan.profile,
+            home: &plan.home,
+            junit: plan.junit.as_deref(),
+        },
+        |name| std::env::var(name).ok(),
+        &rt,
+    );
     Ok(end.exit_code())
 }
 
