@@ -257,6 +257,54 @@ mod tests {
         parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 
+    /// The CI examples in `examples/ci/` are what users copy: each is valid YAML of its vendor's
+    /// shape, every `sparkwing run` line in them parses with this CLI, and the docs show each
+    /// file whole.
+    #[test]
+    fn ci_examples_parse_and_are_shown_whole_in_the_docs() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = std::fs::read_to_string(root.join("docs/ci-embedded.md")).unwrap();
+        let files = [
+            ("buildkite/pipeline.yml", "steps"),
+            ("gitlab/.gitlab-ci.yml", "sparkwing"),
+            ("circleci/config.yml", "workflows"),
+        ];
+        for (file, top) in files {
+            let text = std::fs::read_to_string(root.join("examples/ci").join(file)).unwrap();
+            let yaml: serde_yaml::Value =
+                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("examples/ci/{file}: {e}"));
+            assert!(yaml.get(top).is_some(), "examples/ci/{file} has no `{top}`");
+            assert!(
+                docs.contains(&format!("```yaml\n{text}```")),
+                "docs/ci-embedded.md does not show examples/ci/{file} whole"
+            );
+            let mut runs = 0;
+            for line in text.lines() {
+                let line = line.trim().trim_start_matches("- ").trim();
+                let Some(rest) = line.strip_prefix("sparkwing run ") else {
+                    continue;
+                };
+                // The words as the shell passes them, with the profile variable filled in.
+                let words: Vec<&str> = rest
+                    .split_whitespace()
+                    .map(|w| match w.trim_matches('"') {
+                        "$profile" | "$$profile" => "ci",
+                        other => other,
+                    })
+                    .collect();
+                let parsed = p(&words)
+                    .unwrap_or_else(|e| panic!("examples/ci/{file}: `{line}`: {e:?}"))
+                    .expect("not a help request");
+                assert_eq!(parsed.mode, Some(Mode::CiEmbedded), "{file}: {line}");
+                assert_eq!(parsed.profile.as_deref(), Some("ci"), "{file}: {line}");
+                assert!(parsed.junit.is_some(), "{file}: {line}");
+                assert!(parsed.passthrough.is_empty(), "{file}: {line}");
+                runs += 1;
+            }
+            assert_eq!(runs, 1, "examples/ci/{file} runs sparkwing once");
+        }
+    }
+
     #[test]
     fn takes_our_flags_and_passes_the_rest() {
         let a = p(&[
