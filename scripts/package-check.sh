@@ -38,9 +38,20 @@ for c in contract config storage records sparkwing bincache; do
   patches+=(--config "patch.crates-io.$name.path=\"$REPO/$c\"")
 done
 echo "package-check: building the unpacked sparkwing-cli-$VERSION" >&2
+# A .crate stores one fixed file time for every file: without a touch, cargo would take the
+# unpacked sources for ones it already built and reuse a stale build-script output.
+find "$pkg" -type f -exec touch {} +
 (cd "$pkg" && CARGO_TARGET_DIR=$REPO/target cargo build --offline --quiet "${patches[@]}")
 packaged=$WORK/sparkwing
 cp "$REPO/target/debug/sparkwing" "$packaged"
+# The packaged build wrote target/debug/sparkwing: put the workspace's binary back for the tests.
+cargo build --offline --quiet -p sparkwing-cli
+if cmp -s "$packaged" "$REPO/target/debug/sparkwing"; then
+  touch cli/src/main.rs
+  cargo build --offline --quiet -p sparkwing-cli
+fi
+cmp -s "$packaged" "$REPO/target/debug/sparkwing" &&
+  fail "target/debug/sparkwing is still the packaged build"
 
 repo=$WORK/repo
 mkdir -p "$repo"
