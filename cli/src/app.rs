@@ -22,6 +22,7 @@ pub fn main_impl() -> i32 {
         Command::Cache(cmd) => commands::cache::execute(cmd),
         Command::Profile(args) => commands::profile::execute(args),
         Command::Dashboard(cmd) => crate::dashboard::execute(cmd),
+        Command::Completions { shell } => commands::completions::execute(shell),
     };
     match result {
         Ok(code) => code,

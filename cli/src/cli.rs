@@ -57,6 +57,11 @@ pub enum Command {
     /// Serve the web dashboard and JSON API over local and bucket runs
     #[command(subcommand)]
     Dashboard(crate::dashboard::DashboardCommand),
+    /// Print shell completions: `sparkwing completions bash > ~/.local/share/bash-completion/completions/sparkwing`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,6 +56,34 @@ const KNOWN: &[&str] = &[
     "--junit",
 ];
 
+/// `run` as shell completions see it. Its flags are parsed by hand (anything else passes through
+/// to the pipeline), so they are declared here, from [`KNOWN`], for completion only.
+pub fn completion_command() -> clap::Command {
+    use clap::{Arg, ArgAction, ValueHint};
+    let mut cmd = clap::Command::new("run")
+        .about("Run a pipeline")
+        .arg(Arg::new("pipeline").value_name("PIPELINE"));
+    for &flag in KNOWN {
+        let name = flag.trim_start_matches("--");
+        let arg = Arg::new(name).long(name);
+        let arg = match flag {
+            "--sw-mode" => arg.value_parser([Mode::Local.as_str(), Mode::CiEmbedded.as_str()]),
+            "--sw-no-cache-write" => arg.action(ArgAction::SetTrue),
+            "--sw-cd" => arg.value_hint(ValueHint::DirPath),
+            "--junit" => arg.value_hint(ValueHint::FilePath),
+            _ => arg.value_hint(ValueHint::Other),
+        };
+        cmd = cmd.arg(arg);
+    }
+    cmd.arg(
+        Arg::new("args")
+            .num_args(0..)
+            .trailing_var_arg(true)
+            .allow_hyphen_values(true)
+            .value_name("PIPELINE ARGS"),
+    )
+}
+
 /// Help for `sparkwing run`.
 pub const RUN_HELP: &str = "\
 Run a pipeline
