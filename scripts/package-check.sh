@@ -52,6 +52,11 @@ if cmp -s "$packaged" "$REPO/target/debug/sparkwing"; then
 fi
 cmp -s "$packaged" "$REPO/target/debug/sparkwing" &&
   fail "target/debug/sparkwing is still the packaged build"
+# Same SDK, byte for byte: the content hash (part of every pipeline's cache key) must match.
+sdk_of() { "$1" --version | sed -n 's/.*, sdk \([0-9a-f]*\),.*/\1/p'; }
+[ -n "$(sdk_of "$packaged")" ] && [ "$(sdk_of "$packaged")" = "$(sdk_of "$REPO/target/debug/sparkwing")" ] ||
+  fail "the packaged CLI embeds SDK $(sdk_of "$packaged"), the workspace's is $(sdk_of "$REPO/target/debug/sparkwing")"
+echo "package-check: the packaged CLI embeds the workspace's SDK ($(sdk_of "$packaged"))" >&2
 
 repo=$WORK/repo
 mkdir -p "$repo"

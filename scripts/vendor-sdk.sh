@@ -3,26 +3,23 @@
 # (crates.io, `cargo install sparkwing-cli`) carries them: outside this repository, cli/build.rs
 # reads cli/sdk/ instead of the workspace's SDK folders. cli/sdk/ is generated (not committed).
 #
-# It holds what cli/build.rs ships and nothing more: each SDK crate without target/, dotfiles and
-# its tests/, examples/, benches/ and templates/, plus the workspace Cargo.lock. A crate manifest
+# It holds what cli/build.rs ships and nothing more (the list comes from `sparkwing sdk-files`),
+# plus the workspace Cargo.lock. A crate manifest
 # is stored as `Cargo.toml.sdk`, because cargo leaves any folder with a Cargo.toml out of a package.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$REPO/cli/sdk
-SDK_CRATES=(contract storage records sparkwing) # keep in step with SDK_CRATES in cli/build.rs
 
+# The list is the CLI's own: exactly the files cli/build.rs embeds (no rule repeated here).
+(cd "$REPO" && cargo build --quiet -p sparkwing-cli)
 rm -rf "$OUT"
 mkdir -p "$OUT"
-for krate in "${SDK_CRATES[@]}"; do
-  (cd "$REPO" && find "$krate" \
-    \( -name target -o -name '.*' -o -path "$krate/tests" -o -path "$krate/examples" \
-       -o -path "$krate/benches" -o -path "$krate/templates" \) -prune -o -type f -print) |
-    while IFS= read -r rel; do
-      dest=$OUT/$rel
-      [ "${rel##*/}" = Cargo.toml ] && dest=$dest.sdk
-      mkdir -p "$(dirname "$dest")"
-      cp "$REPO/$rel" "$dest"
-    done
-done
+"$REPO/target/debug/sparkwing" sdk-files |
+  while IFS= read -r rel; do
+    dest=$OUT/$rel
+    [ "${rel##*/}" = Cargo.toml ] && dest=$dest.sdk
+    mkdir -p "$(dirname "$dest")"
+    cp "$REPO/$rel" "$dest"
+  done
 cp "$REPO/Cargo.lock" "$OUT/Cargo.lock"
 echo "vendor-sdk: $(find "$OUT" -type f | wc -l) files in cli/sdk/" >&2

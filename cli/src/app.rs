@@ -23,6 +23,12 @@ pub fn main_impl() -> i32 {
         Command::Profile(args) => commands::profile::execute(args),
         Command::Dashboard(cmd) => crate::dashboard::execute(cmd),
         Command::Completions { shell } => commands::completions::execute(shell),
+        Command::SdkFiles => {
+            for rel in crate::sdk::embedded_paths() {
+                println!("{rel}");
+            }
+            Ok(sparkwing_contract::exit::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

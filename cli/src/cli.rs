@@ -57,6 +57,9 @@ pub enum Command {
     /// Serve the web dashboard and JSON API over local and bucket runs
     #[command(subcommand)]
     Dashboard(crate::dashboard::DashboardCommand),
+    /// Internal: the SDK source files this CLI embeds, one path per line (packaging copies them)
+    #[command(hide = true)]
+    SdkFiles,
     /// Print shell completions: `sparkwing completions bash > ~/.local/share/bash-completion/completions/sparkwing`
     Completions {
         #[arg(value_enum)]

@@ -19,6 +19,12 @@ pub fn sdk_version() -> String {
     format!("{}+{}", sparkwing_contract::SDK_VERSION, SDK_CONTENT_HASH)
 }
 
+/// The paths of the embedded SDK files, relative to the SDK root: the one list of what a pipeline
+/// build needs, which packaging copies into the published CLI crate (`scripts/vendor-sdk.sh`).
+pub fn embedded_paths() -> impl Iterator<Item = &'static str> {
+    SDK_FILES.iter().map(|(rel, _)| *rel)
+}
+
 /// Target triple the CLI was built for (pipeline binaries are built for the same).
 pub const TARGET: &str = env!("SPARKWING_BUILD_TARGET");
 
