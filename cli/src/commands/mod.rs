@@ -1,6 +1,7 @@
 //! Subcommands other than `run`.
 
 pub mod cache;
+pub mod doctor;
 pub mod pipeline;
 pub mod profile;
 pub mod runs;
