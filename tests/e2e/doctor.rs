@@ -78,6 +78,25 @@ fn a_reachable_bucket_profile_passes_every_check() {
 }
 
 #[test]
+fn a_read_only_cache_is_checked_for_reach_but_not_for_conditional_writes() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-doctor-ro");
+    let w = bucket_world(&s3, &prefix, &fixture_repo("sample"), ", read_only: true");
+    let r = w.run(&["doctor", "--profile", "ci"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let cache_url = format!("s3://{}/{prefix}/cache", s3.bucket);
+    assert!(
+        r.stdout
+            .contains(&format!("cache: {cache_url} (read-only)")),
+        "{}",
+        r.all()
+    );
+    check_line(&r.stdout, "ok", "cache bucket");
+    let (cond, _) = check_line(&r.stdout, "skip", "conditional writes");
+    assert!(cond.contains("is read-only"), "{cond}");
+}
+
+#[test]
 fn a_cut_connection_fails_the_bucket_check_with_a_fix_and_no_secret() {
     let s3 = TestS3::from_env();
     let secret = std::env::var("AWS_SECRET_ACCESS_KEY").expect("the test server's secret key");

@@ -359,7 +359,7 @@ async fn check_conditional(r: &Resolved, s3_cache: Option<&S3ArtifactStore>) -> 
             ),
         )
         .hint(Some(
-            "use a server that enforces conditional writes (AWS S3, MinIO, recent SeaweedFS), or mark the cache `read_only: true` on all but one publisher".to_owned(),
+            "use an S3 server that enforces `If-None-Match` on PUT (AWS S3 does), or mark the cache `read_only: true` on all but one publisher".to_owned(),
         )),
         Err(e) => store_failure(NAME, &spec, None, &e),
     }
