@@ -21,6 +21,7 @@ pub fn main_impl() -> i32 {
         Command::Runs(cmd) => commands::runs::execute(cmd),
         Command::Cache(cmd) => commands::cache::execute(cmd),
         Command::Profile(args) => commands::profile::execute(args),
+        Command::Doctor(args) => commands::doctor::execute(args),
         Command::Dashboard(cmd) => crate::dashboard::execute(cmd),
         Command::Completions { shell } => commands::completions::execute(shell),
         Command::SdkFiles => {

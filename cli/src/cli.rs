@@ -54,6 +54,8 @@ pub enum Command {
     Cache(CacheCommand),
     /// Show which storage profile resolves, and why
     Profile(ProfileArgs),
+    /// Check what a run needs on this machine: project, toolchain, profile, bucket access
+    Doctor(DoctorArgs),
     /// Serve the web dashboard and JSON API over local and bucket runs
     #[command(subcommand)]
     Dashboard(crate::dashboard::DashboardCommand),
@@ -189,6 +191,15 @@ pub enum CacheCommand {
 
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
+    #[arg(long)]
+    pub profile: Option<String>,
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check this profile's stores instead of the one that resolves by default
     #[arg(long)]
     pub profile: Option<String>,
     #[arg(short = 'o', long, value_enum, default_value_t)]
