@@ -25,3 +25,8 @@ cargo run -q --release -p sparkwing-storage-testing --example storage-bench
 echo
 echo "## Dashboard"
 scripts/browser-bench.sh
+
+echo
+echo "## Nothing to the first job (install from a loopback mirror, binary from the bucket)"
+cargo test -q --release -p sparkwing-cli --test e2e bench_nothing_to_first_job -- --ignored --nocapture --test-threads 1 2>&1 |
+  grep -E '^nothing to first job|panicked|FAIL'

@@ -458,3 +458,89 @@ fn the_installer_verifies_pins_and_installs_a_cli_that_runs_a_cached_pipeline_wi
     assert_eq!(show["run"]["status"], "success");
     assert_eq!(show["run"]["invocation"]["binary_source"], "remote-cache");
 }
+
+/// `make bench`: time from nothing to the first job on a fresh CI machine whose bucket already
+/// holds the pipeline binary — the installer from a mirror on loopback, then `sparkwing run` in
+/// ci-embedded mode until the first job starts (binary fetched and verified, records opened).
+/// Run with `--release` so the installed CLI is the release build.
+#[test]
+#[ignore = "benchmark (make bench)"]
+fn bench_nothing_to_first_job() {
+    let target = host_target();
+    let root = scratch().join("bench-first-job");
+    let tag = format!("v{VERSION}");
+    let archive = pack(&sparkwing_bin(), &root.join("mirror").join(&tag), &target);
+    let mirror = Mirror::serve(root.join("mirror"));
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("bench-first-job");
+    // The first machine builds and publishes the pipeline binary.
+    let a = bucket_world(&s3, &prefix, &fixture_repo("sample"), "");
+    let r = a.run(&["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let bare = bare_bin(&root);
+    let system_path = "/usr/local/bin:/usr/bin:/bin";
+    let (mut installs, mut starts, mut totals) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..5 {
+        let home = root.join(format!("home-{i}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let home_s = home.display().to_string();
+        let t0 = std::time::Instant::now();
+        let out = install(
+            &["--version", &tag],
+            &[
+                ("HOME", &home_s),
+                ("PATH", &bare.display().to_string()),
+                ("SPARKWING_DOWNLOAD_URL", &mirror.url),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let installed = t0.elapsed();
+        let repo = fixture_repo("sample");
+        std::fs::copy(
+            a.repo.join(".sparkwing/Cargo.lock"),
+            repo.join(".sparkwing/Cargo.lock"),
+        )
+        .unwrap();
+        let mut b = bucket_world(&s3, &prefix, &repo, "");
+        b.set("PATH", &format!("{home_s}/.local/bin:{system_path}"))
+            .set("SPARKWING_CARGO", "/nonexistent/cargo");
+        let t1 = std::time::Instant::now();
+        let mut child = b
+            .cmd_program(
+                home.join(".local/bin/sparkwing").as_os_str(),
+                &["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut first_job = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            // `▶ <job>` after the run's own `▶ <pipeline> <run id> …` line.
+            if line.starts_with("▶ ") && !line.contains(" run-") && first_job.is_none() {
+                first_job = Some(t1.elapsed());
+            }
+        }
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(child.wait().unwrap().success(), "{err}");
+        assert!(err.contains("from the remote cache"), "{err}");
+        let start = first_job.expect("a job started");
+        installs.push(installed.as_secs_f64());
+        starts.push(start.as_secs_f64());
+        totals.push((installed + start).as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let size = std::fs::metadata(&archive).unwrap().len() as f64 / (1024.0 * 1024.0);
+    println!(
+        "nothing to first job (median of 5, archive {size:.1} MiB): install {:.2} s, run to first job {:.2} s, total {:.2} s",
+        median(&mut installs),
+        median(&mut starts),
+        median(&mut totals)
+    );
+}
