@@ -142,31 +142,28 @@ fn allowed(c: char) -> bool {
 
 /// Element content.
 pub fn text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in strip_controls(s).chars().filter(|&c| allowed(c)) {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(s, false)
 }
 
 /// An attribute value (between double quotes); line breaks and tabs are kept as references,
 /// since a parser turns literal ones into spaces.
 pub fn attr(s: &str) -> String {
+    escape(s, true)
+}
+
+/// `s` as XML: controls and characters XML 1.0 forbids dropped, markup escaped; in an attribute
+/// also quotes, line breaks and tabs.
+fn escape(s: &str, in_attr: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in strip_controls(s).chars().filter(|&c| allowed(c)) {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' => out.push_str("&#9;"),
+            '"' if in_attr => out.push_str("&quot;"),
+            '\'' if in_attr => out.push_str("&apos;"),
+            '\n' if in_attr => out.push_str("&#10;"),
+            '\t' if in_attr => out.push_str("&#9;"),
             c => out.push(c),
         }
     }
