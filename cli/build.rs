@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Crates of the SDK, by folder, relative to the workspace root.
-const SDK_CRATES: &[&str] = &["contract", "storage", "records", "sparkwing"];
+const SDK_CRATES: &[&str] = &["contract", "storage", "sparkwing"];
 
 /// A crate manifest's name in the packaged CLI's `sdk/` folder: cargo leaves any folder that holds
 /// a `Cargo.toml` out of a package (`scripts/vendor-sdk.sh` writes these).

@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn embeds_every_sdk_crate() {
         let crates = sdk_crates();
-        for c in ["contract", "sparkwing", "records", "storage"] {
+        for c in ["contract", "sparkwing", "storage"] {
             assert!(
                 crates.contains(&c.to_string()),
                 "{c} missing from {crates:?}"

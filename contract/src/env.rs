@@ -28,6 +28,12 @@ pub const WORK_DIR: &str = "SPARKWING_WORK_DIR";
 pub const CLI_BIN: &str = "SPARKWING_CLI_BIN";
 /// Where the pipeline binary came from: `cached`, `remote-cache` or `compiled`.
 pub const BINARY_SOURCE: &str = "SPARKWING_BINARY_SOURCE";
+/// Path of the supervisor's relay socket: the child makes its bucket store calls and hands its
+/// run records over it (the pipeline binary links neither an S3 client nor SQLite). Set by the
+/// supervisor for the child only; jobs never see it.
+pub const RELAY: &str = "SPARKWING_RELAY";
+/// The token the child presents on the relay socket. Set with [`RELAY`].
+pub const RELAY_TOKEN: &str = "SPARKWING_RELAY_TOKEN";
 /// Console format for the child: `pretty` (default on a TTY), `plain` or `json`.
 pub const LOG_FORMAT: &str = "SPARKWING_LOG_FORMAT";
 /// Custom S3 endpoint (forces path-style addressing).

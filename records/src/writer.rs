@@ -265,3 +265,16 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
     // Leave no -wal behind once this process is done writing.
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
 }
+
+/// The pipeline process hands its records to the supervisor's writer over the relay.
+impl sparkwing_storage::relay::RecordHost for Writer {
+    fn run(&self, run: RunRecord) {
+        self.put_run(run);
+    }
+    fn node(&self, node: NodeRecord) {
+        self.put_node(node);
+    }
+    fn sync(&self) -> std::result::Result<(), String> {
+        Writer::sync(self).map_err(|e| e.to_string())
+    }
+}

@@ -11,7 +11,7 @@ use crate::state::{StateStream, state_key};
 use sparkwing_contract::exit;
 use sparkwing_contract::record::{Invocation, NodeRecord, Outcome, RunRecord, RunStatus};
 use sparkwing_contract::timefmt::now_rfc3339;
-use sparkwing_records::Writer;
+use sparkwing_storage::relay::RelayClient;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +22,34 @@ const STATE_DRAIN: Duration = Duration::from_secs(3);
 const CANCEL_LOGS_BY: Duration = Duration::from_millis(3000);
 const CANCEL_STATE_BY: Duration = Duration::from_millis(4000);
 
-/// Where node records go as they change: SQLite (the fast local record) and the state stream.
-/// Masks secrets first.
+/// Where the run's records go: the supervisor's record database over the relay, or nowhere
+/// when the binary runs on its own (said once at the start).
+struct Writer(Option<RelayClient>);
+
+impl Writer {
+    fn put_run(&self, run: RunRecord) {
+        if let Some(r) = &self.0 {
+            r.put_run(run);
+        }
+    }
+
+    fn put_node(&self, node: NodeRecord) {
+        if let Some(r) = &self.0 {
+            r.put_node(node);
+        }
+    }
+
+    /// Waits until the supervisor committed everything sent so far.
+    async fn sync(&self) -> Result<(), String> {
+        match &self.0 {
+            Some(r) => r.sync().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where node records go as they change: the record database (the fast local record) and the
+/// state stream. Masks secrets first.
 struct Records<'a> {
     writer: &'a Writer,
     masker: &'a Masker,
@@ -80,7 +106,7 @@ pub(crate) async fn execute(
         writer,
         log_store,
         artifacts,
-    }) = open_stores(&settings, &db)
+    }) = open_stores(&settings).await
     else {
         return exit::FAILURE;
     };
@@ -110,7 +136,7 @@ pub(crate) async fn execute(
     };
     let mut run = first_record(&settings, pipeline, args, &masker, &run_id, git);
     let pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
-    let state_target = state_target(&settings, &artifacts);
+    let state_target = state_target(&settings, &artifacts, writer.0.as_ref());
     let state = state_target.as_ref().map(|store| {
         StateStream::start(
             store.clone(),
@@ -131,11 +157,7 @@ pub(crate) async fn execute(
     }
     // The run is on record before any job starts: a reader (the dashboard, `runs list`) that
     // sees a job's first line also sees its run.
-    let synced = match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| writer.sync()),
-        _ => writer.sync(),
-    };
-    if let Err(e) = synced {
+    if let Err(e) = writer.sync().await {
         eprintln!("error: record the run in `{}`: {e}", db.display());
         return exit::FAILURE;
     }
@@ -181,7 +203,7 @@ pub(crate) async fn execute(
             .insert("state_spool".into(), path.display().to_string().into());
         writer.put_run(run.clone());
     }
-    let db_error = tokio::task::block_in_place(|| writer.close()).err();
+    let db_error = writer.sync().await.err();
 
     let end = RunEnd {
         settings: &settings,
@@ -211,29 +233,40 @@ pub(crate) async fn execute(
 
 /// The stores a run writes to.
 struct Stores {
+    /// The record database, through the supervisor.
     writer: Writer,
     log_store: Option<Arc<dyn sparkwing_storage::LogStore>>,
     /// The cache surface; `None` when it cannot be opened (artifacts are then unavailable).
     artifacts: Option<Arc<dyn sparkwing_storage::ArtifactStore>>,
 }
 
-/// Opens the run record and the stores; `None` (after printing why) when the run cannot start.
-fn open_stores(settings: &Settings, db: &std::path::Path) -> Option<Stores> {
-    let writer = match Writer::open(db) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return None;
+/// Connects to the supervisor and opens the stores; `None` (after printing why) when the run
+/// cannot start.
+async fn open_stores(settings: &Settings) -> Option<Stores> {
+    let relay = match &settings.relay {
+        Some((socket, token)) => match RelayClient::connect(socket, token).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return None;
+            }
+        },
+        None => {
+            eprintln!(
+                "warning: `{}` is not set, so this run is not recorded; run pipelines with `sparkwing run <pipeline>`",
+                sparkwing_contract::env::RELAY
+            );
+            None
         }
     };
-    let log_store = match backends::open_log_store(&settings.backends.logs) {
+    let log_store = match backends::open_log_store(&settings.backends.logs, relay.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return None;
         }
     };
-    let artifacts = match backends::open_artifact_store(&settings.backends.cache) {
+    let artifacts = match backends::open_artifact_store(&settings.backends.cache, relay.as_ref()) {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!(
@@ -243,7 +276,7 @@ fn open_stores(settings: &Settings, db: &std::path::Path) -> Option<Stores> {
         }
     };
     Some(Stores {
-        writer,
+        writer: Writer(relay),
         log_store,
         artifacts,
     })
@@ -289,6 +322,7 @@ fn first_record(
 fn state_target(
     settings: &Settings,
     artifacts: &Option<Arc<dyn sparkwing_storage::ArtifactStore>>,
+    relay: Option<&RelayClient>,
 ) -> Option<Arc<dyn sparkwing_storage::ArtifactStore>> {
     let spec = sparkwing_contract::surfaces::state_dump_spec(
         &settings.backends.state,
@@ -297,7 +331,7 @@ fn state_target(
     if spec == settings.backends.cache {
         return artifacts.clone();
     }
-    match backends::open_artifact_store(spec) {
+    match backends::open_artifact_store(spec, relay) {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("warning: {e}; the run state is not streamed in this run");
@@ -410,7 +444,7 @@ struct RunEnd<'a> {
     spool_dir: &'a std::path::Path,
     state_store: Option<&'a str>,
     state_undelivered: Option<&'a (String, std::path::PathBuf)>,
-    db_error: Option<&'a sparkwing_records::RecordsError>,
+    db_error: Option<&'a String>,
 }
 
 impl RunEnd<'_> {

@@ -82,6 +82,9 @@ pub(crate) struct Settings {
     pub secrets: Vec<String>,
     /// What the CI environment tells about the job (empty outside CI).
     pub ci: CiInfo,
+    /// The supervisor's relay: socket path and token ([`env::RELAY`]); `None` when the binary
+    /// runs on its own.
+    pub relay: Option<(PathBuf, String)>,
 }
 
 /// Default grace between SIGTERM and SIGKILL for a node's process group.
@@ -214,6 +217,8 @@ impl Settings {
             progress_every,
             secrets,
             ci: ci_info(&get),
+            relay: nonempty(env::RELAY)
+                .map(|p| (PathBuf::from(p), get(env::RELAY_TOKEN).unwrap_or_default())),
         })
     }
 }

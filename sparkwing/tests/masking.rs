@@ -67,13 +67,22 @@ impl Harness {
     }
 
     fn run(&self, name: &str, build: impl Fn(&mut Plan) + 'static) -> i32 {
-        let env = self.env.clone();
+        let home = std::path::PathBuf::from(&self.env["SPARKWING_HOME"]);
+        std::fs::create_dir_all(&home).unwrap();
+        let host = sparkwing_storage_testing::RelayHost::start(
+            &home.join("state.db"),
+            sparkwing_storage::relay::RelayStores::new(Vec::new()),
+        );
+        let mut env = self.env.clone();
+        env.extend(host.env().map(|(k, v)| (k.to_string(), v)));
         let pipelines = Pipelines::new().register(name, "test pipeline", move |_args| {
             let mut plan = Plan::new();
             build(&mut plan);
             Ok(plan)
         });
-        pipelines.run_with(vec![name.to_string()], move |k| env.get(k).cloned())
+        let code = pipelines.run_with(vec![name.to_string()], move |k| env.get(k).cloned());
+        host.finish();
+        code
     }
 
     /// The messages of `node`'s stored log.
@@ -172,8 +181,14 @@ fn example_bin() -> PathBuf {
 /// Runs a pipeline of the example binary: (exit code, stdout, stderr).
 fn run_example(pipeline: &str, env: &[(&str, &str)]) -> (i32, String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("home")).unwrap();
+    let host = sparkwing_storage_testing::RelayHost::start(
+        &dir.path().join("home/state.db"),
+        sparkwing_storage::relay::RelayStores::new(Vec::new()),
+    );
     let out = Command::new(example_bin())
         .arg(pipeline)
+        .envs(host.env())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SPARKWING_HOME", dir.path().join("home"))
@@ -187,6 +202,7 @@ fn run_example(pipeline: &str, env: &[(&str, &str)]) -> (i32, String, String, te
         .stdin(Stdio::null())
         .output()
         .expect("run the masking example");
+    host.finish();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

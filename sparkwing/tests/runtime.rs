@@ -43,11 +43,20 @@ impl Harness {
         self.dir.path().join("home")
     }
 
+    /// Runs in this process, with its records served as `sparkwing run` serves them.
     fn run(&self, pipelines: Pipelines, argv: &[&str]) -> i32 {
-        let env = self.env.clone();
-        pipelines.run_with(argv.iter().map(|s| s.to_string()).collect(), move |k| {
+        std::fs::create_dir_all(self.home()).unwrap();
+        let host = sparkwing_storage_testing::RelayHost::start(
+            &self.home().join("state.db"),
+            sparkwing_storage::relay::RelayStores::new(Vec::new()),
+        );
+        let mut env = self.env.clone();
+        env.extend(host.env().map(|(k, v)| (k.to_string(), v)));
+        let code = pipelines.run_with(argv.iter().map(|s| s.to_string()).collect(), move |k| {
             env.get(k).cloned()
-        })
+        });
+        host.finish();
+        code
     }
 
     fn records(&self) -> (RunRecord, HashMap<String, NodeRecord>) {
@@ -464,8 +473,21 @@ fn usage_errors_exit_2_before_touching_disk() {
         ),
         2
     );
-    assert!(!h.home().exists(), "a usage error must not create records");
-    assert!(!h0.home().exists());
+    // The supervisor's database exists (it opens it before the child starts); the child wrote
+    // nothing: no run, no log, no spool.
+    for home in [h.home(), h0.home()] {
+        let runs = Reader::open(&home.join("state.db"))
+            .unwrap()
+            .list_runs(&Default::default())
+            .unwrap();
+        assert!(runs.is_empty(), "a usage error must not create records");
+        let entries: Vec<String> = std::fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with("state.db"))
+            .collect();
+        assert!(entries.is_empty(), "{entries:?}");
+    }
 }
 
 #[test]

@@ -30,8 +30,14 @@ fn cancel_with(
     signals: &[(Duration, Signal)],
 ) -> (i32, Duration, tempfile::TempDir, String) {
     let home = tempfile::tempdir().unwrap();
+    // Records go to the supervisor's database, as under `sparkwing run`.
+    let host = sparkwing_storage_testing::RelayHost::start(
+        &home.path().join("state.db"),
+        sparkwing_storage::relay::RelayStores::new(Vec::new()),
+    );
     let mut child = Command::new(example_bin())
         .arg("trap")
+        .envs(host.env())
         .env("SPARKWING_HOME", home.path())
         .env("SPARKWING_WORK_DIR", home.path())
         .env("SPARKWING_RUN_ID", RUN)

@@ -21,7 +21,9 @@
 
 pub mod conformance;
 mod proxy;
+mod relay_host;
 pub use proxy::{Counts, Proxy};
+pub use relay_host::RelayHost;
 
 use sparkwing_storage::s3::{S3ArtifactStore, S3Config, S3LogStore, S3Options};
 use std::collections::HashMap;

@@ -25,6 +25,8 @@ pub mod artifact;
 pub mod error;
 pub mod fs;
 pub mod logs;
+pub mod relay;
+#[cfg(feature = "s3")]
 pub mod s3;
 /// Store URLs live in the contract (every process parses them alike); re-exported here.
 pub use sparkwing_contract::url;
@@ -53,12 +55,15 @@ pub fn open_log_store(spec: &str) -> Result<Arc<dyn LogStore>, StoreError> {
 pub fn open_artifact_store_url(url: &StoreUrl) -> Result<Arc<dyn ArtifactStore>, StoreError> {
     Ok(match url {
         StoreUrl::Filesystem(p) => Arc::new(FsArtifactStore::new(p)),
+        #[cfg(feature = "s3")]
         StoreUrl::S3 { bucket, prefix } => Arc::new(crate::s3::S3ArtifactStore::new(
             &s3_config(url)?,
             bucket,
             prefix,
             crate::s3::S3Options::default(),
         )?),
+        #[cfg(not(feature = "s3"))]
+        StoreUrl::S3 { .. } => return Err(no_s3(url)),
     })
 }
 
@@ -66,16 +71,32 @@ pub fn open_artifact_store_url(url: &StoreUrl) -> Result<Arc<dyn ArtifactStore>,
 pub fn open_log_store_url(url: &StoreUrl) -> Result<Arc<dyn LogStore>, StoreError> {
     Ok(match url {
         StoreUrl::Filesystem(p) => Arc::new(FsLogStore::new(p)),
+        #[cfg(feature = "s3")]
         StoreUrl::S3 { bucket, prefix } => Arc::new(crate::s3::S3LogStore::new(
             &s3_config(url)?,
             bucket,
             prefix,
             crate::s3::S3Options::default(),
         )?),
+        #[cfg(not(feature = "s3"))]
+        StoreUrl::S3 { .. } => return Err(no_s3(url)),
     })
 }
 
+/// A bucket store in a build without the S3 backend (a pipeline binary run on its own).
+#[cfg(not(feature = "s3"))]
+fn no_s3(url: &StoreUrl) -> StoreError {
+    StoreError::config_hint(
+        format!(
+            "open `{}`: this program reaches bucket stores only through its supervisor",
+            url.spec_string()
+        ),
+        "run the pipeline with `sparkwing run <pipeline>`",
+    )
+}
+
 /// The environment's S3 settings, with the store named in any error.
+#[cfg(feature = "s3")]
 fn s3_config(url: &StoreUrl) -> Result<crate::s3::S3Config, StoreError> {
     crate::s3::S3Config::from_env().map_err(|e| match e {
         StoreError::Config { message, hint } => StoreError::Config {
@@ -125,6 +146,7 @@ mod open_tests {
         assert!(err.contains("unsupported scheme `gcs`"), "{err}");
     }
 
+    #[cfg(feature = "s3")]
     #[test]
     fn opens_s3_stores_without_a_request() {
         // The environment of this test process is whatever the runner has; only when an

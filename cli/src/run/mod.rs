@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod binary;
+mod relay;
 pub mod report;
 pub mod supervise;
 
@@ -137,6 +138,12 @@ fn act(plan: RunPlan) -> CliResult {
     if let Ok(me) = std::env::current_exe() {
         cmd.env(env::CLI_BIN, me);
     }
+    let specs = [&plan.profile.state, &plan.profile.logs, &plan.profile.cache]
+        .iter()
+        .map(|s| s.spec_string())
+        .collect();
+    let db = crate::source::state_db_path(&plan.profile, &plan.home);
+    let relay = relay::Relay::start(&db, specs, &mut cmd, &rt)?;
     let end = rt
         .block_on(supervise::run_to_completion(cmd, |child_pid| {
             ActiveRun {
@@ -154,6 +161,7 @@ fn act(plan: RunPlan) -> CliResult {
             ))
         })?;
     drop(binary); // releases the cache lease only after the child is gone
+    relay.finish(&rt);
     if !end.is_orderly() {
         // Logs first, then the verdict: a reader that sees the run end finds every part that
         // could be delivered.

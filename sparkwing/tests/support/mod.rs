@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-pub use sparkwing_storage_testing::Proxy;
+pub use sparkwing_storage_testing::{Proxy, RelayHost};
 
 /// The S3 test server's settings, from the same source `TestS3` reads them from: the
 /// environment when it names an endpoint, else the file `scripts/s3-server.sh start` writes.
@@ -60,6 +60,36 @@ impl S3Env {
             .expect("the test endpoint is `http://<ip>:<port>`")
     }
 
+    /// A relay host serving the record database `db` and S3 stores (spec, prefix) reached
+    /// through `endpoint` (the server itself or a proxy in front of it).
+    pub fn relay_host(
+        &self,
+        endpoint: &str,
+        db: &std::path::Path,
+        logs: &[(&str, &str)],
+        artifacts: &[(&str, &str)],
+    ) -> RelayHost {
+        use sparkwing_storage::s3::{S3ArtifactStore, S3Config, S3LogStore, S3Options};
+        let config = S3Config::from_lookup(|k| match k {
+            "SPARKWING_S3_ENDPOINT" => Some(endpoint.to_string()),
+            _ => self.vars.get(k).cloned(),
+        })
+        .expect("the test server's S3 settings");
+        let mut stores = sparkwing_storage::relay::RelayStores::new(Vec::new());
+        for (spec, prefix) in logs {
+            let store = S3LogStore::new(&config, &self.bucket, prefix, S3Options::default())
+                .expect("an S3 log store");
+            stores = stores.with_log(spec, std::sync::Arc::new(store));
+        }
+        for (spec, prefix) in artifacts {
+            let store = S3ArtifactStore::new(&config, &self.bucket, prefix, S3Options::default())
+                .expect("an S3 artifact store");
+            stores = stores.with_artifact(spec, std::sync::Arc::new(store));
+        }
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        RelayHost::start(db, stores)
+    }
+
     /// Credentials and region for a child process.
     pub fn child_vars(&self) -> &BTreeMap<String, String> {
         &self.vars
@@ -84,8 +114,10 @@ pub fn run_id() -> String {
     sparkwing_contract::RunId::generate().to_string()
 }
 
-/// One ci-embedded pipeline run against S3 under `prefix`, through `endpoint`.
+/// One ci-embedded pipeline run against S3 under `prefix`, through `endpoint`. Its bucket calls
+/// and records go through a relay host, as under `sparkwing run`.
 pub struct CiRun {
+    pub host: RelayHost,
     pub home: tempfile::TempDir,
     pub run_id: String,
     pub prefix: String,
@@ -97,11 +129,17 @@ impl CiRun {
         let home = tempfile::tempdir().unwrap();
         let run_id = run_id();
         let prefix = format!("test/runtime-{label}/{run_id}");
-        let backends = serde_json::json!({
-            "state": "sqlite",
-            "logs": format!("s3://{}/{prefix}/logs", s3.bucket),
-            "cache": format!("s3://{}/{prefix}/cache", s3.bucket),
-        });
+        let (logs, cache) = (
+            format!("s3://{}/{prefix}/logs", s3.bucket),
+            format!("s3://{}/{prefix}/cache", s3.bucket),
+        );
+        let backends = serde_json::json!({ "state": "sqlite", "logs": logs, "cache": cache });
+        let host = s3.relay_host(
+            endpoint,
+            &home.path().join("home/state.db"),
+            &[(&logs, &format!("{prefix}/logs"))],
+            &[(&cache, &format!("{prefix}/cache"))],
+        );
         let mut command = Command::new(example_bin());
         command
             .args(args)
@@ -116,10 +154,12 @@ impl CiRun {
             .env("SPARKWING_BACKENDS", backends.to_string())
             .env("SPARKWING_S3_ENDPOINT", endpoint)
             .envs(s3.child_vars())
+            .envs(host.env())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         CiRun {
+            host,
             home,
             run_id,
             prefix,

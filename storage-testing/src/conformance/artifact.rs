@@ -563,19 +563,23 @@ pub(super) async fn streamed_create_only(s: Arc<dyn ArtifactStore>, _: SuiteOpti
     conditional_or_skip(&s).await?;
     const SIZE: u64 = 12 * 1024 * 1024;
     let mut first = PatternReader::new(SIZE, 1);
-    let (n, etag) = s.put_from_reader_if_absent("bin/tool", &mut first).await?;
+    let (n, etag) = s
+        .put_from_reader_if_absent("published/tool", &mut first)
+        .await?;
     ensure!(
         n == SIZE && !etag.is_empty(),
         "first streamed create: {n} bytes, ETag {etag:?}"
     );
     let mut second = PatternReader::new(SIZE, 2);
-    let r = s.put_from_reader_if_absent("bin/tool", &mut second).await;
+    let r = s
+        .put_from_reader_if_absent("published/tool", &mut second)
+        .await;
     ensure!(
         matches!(r, Err(StoreError::PreconditionFailed(_))),
         "second streamed create = {r:?}"
     );
     let mut w = DigestWriter::default();
-    s.get_to_writer("bin/tool", &mut w).await?;
+    s.get_to_writer("published/tool", &mut w).await?;
     ensure!(
         w.digest() == first.digest(),
         "the first upload was replaced"

@@ -1,0 +1,343 @@
+//! The frames on the relay socket: a 4-byte big-endian header length, a JSON header, then the
+//! header's `n` bytes of payload (object bodies, log parts, stream chunks).
+
+use crate::error::StoreError;
+use crate::logs::ReadOpts;
+use serde::{Deserialize, Serialize};
+use sparkwing_contract::IdError;
+use sparkwing_contract::record::{NodeRecord, RunRecord};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Largest header a peer may send (a node record with large outputs still fits).
+pub(crate) const MAX_HEADER: usize = 16 << 20;
+/// Largest payload of one frame: whole-object calls carry the object, streams carry chunks.
+pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
+/// Size of one chunk of a streamed object; each chunk is acknowledged before the next is sent,
+/// so a stream holds at most this much in flight.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// One frame's header.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub(crate) enum Msg {
+    /// First frame from the child: proves it was handed the token.
+    Hello { token: String },
+    /// A store call; `store` is the spec string of a store the run was given.
+    Call { id: u64, store: String, call: Call },
+    /// The next chunk of a streamed object (payload); answered by `Ack`.
+    Chunk { id: u64 },
+    /// A chunk was taken.
+    Ack { id: u64 },
+    /// The end of a streamed upload: store what was sent.
+    End { id: u64 },
+    /// A streamed upload given up (its source failed): store nothing.
+    Abort { id: u64 },
+    /// The run record, queued for the record database.
+    Run { run: Box<RunRecord> },
+    /// A node record, queued for the record database.
+    Node { node: Box<NodeRecord> },
+    /// Waits until every record sent before it is committed.
+    Sync { id: u64 },
+    /// The answer to `Call` or `Sync`; payload for calls that return bytes.
+    Reply {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ok: Option<Answer>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        err: Option<WireError>,
+    },
+}
+
+/// The store calls: every method of `ArtifactStore` and `LogStore` that does I/O.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(crate) enum Call {
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+    },
+    Has {
+        key: String,
+    },
+    Size {
+        key: String,
+    },
+    Delete {
+        key: String,
+    },
+    List {
+        prefix: String,
+    },
+    /// Streams the object back in `Chunk` frames, then replies with the byte count.
+    GetStream {
+        key: String,
+    },
+    /// The object follows in `Chunk` frames and an `End`.
+    PutStream {
+        key: String,
+        if_absent: bool,
+    },
+    SupportsConditional,
+    PutIfAbsent {
+        key: String,
+    },
+    GetWithEtag {
+        key: String,
+    },
+    PutIfMatch {
+        key: String,
+        etag: String,
+    },
+    PutPart {
+        run: String,
+        node: String,
+        part: String,
+    },
+    ReadLog {
+        run: String,
+        node: String,
+        opts: WireReadOpts,
+    },
+    ListNodes {
+        run: String,
+    },
+    ListParts {
+        run: String,
+    },
+    ListNodeParts {
+        run: String,
+        node: String,
+    },
+    ReadPart {
+        run: String,
+        node: String,
+        part: String,
+    },
+    DeleteRun {
+        run: String,
+    },
+}
+
+impl Call {
+    /// The artifact key a call writes or deletes, for the supervisor's namespace check.
+    pub(crate) fn written_key(&self) -> Option<&str> {
+        match self {
+            Call::Put { key }
+            | Call::Delete { key }
+            | Call::PutStream { key, .. }
+            | Call::PutIfAbsent { key }
+            | Call::PutIfMatch { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// `ReadOpts` on the wire.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct WireReadOpts {
+    tail: usize,
+    head: usize,
+    lines: Option<(usize, usize)>,
+    grep: Option<String>,
+}
+
+impl From<&ReadOpts> for WireReadOpts {
+    fn from(o: &ReadOpts) -> Self {
+        WireReadOpts {
+            tail: o.tail,
+            head: o.head,
+            lines: o.lines,
+            grep: o.grep.clone(),
+        }
+    }
+}
+
+impl From<WireReadOpts> for ReadOpts {
+    fn from(o: WireReadOpts) -> Self {
+        ReadOpts {
+            tail: o.tail,
+            head: o.head,
+            lines: o.lines,
+            grep: o.grep,
+        }
+    }
+}
+
+/// What a successful call returns besides its payload.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Answer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pairs: Vec<(String, String)>,
+}
+
+/// A `StoreError` on the wire; turned back into the same variant on the other side.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireError {
+    kind: String,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    store: String,
+    #[serde(default)]
+    op: String,
+    message: String,
+    #[serde(default)]
+    hint: Option<String>,
+}
+
+/// Operation names a remote error may carry (`StoreError::Remote::op` is static).
+const OPS: &[&str] = &[
+    "get", "put", "head", "delete", "list", "copy", "stream", "upload", "download", "read", "write",
+];
+
+fn static_op(op: &str) -> &'static str {
+    OPS.iter().find(|o| **o == op).copied().unwrap_or("call")
+}
+
+impl From<&StoreError> for WireError {
+    fn from(e: &StoreError) -> Self {
+        let plain = |kind: &str| WireError {
+            kind: kind.into(),
+            key: String::new(),
+            store: String::new(),
+            op: String::new(),
+            message: e.to_string(),
+            hint: sparkwing_contract::hint::Hinted::hint(e),
+        };
+        match e {
+            StoreError::NotFound(k) => WireError {
+                key: k.clone(),
+                ..plain("not_found")
+            },
+            StoreError::PreconditionFailed(k) => WireError {
+                key: k.clone(),
+                ..plain("precondition")
+            },
+            StoreError::NotSupported { store, what } => WireError {
+                store: store.clone(),
+                message: what.clone(),
+                ..plain("not_supported")
+            },
+            StoreError::BadId(id) => {
+                let (kind, value) = match id {
+                    IdError::Empty => ("id_empty", String::new()),
+                    IdError::PathReference(v) => ("id_path_reference", v.clone()),
+                    IdError::Separator(v) => ("id_separator", v.clone()),
+                    IdError::NotRunId(v) => ("id_not_run_id", v.clone()),
+                };
+                WireError {
+                    key: value,
+                    ..plain(kind)
+                }
+            }
+            StoreError::BadPartName(p) => WireError {
+                key: p.clone(),
+                ..plain("bad_part_name")
+            },
+            StoreError::Remote {
+                op,
+                key,
+                store,
+                message,
+                hint,
+            } => WireError {
+                kind: "remote".into(),
+                key: key.clone(),
+                store: store.clone(),
+                op: (*op).into(),
+                message: message.clone(),
+                hint: hint.clone(),
+            },
+            _ => plain("other"),
+        }
+    }
+}
+
+impl From<WireError> for StoreError {
+    fn from(w: WireError) -> Self {
+        match w.kind.as_str() {
+            "not_found" => StoreError::NotFound(w.key),
+            "precondition" => StoreError::PreconditionFailed(w.key),
+            "id_empty" => StoreError::BadId(IdError::Empty),
+            "id_path_reference" => StoreError::BadId(IdError::PathReference(w.key)),
+            "id_separator" => StoreError::BadId(IdError::Separator(w.key)),
+            "id_not_run_id" => StoreError::BadId(IdError::NotRunId(w.key)),
+            "bad_part_name" => StoreError::BadPartName(w.key),
+            "not_supported" => StoreError::NotSupported {
+                store: w.store,
+                what: w.message,
+            },
+            "remote" => StoreError::Remote {
+                op: static_op(&w.op),
+                key: w.key,
+                store: w.store,
+                message: w.message,
+                hint: w.hint,
+            },
+            _ => StoreError::Config {
+                message: w.message,
+                hint: w.hint,
+            },
+        }
+    }
+}
+
+/// One frame as read: the header and its payload.
+pub(crate) struct Frame {
+    pub msg: Msg,
+    pub payload: Vec<u8>,
+}
+
+/// Encodes a frame: header length, payload length, header, payload.
+pub(crate) fn encode(msg: &Msg, payload: &[u8]) -> Vec<u8> {
+    let header = serde_json::to_vec(msg).expect("relay headers serialize");
+    let mut out = Vec::with_capacity(8 + header.len() + payload.len());
+    out.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Reads the next frame; `Ok(None)` at a clean end of stream.
+pub(crate) async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Frame>> {
+    let mut lens = [0u8; 8];
+    match r.read_exact(&mut lens).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes([lens[0], lens[1], lens[2], lens[3]]) as usize;
+    let n = u32::from_be_bytes([lens[4], lens[5], lens[6], lens[7]]) as usize;
+    if len > MAX_HEADER {
+        return Err(bad(format!(
+            "a frame header of {len} bytes (at most {MAX_HEADER})"
+        )));
+    }
+    if n > MAX_PAYLOAD {
+        return Err(bad(format!(
+            "a payload of {n} bytes (at most {MAX_PAYLOAD})"
+        )));
+    }
+    let mut header = vec![0u8; len];
+    r.read_exact(&mut header).await?;
+    let msg = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("an unreadable frame header: {e}")))?;
+    let mut payload = vec![0u8; n];
+    r.read_exact(&mut payload).await?;
+    Ok(Some(Frame { msg, payload }))
+}
+
+fn bad(what: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("relay: {what}"))
+}
