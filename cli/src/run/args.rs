@@ -299,8 +299,8 @@ mod tests {
         ];
         for (file, top) in files {
             let text = std::fs::read_to_string(root.join("examples/ci").join(file)).unwrap();
-            let yaml: serde_yaml::Value =
-                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("examples/ci/{file}: {e}"));
+            let yaml: serde_norway::Value =
+                serde_norway::from_str(&text).unwrap_or_else(|e| panic!("examples/ci/{file}: {e}"));
             assert!(yaml.get(top).is_some(), "examples/ci/{file} has no `{top}`");
             assert!(
                 docs.contains(&format!("```yaml\n{text}```")),
