@@ -27,6 +27,11 @@ echo "## Dashboard"
 scripts/browser-bench.sh
 
 echo
+echo "## Line latency: runs logs --follow and the dashboard's live view of a local run"
+cargo test -q -p sparkwing-cli --test e2e bench_follow_and_live_latency -- --ignored --nocapture --test-threads 1 2>&1 |
+  grep -E '^line latency|panicked|FAIL'
+
+echo
 echo "## Nothing to the first job (install from a loopback mirror, binary from the bucket)"
 cargo test -q --release -p sparkwing-cli --test e2e bench_nothing_to_first_job -- --ignored --nocapture --test-threads 1 2>&1 |
   grep -E '^nothing to first job|panicked|FAIL'

@@ -419,6 +419,7 @@ const RunPage = {
     this.id = id;
     this.selected = node || null;
     this.lastKey = null;
+    this.stamp = null;
     this.logText = null;
     this.logNode = null;
     this.search = '';
@@ -477,7 +478,25 @@ const RunPage = {
     this.lastKey = key;
     await this.loadLog(run, nodes);
     const live = run.status === 'running' || run.status === 'pending';
-    schedule(() => this.poll(), live ? POLL_MS : SLOW_POLL_MS);
+    if (live && Caps.features.includes('events')) this.awaitChange();
+    else schedule(() => this.poll(), live ? POLL_MS : SLOW_POLL_MS);
+  },
+
+  // A live local run: wait for the server to see a file event for this run (its records or its
+  // log parts), then poll at once. Any failure falls back to polling.
+  async awaitChange() {
+    const gen = generation;
+    clearTimeout(timer);
+    const q = this.stamp ? '?after=' + encodeURIComponent(this.stamp) : '';
+    try {
+      const r = await fetch('/api/v1/runs/' + encodeURIComponent(this.id) + '/changes' + q, { cache: 'no-store' });
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      this.stamp = (await r.json()).stamp;
+    } catch (_) {
+      if (gen === generation) schedule(() => this.poll(), POLL_MS);
+      return;
+    }
+    if (gen === generation) this.poll();
   },
 
   render(run, nodes, changed) {
@@ -611,12 +630,13 @@ const RunPage = {
 
 // ---------------------------------------------------------------- start
 
-const Caps = { writes: [] };
+const Caps = { writes: [], features: [] };
 
 async function start() {
   try {
     const caps = await getJSON('/api/v1/capabilities');
     Caps.writes = caps.writes || [];
+    Caps.features = caps.features || [];
     const src = document.getElementById('source');
     src.textContent = `${caps.mode}${caps.read_only ? ' · read-only' : ''} · runs: ${caps.stores.runs}`;
   } catch (_) { /* the pages report their own errors */ }

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod dashboard;
 mod error;
+mod fsevents;
 mod home;
 mod output;
 mod profiles;

@@ -78,6 +78,8 @@ impl Runs {
 pub struct Sources {
     pub runs: Runs,
     pub logs: Arc<dyn LogStore>,
+    /// The log store's directory when it is one on this machine (file events can be watched).
+    pub log_root: Option<PathBuf>,
     /// `$SPARKWING_HOME`: where local runs keep their active-run markers.
     pub home: sparkwing_contract::Home,
 }
@@ -104,9 +106,14 @@ pub fn open(
         ))
         .hinted(&e)
     })?;
+    let log_root = match &profile.logs {
+        Surface::Filesystem { path } => Some(path.clone()),
+        _ => None,
+    };
     Ok(Sources {
         runs: open_runs(profile, explicit, home)?,
         logs,
+        log_root,
         home: home.clone(),
     })
 }

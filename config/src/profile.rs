@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 use sparkwing_contract::{env as vars, id};
 
 use crate::error::{ConfigError, Problem};

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 use sparkwing_contract::id;
 
 use crate::error::{ConfigError, Problem};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 use sparkwing_contract::url::{StoreUrl, UrlError};
 
 use crate::error::{ConfigError, Problem};

@@ -1,7 +1,8 @@
 //! YAML plumbing: parse a document into a [`Value`], then find where a node sits in the source.
 //!
-//! `serde_yaml` values carry no positions, but its deserializer stamps the line and column of the
-//! current node on any error a visitor returns. [`locate`] uses that: it walks the document along
+//! `serde_norway` (the maintained fork of `serde_yaml`, on a maintained port of libyaml) gives
+//! values without positions, but its deserializer stamps the line and column of the current node
+//! on any error a visitor returns. [`locate`] uses that: it walks the document along
 //! a key path with a visitor that fails on purpose at the target node, and reads the position off
 //! the error. Validation can therefore run on plain values and still report `path:line:col`.
 
@@ -9,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 
 use crate::error::{ConfigError, Location, Problem};
 
@@ -221,7 +222,7 @@ impl<'a> Doc<'a> {
             problem: Box::new(problem),
             hint: Some(hint.to_owned()),
         })?;
-        let mut value: Value = serde_yaml::from_str(self.src).map_err(|e| {
+        let mut value: Value = serde_norway::from_str(self.src).map_err(|e| {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             let at_tab = self
                 .src
@@ -519,7 +520,7 @@ const MARKER: &str = "\u{0}sparkwing-config-locate\u{0}";
 
 /// Line and column (1-based) of the node at `path`.
 pub(crate) fn locate(src: &str, path: &[Seg], target: Target) -> Option<(usize, usize)> {
-    let de = serde_yaml::Deserializer::from_str(src);
+    let de = serde_norway::Deserializer::from_str(src);
     match (Finder { path, target }).deserialize(de) {
         Err(e) if e.to_string().contains(MARKER) => e.location().map(|l| (l.line(), l.column())),
         _ => None,

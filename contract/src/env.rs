@@ -74,6 +74,10 @@ pub const PROFILES: &str = "SPARKWING_PROFILES";
 /// Path of a JUnit XML report of the run, written by `sparkwing run` after the pipeline exits
 /// (one test case per job), when `--junit` is absent.
 pub const JUNIT: &str = "SPARKWING_JUNIT";
+/// `1`: `runs logs --follow` and the dashboard look for changes of local runs every half second
+/// instead of waiting on file events (for a home on a network filesystem, whose remote writes
+/// raise no events here).
+pub const NO_FILE_EVENTS: &str = "SPARKWING_NO_FILE_EVENTS";
 /// Base URL of a sparkwing dashboard that reads this run's stores: the CI page's summary links
 /// the run there (`<url>/#/runs/<id>`).
 pub const DASHBOARD_URL: &str = "SPARKWING_DASHBOARD_URL";

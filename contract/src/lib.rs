@@ -5,6 +5,7 @@
 
 pub mod env;
 pub mod exit;
+pub mod glob;
 pub mod hint;
 pub mod home;
 pub mod human;

@@ -405,6 +405,10 @@ impl LogStore for FsLogStore {
         format!("filesystem:{}", self.root.display())
     }
 
+    fn parts_are_cheap(&self) -> bool {
+        true
+    }
+
     async fn put_part(&self, run: &str, node: &str, part: &str, mut data: Vec<u8>) -> Result<()> {
         validate_part_name(part)?;
         let dir = self.node_dir(run, node)?;

@@ -86,6 +86,13 @@ pub fn validate_part_name(name: &str) -> Result<()> {
 pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// Spec string for messages and records.
     fn describe(&self) -> String;
+    /// True when a part costs a local file write rather than a request: a writer may then cut a
+    /// part as soon as output pauses, so readers of a run on this machine see a line within
+    /// milliseconds instead of after a batching window. Stores billed or throttled per request
+    /// keep the default, `false`.
+    fn parts_are_cheap(&self) -> bool {
+        false
+    }
     /// Writes one part (a batch of newline-terminated records) for `run`/`node` under `part`, a
     /// name from [`next_part_name`]. Writing the same part again replaces it, so a writer that
     /// names a part once and retries it after a timeout never stores it twice. Parts of one node

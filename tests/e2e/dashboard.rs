@@ -1934,3 +1934,196 @@ fn dashboard_bench_large_logs_and_dumps() {
         ttfb[2]
     );
 }
+
+/// Lines of `r` as they arrive, each with the moment it arrived.
+fn timed_lines(
+    r: impl Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>> {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l2 = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            l2.lock().unwrap().push((Instant::now(), line));
+        }
+    });
+    lines
+}
+
+fn median_and_p90(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert!(!v.is_empty(), "no samples");
+    (v[v.len() / 2], v[(v.len() * 9 / 10).min(v.len() - 1)])
+}
+
+/// Latency from a job writing a line (the moment the run's console shows it) to `runs logs
+/// --follow` printing it, and to the dashboard page's loop (emulated request for request: run
+/// JSON, then the node's log; waiting on `/changes` when `events` is offered, else every 0.8 s)
+/// having it. Measured with file events, with the polling fallback (`SPARKWING_NO_FILE_EVENTS=1`),
+/// and, when `BENCH_BASELINE_SPARKWING` names another build's CLI, with that build.
+#[test]
+#[ignore = "benchmark (make bench)"]
+fn bench_follow_and_live_latency() {
+    let w = World::sample();
+    let warm = w.run(&["run", "hello"]);
+    assert_eq!(warm.code, 0, "{}", warm.all());
+    let mut modes: Vec<(String, std::ffi::OsString, bool)> = vec![
+        (
+            "file events".into(),
+            crate::support::sparkwing_bin().into(),
+            false,
+        ),
+        (
+            "polling fallback".into(),
+            crate::support::sparkwing_bin().into(),
+            true,
+        ),
+    ];
+    if let Some(b) = std::env::var_os("BENCH_BASELINE_SPARKWING") {
+        modes.push(("baseline CLI".into(), b, false));
+    }
+    for (label, program, no_events) in modes {
+        let mut w = w.with_new_home();
+        if no_events {
+            w.set("SPARKWING_NO_FILE_EVENTS", "1");
+        }
+        let dash = {
+            let addr = free_addr();
+            let log = w.home.join("dash.log");
+            let out = std::fs::File::create(&log).unwrap();
+            let addr_s = addr.to_string();
+            let child = w
+                .cmd_program(
+                    &program,
+                    &["dashboard", "start", "--foreground", "--addr", &addr_s],
+                )
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .unwrap();
+            let d = Dashboard { child, addr, log };
+            let end = Instant::now() + Duration::from_secs(30);
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                assert!(Instant::now() < end, "{}", d.output());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            d
+        };
+        // The first run of a home builds nothing (shared target) but warms the binary cache.
+        let r = w.cmd_program(&program, &["run", "hello"]).output().unwrap();
+        assert!(
+            r.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let mut run = w
+            .cmd_program(&program, &["run", "slow", "--seconds", "4"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let console = timed_lines(run.stdout.take().unwrap());
+        let end = Instant::now() + Duration::from_secs(60);
+        let id = loop {
+            let text: String = console
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, l)| format!("{l}\n"))
+                .collect();
+            if text.contains("] ready") {
+                break crate::support::find_run_id(&text).expect("run id");
+            }
+            assert!(Instant::now() < end, "{label}: never ready:\n{text}");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let mut follow = w
+            .cmd_program(&program, &["runs", "logs", &id, "--follow"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let followed = timed_lines(follow.stdout.take().unwrap());
+        let caps = dash.json("/api/v1/capabilities");
+        let events = caps["features"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "events"));
+        let page: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>> = Default::default();
+        let page_thread = {
+            let page = page.clone();
+            let addr = dash.addr;
+            let id = id.clone();
+            std::thread::spawn(move || {
+                let mut stamp: Option<String> = None;
+                let mut seen = 0usize;
+                loop {
+                    let run = http(addr, "GET", &format!("/api/v1/runs/{id}?include=nodes"));
+                    let log = http(addr, "GET", &format!("/api/v1/runs/{id}/logs/slow"));
+                    let now = Instant::now();
+                    let lines: Vec<String> = log.text().lines().map(str::to_string).collect();
+                    for l in lines.iter().skip(seen) {
+                        page.lock().unwrap().push((now, l.clone()));
+                    }
+                    seen = seen.max(lines.len());
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&run.body).unwrap_or_default();
+                    let status = v["run"]["status"].as_str().unwrap_or("").to_string();
+                    if status != "running" && status != "pending" {
+                        return;
+                    }
+                    if events {
+                        let q = stamp
+                            .as_deref()
+                            .map(|s| format!("?after={s}"))
+                            .unwrap_or_default();
+                        let r = http(addr, "GET", &format!("/api/v1/runs/{id}/changes{q}"));
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&r.body).unwrap_or_default();
+                        stamp = v["stamp"].as_str().map(str::to_string);
+                    } else {
+                        std::thread::sleep(Duration::from_millis(800));
+                    }
+                }
+            })
+        };
+        assert_eq!(
+            crate::support::wait_timeout(&mut run, Duration::from_secs(60)),
+            0,
+            "{label}"
+        );
+        assert_eq!(
+            crate::support::wait_timeout(&mut follow, Duration::from_secs(30)),
+            0,
+            "{label}"
+        );
+        page_thread.join().unwrap();
+        let at = |lines: &std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>, n: u32| {
+            let want = format!("tick {n}");
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, l)| l.ends_with(&want))
+                .map(|(t, _)| *t)
+        };
+        let mut follow_ms = Vec::new();
+        let mut page_ms = Vec::new();
+        // Ticks 5..=35: after every reader started, before the run's last line.
+        for n in 5..=35 {
+            let Some(shown) = at(&console, n) else {
+                continue;
+            };
+            if let Some(t) = at(&followed, n) {
+                follow_ms.push(t.saturating_duration_since(shown).as_secs_f64() * 1000.0);
+            }
+            if let Some(t) = at(&page, n) {
+                page_ms.push(t.saturating_duration_since(shown).as_secs_f64() * 1000.0);
+            }
+        }
+        let (fm, f90) = median_and_p90(follow_ms);
+        let (pm, p90) = median_and_p90(page_ms);
+        println!(
+            "line latency, {label}: runs logs --follow median {fm:.0} ms (p90 {f90:.0} ms); dashboard page median {pm:.0} ms (p90 {p90:.0} ms)"
+        );
+    }
+}

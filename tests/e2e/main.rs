@@ -15,3 +15,4 @@ mod signals;
 mod sparks;
 mod support;
 mod trusted_cache;
+mod watch;

@@ -294,6 +294,25 @@ impl LineWatcher {
         self.wait_until(|l| l.ends_with(suffix), timeout)
     }
 
+    /// Waits until at least `n` lines contain `needle`.
+    pub fn wait_for_line_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            let count = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
+            if count >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     fn wait_until(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {

@@ -380,16 +380,21 @@ async fn logs(
     Ok(0)
 }
 
-/// How often `--follow` looks for new parts.
+/// How often `--follow` looks for new parts when it cannot watch for them (logs in a bucket).
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(500);
-/// Polls in a row without a live `sparkwing run` before a local run that never ended is given up.
-const FOLLOW_ORPHAN_POLLS: u32 = 4;
+/// With file events, the longest wait without one before the record and liveness are read
+/// again anyway (an event can be missed while a new node directory is being watched).
+const FOLLOW_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a local run that never ended may have no live `sparkwing run` before it is given up.
+const FOLLOW_ORPHAN_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 /// Longest wait, after a run is recorded as over, for its last log parts (the runtime drains its
 /// logs for up to 12 s after the verdict, e.g. spooled parts after an outage).
 const FOLLOW_DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// `runs logs --follow`: every poll lists the run's parts once and reads only the parts not seen
-/// yet, so following a long run costs one listing per poll, not a re-read of every log. `--grep`
+/// `runs logs --follow`: every pass lists the run's parts once and reads only the parts not seen
+/// yet, so following a long run costs one listing per pass, not a re-read of every log. A pass
+/// starts when a file event says the run's records or log parts changed (logs in a local
+/// directory), else every [`FOLLOW_POLL`] (logs in a bucket, or no file events here). `--grep`
 /// applies to every new line, `--tail` to where following starts. Ends when the run's record is
 /// terminal; a local run whose record still says running while no `sparkwing run` on this machine
 /// runs it (its supervisor was killed) is reported and given up instead of followed forever.
@@ -407,7 +412,17 @@ async fn follow_logs(
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut started: HashSet<String> = HashSet::new();
     let local = sources.runs.is_local();
-    let mut orphan_polls = 0u32;
+    let mut orphan_since: Option<std::time::Instant> = None;
+    // Watching starts before the first listing, so nothing written after it goes unnoticed.
+    let mut events = sources.log_root.as_deref().and_then(|root| {
+        crate::fsevents::RunEvents::start(sources.runs.local_db(), Some(root), id)
+    });
+    let mut wait = async || match events.as_mut() {
+        Some(ev) => {
+            ev.changed(FOLLOW_IDLE).await;
+        }
+        None => tokio::time::sleep(FOLLOW_POLL).await,
+    };
     // A run already over when following began has all its parts in the store.
     let mut saw_running = !known.as_ref().is_some_and(|(r, _)| r.status.is_terminal());
     let mut over_since: Option<std::time::Instant> = None;
@@ -486,7 +501,7 @@ async fn follow_logs(
                 last_pass = true;
                 continue;
             }
-            tokio::time::sleep(FOLLOW_POLL).await;
+            wait().await;
             known = sources.runs.get_run(id).await?;
             continue;
         }
@@ -508,12 +523,12 @@ async fn follow_logs(
             // A live local run has its supervisor's marker naming live processes; the supervisor
             // finalizes the record before removing it, so "nobody runs it, record still running"
             // for a few polls in a row means its processes were killed before they could.
-            orphan_polls = if crate::active::local_run_is_live(&sources.home, id) {
-                0
+            if crate::active::local_run_is_live(&sources.home, id) {
+                orphan_since = None;
             } else {
-                orphan_polls + 1
-            };
-            if orphan_polls >= FOLLOW_ORPHAN_POLLS {
+                orphan_since.get_or_insert_with(std::time::Instant::now);
+            }
+            if orphan_since.is_some_and(|t| t.elapsed() >= FOLLOW_ORPHAN_AFTER) {
                 known = sources.runs.get_run(id).await?;
                 if !known.as_ref().is_some_and(|(r, _)| r.status.is_terminal()) {
                     return Err(CliError::failure(format!(
@@ -527,8 +542,14 @@ async fn follow_logs(
                 }
                 continue;
             }
+            if orphan_since.is_some() {
+                // Nobody writes any more, so no event will come: look again after a poll.
+                tokio::time::sleep(FOLLOW_POLL).await;
+                known = sources.runs.get_run(id).await?;
+                continue;
+            }
         }
-        tokio::time::sleep(FOLLOW_POLL).await;
+        wait().await;
         known = sources.runs.get_run(id).await?;
     }
 }

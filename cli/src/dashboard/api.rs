@@ -61,6 +61,9 @@ pub async fn capabilities(State(st): St) -> Response {
     if plan.artifacts.is_some() {
         features.push("artifacts");
     }
+    if live_events(plan) {
+        features.push("events");
+    }
     let writes: Vec<&str> = if plan.read_only {
         vec![]
     } else {
@@ -79,6 +82,58 @@ pub async fn capabilities(State(st): St) -> Response {
         "writes": writes,
     }))
     .into_response()
+}
+
+/// Whether `GET /runs/<id>/changes` waits on file events: runs in this machine's SQLite and logs
+/// in a local directory. Otherwise the page polls.
+fn live_events(plan: &super::plan::Plan) -> bool {
+    plan.runs.is_local() && plan.log_root.is_some()
+}
+
+/// The longest `GET /runs/<id>/changes` waits without a change (below common proxy timeouts).
+const CHANGES_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// Query of `GET /api/v1/runs/<id>/changes`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ChangesQuery {
+    /// The `stamp` of the previous answer: a change since then answers at once.
+    after: Option<String>,
+}
+
+/// `GET /api/v1/runs/<id>/changes?after=STAMP`: answers `{"changed": true, "stamp": …}` as soon as
+/// the run's records or logs differ from `STAMP` (at once when they already do, else on the file
+/// event that says so), or `{"changed": false, "stamp": …}` after 25 s. `404` when this dashboard
+/// cannot watch (runs from a bucket, logs not in a local directory): the page then polls.
+pub async fn run_changes(
+    State(st): St,
+    Path(id): Path<String>,
+    Query(q): Query<ChangesQuery>,
+) -> Response {
+    if sparkwing_contract::RunId::parse(&id).is_err() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid run id `{}`", id.escape_debug()),
+        );
+    }
+    let plan = &st.plan;
+    if !live_events(plan) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this dashboard has no file events for runs: poll `GET /runs/<id>`",
+        );
+    }
+    let Some(mut events) =
+        crate::fsevents::RunEvents::start(plan.runs.local_db(), plan.log_root.as_deref(), &id)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "file events are unavailable here: poll `GET /runs/<id>`",
+        );
+    };
+    let before = events.stamp();
+    let changed = q.after.as_deref() != Some(before.as_str()) || events.changed(CHANGES_WAIT).await;
+    let stamp = if changed { events.stamp() } else { before };
+    Json(serde_json::json!({ "changed": changed, "stamp": stamp })).into_response()
 }
 
 /// Query of `GET /api/v1/runs`.

@@ -17,6 +17,9 @@ pub struct Plan {
     /// Where runs are listed from.
     pub runs: crate::reader::Runs,
     pub logs: Option<Arc<dyn LogStore>>,
+    /// The log store's directory when it is one on this machine: with local runs, the page's
+    /// live view waits on file events there instead of polling.
+    pub log_root: Option<std::path::PathBuf>,
     pub artifacts: Option<Arc<dyn ArtifactStore>>,
     /// `$SPARKWING_HOME`: pid file, log file, active-run markers.
     pub home: sparkwing_contract::Home,
@@ -82,6 +85,10 @@ impl Plan {
             (Some(logs), Some(cache), crate::reader::Runs::local(db))
         };
 
+        let log_root = match &logs {
+            Some(Surface::Filesystem { path }) => Some(path.clone()),
+            _ => None,
+        };
         let logs = match logs {
             // Logs that went to a console were never stored: show runs without logs.
             Some(Surface::Stdout) => None,
@@ -110,6 +117,7 @@ impl Plan {
             read_only: args.read_only || args.no_local_store,
             runs,
             logs,
+            log_root,
             artifacts,
             home,
             profile: profile.name.clone(),

@@ -28,6 +28,7 @@ fn router_with(state: Arc<AppState>) -> Router {
         .route("/capabilities", get(api::capabilities))
         .route("/runs", get(api::list_runs))
         .route("/runs/{id}", get(api::get_run))
+        .route("/runs/{id}/changes", get(api::run_changes))
         .route("/runs/{id}/logs/{*node}", get(api::node_log))
         .route("/artifacts/{*key}", get(api::artifact));
     if writes {
@@ -311,6 +312,7 @@ mod tests {
             read_only: true,
             runs: crate::reader::Runs::local(tmp.path().join("state.db")),
             logs: Some(logs),
+            log_root: Some(tmp.path().join("logs")),
             artifacts: None,
             home: sparkwing_contract::Home::at(tmp.path()),
             profile: "test".into(),

@@ -83,6 +83,14 @@ impl Runs {
         matches!(self, Runs::Local { .. })
     }
 
+    /// The SQLite record's path, when runs come from this machine.
+    pub fn local_db(&self) -> Option<&std::path::Path> {
+        match self {
+            Runs::Local { db } => Some(db),
+            Runs::Bucket { .. } => None,
+        }
+    }
+
     /// `local` over SQLite, `bucket` over state dumps.
     pub fn mode(&self) -> &'static str {
         match self {

@@ -2,8 +2,8 @@
 //!
 //! The pipeline name comes first. Flags sparkwing knows are taken out; everything else passes
 //! through to the pipeline unchanged. `--sw-*` is sparkwing's namespace, so an unknown `--sw-*`
-//! flag is an error rather than a silent pass-through; `--profile` and `--junit` are the two
-//! exact names outside it (a pipeline cannot take either for itself).
+//! flag is an error rather than a silent pass-through; `--profile`, `--junit`, `--watch` and
+//! `--watch-path` are the exact names outside it (a pipeline cannot take them for itself).
 
 use crate::error::CliError;
 use std::path::PathBuf;
@@ -43,6 +43,10 @@ pub struct RunArgs {
     pub dir: Option<PathBuf>,
     /// `--junit`: where to write the run's JUnit XML report, when given.
     pub junit: Option<PathBuf>,
+    /// `--watch`: run again whenever the repository changes.
+    pub watch: bool,
+    /// `--watch-path`: only changes to paths matching one of these start a run.
+    pub watch_paths: Vec<sparkwing_contract::glob::Glob>,
     /// Arguments for the pipeline, in order.
     pub passthrough: Vec<String>,
 }
@@ -54,6 +58,8 @@ const KNOWN: &[&str] = &[
     "--sw-cd",
     "--profile",
     "--junit",
+    "--watch",
+    "--watch-path",
 ];
 
 /// `run` as shell completions see it. Its flags are parsed by hand (anything else passes through
@@ -68,7 +74,8 @@ pub fn completion_command() -> clap::Command {
         let arg = Arg::new(name).long(name);
         let arg = match flag {
             "--sw-mode" => arg.value_parser([Mode::Local.as_str(), Mode::CiEmbedded.as_str()]),
-            "--sw-no-cache-write" => arg.action(ArgAction::SetTrue),
+            "--sw-no-cache-write" | "--watch" => arg.action(ArgAction::SetTrue),
+            "--watch-path" => arg.action(ArgAction::Append).value_hint(ValueHint::AnyPath),
             "--sw-cd" => arg.value_hint(ValueHint::DirPath),
             "--junit" => arg.value_hint(ValueHint::FilePath),
             _ => arg.value_hint(ValueHint::Other),
@@ -99,6 +106,11 @@ Options:
       --sw-cd <DIR>          look for .sparkwing/ from DIR instead of the current directory
       --junit <PATH>         write a JUnit XML report of the jobs    [env: SPARKWING_JUNIT]
                              to PATH after the run (one test case per job)
+      --watch                run, then run again on every change to the repository
+                             (not .gitignored paths, target/ or the sparkwing home);
+                             a change during a run cancels it; Ctrl-C stops
+      --watch-path <GLOB>    with --watch: only changes matching GLOB start a run
+                             (relative to the repository, e.g. `src/**`; repeatable)
   -h, --help                 print this help
 
 A flag wins over its environment variable; an empty variable counts as unset.
@@ -131,6 +143,8 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
         no_cache_write: false,
         dir: None,
         junit: None,
+        watch: false,
+        watch_paths: Vec::new(),
         passthrough: Vec::new(),
     };
     let mut i = 1;
@@ -154,12 +168,15 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
             i += 1;
             continue;
         }
-        if name == "--sw-no-cache-write" {
+        if name == "--sw-no-cache-write" || name == "--watch" {
             if inline.is_some() {
-                return Err(CliError::usage("`--sw-no-cache-write` takes no value")
-                    .with_hint("write `--sw-no-cache-write` on its own"));
+                return Err(CliError::usage(format!("`{name}` takes no value"))
+                    .with_hint(format!("write `{name}` on its own")));
             }
-            out.no_cache_write = true;
+            match name {
+                "--watch" => out.watch = true,
+                _ => out.no_cache_write = true,
+            }
             i += 1;
             continue;
         }
@@ -191,9 +208,23 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
                 }
                 out.junit = Some(PathBuf::from(value))
             }
+            "--watch-path" => {
+                let glob = sparkwing_contract::glob::Glob::parse(&value).map_err(|e| {
+                    CliError::usage(e.to_string())
+                        .with_hint("for example `--watch-path 'src/**' --watch-path Cargo.toml`")
+                })?;
+                out.watch_paths.push(glob)
+            }
             _ => unreachable!("KNOWN and this match list the same flags"),
         }
         i += 1;
+    }
+    if !out.watch_paths.is_empty() && !out.watch {
+        return Err(
+            CliError::usage("`--watch-path` only narrows `--watch`").with_hint(
+                "add `--watch`, e.g. `sparkwing run <PIPELINE> --watch --watch-path 'src/**'`",
+            ),
+        );
     }
     Ok(Some(out))
 }
@@ -299,8 +330,8 @@ mod tests {
         ];
         for (file, top) in files {
             let text = std::fs::read_to_string(root.join("examples/ci").join(file)).unwrap();
-            let yaml: serde_yaml::Value =
-                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("examples/ci/{file}: {e}"));
+            let yaml: serde_norway::Value =
+                serde_norway::from_str(&text).unwrap_or_else(|e| panic!("examples/ci/{file}: {e}"));
             assert!(yaml.get(top).is_some(), "examples/ci/{file} has no `{top}`");
             assert!(
                 docs.contains(&format!("```yaml\n{text}```")),
@@ -469,6 +500,43 @@ mod tests {
             None
         );
         assert_eq!(effective_junit(None, cwd, env(&[])), None);
+    }
+
+    #[test]
+    fn watch_flags() {
+        let a = p(&[
+            "ci",
+            "--watch",
+            "--watch-path",
+            "src/**",
+            "--watch-path=docs",
+            "x",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(a.watch);
+        let globs: Vec<&str> = a.watch_paths.iter().map(|g| g.as_str()).collect();
+        assert_eq!(globs, ["src/**", "docs"]);
+        assert_eq!(a.passthrough, vec!["x"]);
+        for (bad, msg) in [
+            (
+                vec!["ci", "--watch-path", "src/**"],
+                "`--watch-path` only narrows `--watch`",
+            ),
+            (vec!["ci", "--watch=yes"], "`--watch` takes no value"),
+            (
+                vec!["ci", "--watch", "--watch-path", "../x"],
+                "invalid path glob `../x`",
+            ),
+            (
+                vec!["ci", "--watch", "--watch-path"],
+                "`--watch-path` needs a value",
+            ),
+        ] {
+            let err = p(&bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+            assert!(err.to_string().contains(msg), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod binary;
 mod relay;
 pub mod report;
 pub mod supervise;
+mod watch;
 
 use crate::active::ActiveRun;
 use crate::error::{CliError, CliResult};
@@ -38,6 +39,9 @@ pub fn execute(raw: &[String]) -> CliResult {
         print!("{}", args::RUN_HELP);
         return Ok(sparkwing_contract::exit::SUCCESS);
     };
+    if args.watch {
+        return watch::execute(args);
+    }
     let plan = plan(args)?;
     act(plan)
 }
@@ -109,13 +113,29 @@ fn announce_mode(plan: &RunPlan) {
     );
 }
 
-fn act(plan: RunPlan) -> CliResult {
-    announce_mode(&plan);
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::failure(format!("start the runtime: {e}")))?;
+        .map_err(|e| CliError::failure(format!("start the runtime: {e}")))
+}
+
+fn act(plan: RunPlan) -> CliResult {
+    announce_mode(&plan);
+    let rt = runtime()?;
     let binary = binary::obtain(&plan, &rt)?;
+    let (_, end) = run_once(&plan, binary, &rt, std::future::pending())?;
+    Ok(end.exit_code())
+}
+
+/// One run of an obtained binary: spawn it, supervise it until it ends (cancelled the orderly
+/// way when `cancel` resolves), close what it left open, publish the reports.
+fn run_once(
+    plan: &RunPlan,
+    binary: binary::Obtained,
+    rt: &tokio::runtime::Runtime,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<(RunId, supervise::ChildEnd), CliError> {
     let run_id = RunId::generate();
     let mut cmd = tokio::process::Command::new(binary.path());
     cmd.arg(&plan.entrypoint)
@@ -145,15 +165,19 @@ fn act(plan: RunPlan) -> CliResult {
     let db = crate::source::state_db_path(&plan.profile, &plan.home);
     let relay = relay::Relay::start(&db, specs, &mut cmd, &rt)?;
     let end = rt
-        .block_on(supervise::run_to_completion(cmd, |child_pid| {
-            ActiveRun {
-                run_id: run_id.to_string(),
-                pipeline: plan.args.pipeline.clone(),
-                supervisor_pid: std::process::id() as i32,
-                child_pid: i32::try_from(child_pid).unwrap_or(0),
-            }
-            .write(&plan.home)
-        }))
+        .block_on(supervise::run_to_completion(
+            cmd,
+            |child_pid| {
+                ActiveRun {
+                    run_id: run_id.to_string(),
+                    pipeline: plan.args.pipeline.clone(),
+                    supervisor_pid: std::process::id() as i32,
+                    child_pid: i32::try_from(child_pid).unwrap_or(0),
+                }
+                .write(&plan.home)
+            },
+            cancel,
+        ))
         .map_err(|e| {
             CliError::failure(format!(
                 "start the pipeline binary `{}`: {e}",
@@ -165,8 +189,8 @@ fn act(plan: RunPlan) -> CliResult {
     if !end.is_orderly() {
         // Logs first, then the verdict: a reader that sees the run end finds every part that
         // could be delivered.
-        deliver_spooled_logs(&plan, &run_id, &rt);
-        finalize_abandoned(&plan, &run_id, end, &rt);
+        deliver_spooled_logs(plan, &run_id, rt);
+        finalize_abandoned(plan, &run_id, end, rt);
     }
     // Only now is nothing left to write for this run.
     ActiveRun::remove(&plan.home, run_id.as_str());
@@ -178,9 +202,9 @@ fn act(plan: RunPlan) -> CliResult {
             junit: plan.junit.as_deref(),
         },
         |name| std::env::var(name).ok(),
-        &rt,
+        rt,
     );
-    Ok(end.exit_code())
+    Ok((run_id, end))
 }
 
 /// The child died without finishing its records (SIGKILL, OOM, panic): close the run in SQLite so

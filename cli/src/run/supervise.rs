@@ -53,11 +53,16 @@ impl ChildEnd {
     }
 }
 
-/// Spawns `cmd` and waits for it while forwarding signals.
+/// Spawns `cmd` and waits for it while forwarding signals. When `cancel` resolves (`run --watch`
+/// saw a change), the child is sent SIGTERM once, the orderly cancel a terminal's Ctrl-C or a CI
+/// runner's stop would be: it ends its jobs and records the run `cancelled`.
 pub async fn run_to_completion(
     mut cmd: Command,
     on_spawn: impl FnOnce(u32),
+    cancel: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<ChildEnd> {
+    let cancel = std::pin::pin!(cancel);
+    let mut cancel = futures_util::FutureExt::fuse(cancel);
     cmd.kill_on_drop(false);
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -99,6 +104,7 @@ pub async fn run_to_completion(
                 }
                 forward(&child, Signal::SIGINT);
             }
+            () = &mut cancel => forward(&child, Signal::SIGTERM),
             _ = sigterm.recv() => forward(&child, Signal::SIGTERM),
             _ = sighup.recv() => forward(&child, Signal::SIGHUP),
             _ = sigquit.recv() => forward(&child, Signal::SIGQUIT),

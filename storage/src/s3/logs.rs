@@ -72,6 +72,11 @@ impl LogStore for S3LogStore {
         self.remote.describe()
     }
 
+    /// Every part is a PUT request: parts stay batched (about a second, or 1 MiB).
+    fn parts_are_cheap(&self) -> bool {
+        false
+    }
+
     async fn put_part(&self, run: &str, node: &str, part: &str, mut data: Vec<u8>) -> Result<()> {
         validate_segment(run)?;
         validate_hierarchical(node)?;

@@ -1,11 +1,15 @@
 //! The batcher: one task owns every node's buffer and cuts a part when a buffer reaches
-//! [`MAX_PART`] or its oldest line is about [`MAX_AGE`] old, never a part per line.
+//! [`MAX_PART`] or its oldest line is about [`MAX_AGE`] old, never a part per line. Over a store
+//! whose parts are cheap (a local directory), a buffer is also cut once its node has been quiet
+//! for [`QUIET`], so a reader on the same machine sees a line within milliseconds.
 
 use super::*;
 
 struct Pending {
     data: Vec<u8>,
     since: Instant,
+    /// When the last bytes arrived.
+    last: Instant,
     permits: u32,
 }
 
@@ -71,21 +75,51 @@ impl Batcher {
             });
             return;
         }
+        let now = Instant::now();
         let p = self.bufs.entry(node).or_insert_with(|| Pending {
             data: Vec::new(),
-            since: Instant::now(),
+            since: now,
+            last: now,
             permits: 0,
         });
         if p.data.is_empty() {
-            p.since = Instant::now();
+            p.since = now;
             p.data.reserve(bytes.len().max(64 * 1024));
         }
+        p.last = now;
         p.data.extend_from_slice(&bytes);
         p.permits += permits;
     }
+
+    /// When the earliest quiet buffer is due, if any buffer holds bytes.
+    fn next_quiet(&self, quiet: Duration) -> Option<Instant> {
+        self.bufs
+            .values()
+            .filter(|p| !p.data.is_empty())
+            .map(|p| p.last + quiet)
+            .min()
+    }
+
+    fn cut_quiet(&mut self, quiet: Duration) {
+        let now = Instant::now();
+        let due: Vec<Arc<str>> = self
+            .bufs
+            .iter()
+            .filter(|(_, p)| !p.data.is_empty() && now.duration_since(p.last) >= quiet)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in due {
+            self.cut(&node);
+        }
+    }
 }
 
-pub(super) async fn batcher(mut rx: mpsc::UnboundedReceiver<Msg>, out: mpsc::UnboundedSender<Out>) {
+/// `quiet`: cut a buffer once its node wrote nothing for this long (cheap stores only).
+pub(super) async fn batcher(
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    out: mpsc::UnboundedSender<Out>,
+    quiet: Option<Duration>,
+) {
     let mut b = Batcher {
         out,
         bufs: HashMap::new(),
@@ -93,6 +127,7 @@ pub(super) async fn batcher(mut rx: mpsc::UnboundedReceiver<Msg>, out: mpsc::Unb
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let quiet_due = quiet.and_then(|q| b.next_quiet(q));
         tokio::select! {
             msg = rx.recv() => match msg {
                 None => {
@@ -116,6 +151,9 @@ pub(super) async fn batcher(mut rx: mpsc::UnboundedReceiver<Msg>, out: mpsc::Unb
                 }
             },
             _ = tick.tick() => b.cut_all(Some(MAX_AGE)),
+            _ = tokio::time::sleep_until(quiet_due.unwrap_or_else(Instant::now)), if quiet_due.is_some() => {
+                b.cut_quiet(quiet.unwrap_or(MAX_AGE));
+            }
         }
     }
 }

@@ -22,6 +22,9 @@ pub(crate) const MAX_PART: usize = 1 << 20;
 /// A line waits at most about this long before its part is written.
 const MAX_AGE: Duration = Duration::from_millis(900);
 const TICK: Duration = Duration::from_millis(100);
+/// Over a store whose parts are cheap, a buffer is cut once its node wrote nothing for this long:
+/// a pause in output is where a reader is waiting for the line, and a chatty node still batches.
+const QUIET: Duration = Duration::from_millis(15);
 /// Bytes of captured output held in memory (queued, buffered or in delivery) before producers
 /// wait (back-pressure on a slow store), in KiB permits.
 const BUDGET_KIB: usize = 64 * 1024;
@@ -95,7 +98,8 @@ impl Sink {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Semaphore::new(BUDGET_KIB));
         let (deadline, closing) = watch::channel(None);
-        tokio::spawn(batcher(rx, out_tx));
+        let quiet = store.parts_are_cheap().then_some(QUIET);
+        tokio::spawn(batcher(rx, out_tx, quiet));
         let delivery = Delivery::new(store, run, budget.clone(), closing, spool_dir);
         tokio::spawn(delivery.run(out_rx));
         Sink {
@@ -171,7 +175,7 @@ mod tests {
     #[tokio::test]
     async fn lines_are_batched_by_size_and_kept_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(FsLogStore::new(dir.path()));
+        let store = billed(dir.path());
         let sink = Sink::start(store.clone(), "run-1".into(), dir.path().join("spool"));
         let line = format!("{{\"msg\":\"{}\"}}\n", "x".repeat(200));
         let mut expected = Vec::new();
@@ -181,7 +185,7 @@ mod tests {
             sink.send("job".into(), l.into_bytes()).await;
         }
         let stats = sink.close(Instant::now() + Duration::from_secs(5)).await;
-        let files = parts(&dir.path().join("run-1/job"));
+        let files = parts(&dir.path().join("logs/run-1/job"));
         // ~4.1 MiB in parts of at most 1 MiB: a handful, not one per line.
         assert!((5..=6).contains(&files.len()), "{} parts", files.len());
         assert_eq!(stats.parts as usize, files.len());
@@ -198,16 +202,53 @@ mod tests {
     #[tokio::test]
     async fn a_quiet_buffer_is_written_within_about_a_second() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(FsLogStore::new(dir.path()));
+        let store = billed(dir.path());
         let sink = Sink::start(store, "run-1".into(), dir.path().join("spool"));
         sink.send_now("job".into(), b"{\"msg\":\"one\"}\n".to_vec());
         sink.send_now("job".into(), b"{\"msg\":\"two\"}\n".to_vec());
-        let node_dir = dir.path().join("run-1/job");
+        let node_dir = dir.path().join("logs/run-1/job");
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(parts(&node_dir).is_empty(), "written too early");
         tokio::time::sleep(Duration::from_millis(1000)).await;
         assert_eq!(parts(&node_dir).len(), 1, "both lines in one part");
         sink.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    /// Over a local directory a line is written as soon as its node pauses, while output that
+    /// keeps coming is still batched into few parts.
+    #[tokio::test]
+    async fn over_a_cheap_store_a_pause_writes_the_line_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(FsLogStore::new(dir.path()));
+        assert!(store.parts_are_cheap());
+        let sink = Sink::start(store, "run-1".into(), dir.path().join("spool"));
+        let node_dir = dir.path().join("run-1/job");
+        let sent = Instant::now();
+        sink.send_now("job".into(), b"{\"msg\":\"one\"}\n".to_vec());
+        while parts(&node_dir).is_empty() {
+            assert!(sent.elapsed() < Duration::from_millis(500), "not written");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // QUIET plus scheduling: far below the second a batched part waits.
+        assert!(
+            sent.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            sent.elapsed()
+        );
+        // 2000 lines sent back to back: batched, not a part per line.
+        for i in 0..2000 {
+            sink.send_now("job".into(), format!("{{\"msg\":\"{i}\"}}\n").into_bytes());
+        }
+        sink.close(Instant::now() + Duration::from_secs(5)).await;
+        let n = parts(&node_dir).len();
+        assert!(n <= 5, "{n} parts for one line and a burst");
+    }
+
+    /// The filesystem store under `dir/logs`, saying its parts are costly (as a bucket's are).
+    fn billed(dir: &std::path::Path) -> Arc<Flaky> {
+        let store = flaky(dir);
+        store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        store
     }
 
     /// A filesystem log store that refuses every part while `down` is set, never answers while
