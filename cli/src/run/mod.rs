@@ -163,7 +163,7 @@ fn run_once(
         .map(|s| s.spec_string())
         .collect();
     let db = crate::source::state_db_path(&plan.profile, &plan.home);
-    let relay = relay::Relay::start(&db, specs, &mut cmd, &rt)?;
+    let relay = relay::Relay::start(&db, specs, &mut cmd, rt)?;
     let end = rt
         .block_on(supervise::run_to_completion(
             cmd,
@@ -185,7 +185,7 @@ fn run_once(
             ))
         })?;
     drop(binary); // releases the cache lease only after the child is gone
-    relay.finish(&rt);
+    relay.finish(rt);
     if !end.is_orderly() {
         // Logs first, then the verdict: a reader that sees the run end finds every part that
         // could be delivered.
