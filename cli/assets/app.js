@@ -330,7 +330,7 @@ function drawDag(nodes, selected, onSelect) {
     const label = n.id.length > 21 ? n.id.slice(0, 20) + '…' : n.id;
     const node = svg('g', { class: 'node ' + state + (n.id === selected ? ' selected' : ''), 'data-node-id': n.id,
       transform: `translate(${x},${y})`, tabindex: 0 },
-      svg('title', { text: `${n.id} — ${state}${n.error ? '\n' + n.error : ''}` }),
+      svg('title', { text: `${n.id} — ${state}${n.error ? '\n' + n.error : ''}${n.status_detail ? '\n' + n.status_detail : ''}` }),
       svg('rect', { width: NODE_W, height: NODE_H, rx: 6, ry: 6 }),
       svg('text', { x: 10, y: NODE_H / 2 + 4, text: label }));
     node.addEventListener('click', () => onSelect(n.id));
@@ -545,6 +545,7 @@ const RunPage = {
     ];
     if (n.exit_code !== undefined && n.exit_code !== null) rows.push(['Exit code', String(n.exit_code)]);
     if (n.failure_reason) rows.push(['Reason', n.failure_reason]);
+    if (n.status_detail) rows.push(['Detail', n.status_detail]);
     if (n.attempts > 1) rows.push(['Attempts', String(n.attempts)]);
     for (const [k, v] of Object.entries(n.outputs || {})) rows.push(['output ' + k, JSON.stringify(v)]);
     const arts = (n.artifacts || []).map((key) => el('li', {},

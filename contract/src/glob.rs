@@ -81,6 +81,18 @@ impl Glob {
         &self.text
     }
 
+    /// The literal directory the glob starts from: its segments before the first one with a
+    /// wildcard (`src/**` → `src`, `**/*.md` → ``, `Cargo.toml` → `Cargo.toml`). Every path it
+    /// matches lies at or below it, so a walk for matches starts there.
+    pub fn base(&self) -> String {
+        self.segs
+            .iter()
+            .take_while(|s| !s.contains(['*', '?']))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     /// Whether `path` (relative, `/`-separated) or a directory above it matches.
     pub fn matches(&self, path: &str) -> bool {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -129,6 +141,16 @@ mod tests {
 
     fn m(g: &str, p: &str) -> bool {
         Glob::parse(g).unwrap().matches(p)
+    }
+
+    #[test]
+    fn the_base_is_the_literal_part_before_any_wildcard() {
+        let base = |g: &str| Glob::parse(g).unwrap().base();
+        assert_eq!(base("src/**"), "src");
+        assert_eq!(base("./src/a/*.rs"), "src/a");
+        assert_eq!(base("**/*.md"), "");
+        assert_eq!(base("Cargo.toml"), "Cargo.toml");
+        assert_eq!(base("docs/"), "docs");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   active/<run>.json               the marker of a local run whose processes live
 //!   cache/pipelines/v1/             the pipeline binary cache
 //!   cache/target/                   cargo's target directory for pipeline builds
+//!   cache/inputs/<pipeline>/<job>.json  the last result of a job with declared inputs
 //!   dashboard.pid|addr|log          a running dashboard
 //! ```
 
@@ -104,6 +105,12 @@ impl Home {
     /// `SPARKWING_CARGO_TARGET_DIR` names another.
     pub fn default_cargo_target(&self) -> PathBuf {
         self.root.join("cache").join("target")
+    }
+
+    /// `cache/inputs/<pipeline>/`: the last successful result of each job of `pipeline` that
+    /// declares its inputs, kept so that a later run reuses it while those inputs are unchanged.
+    pub fn job_inputs_dir(&self, pipeline: &str) -> PathBuf {
+        self.root.join("cache").join("inputs").join(pipeline)
     }
 
     /// `dashboard.<ext>` (`pid`, `addr`, `log`).

@@ -236,6 +236,7 @@ impl NodeRecord {
             attempts: 0,
             outputs: BTreeMap::new(),
             artifacts: Vec::new(),
+            status_detail: String::new(),
         }
     }
 }
@@ -333,6 +334,9 @@ pub struct NodeRecord {
     /// Artifact keys this node saved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+    /// More about how the node ended, for people: `reused from run <id>` on a `cached` node.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status_detail: String,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -344,7 +348,7 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
 #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
 pub enum Envelope {
     Run(Box<RunRecord>),
-    Node(NodeRecord),
+    Node(Box<NodeRecord>),
     Event(serde_json::Value),
 }
 
@@ -416,10 +420,10 @@ impl StateDump {
             match serde_json::from_value::<Envelope>(value) {
                 Ok(Envelope::Run(r)) => dump.run = Some(*r),
                 Ok(Envelope::Node(n)) => match index.get(&n.id) {
-                    Some(&pos) => dump.nodes[pos] = n,
+                    Some(&pos) => dump.nodes[pos] = *n,
                     None => {
                         index.insert(n.id.clone(), dump.nodes.len());
-                        dump.nodes.push(n);
+                        dump.nodes.push(*n);
                     }
                 },
                 Ok(Envelope::Event(e)) => dump.events.push(e),
@@ -443,7 +447,7 @@ impl StateDump {
         };
         push(Envelope::Run(Box::new(run.clone())));
         for n in nodes {
-            push(Envelope::Node(n.clone()));
+            push(Envelope::Node(Box::new(n.clone())));
         }
         out
     }

@@ -1,6 +1,6 @@
 //! Read-only access for the CLI and the dashboard.
 
-use crate::row::{NODE_COLUMNS, RUN_COLUMNS, RawNode, RawRun};
+use crate::row::{RUN_COLUMNS, RawNode, RawRun, node_columns};
 use crate::{RecordsError, Result, schema};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -37,6 +37,8 @@ pub struct Reader {
     path: PathBuf,
     /// False when the database exists but no writer has created the tables yet.
     has_schema: bool,
+    /// The schema version found (see `schema::MIGRATIONS`).
+    version: i64,
 }
 
 impl Reader {
@@ -59,6 +61,7 @@ impl Reader {
             conn,
             path: path.to_path_buf(),
             has_schema: found >= 1,
+            version: found,
         })
     }
 
@@ -124,7 +127,8 @@ impl Reader {
         let mut stmt = self
             .conn
             .prepare(&format!(
-                "SELECT {NODE_COLUMNS} FROM nodes WHERE run_id = ?1 ORDER BY rowid"
+                "SELECT {} FROM nodes WHERE run_id = ?1 ORDER BY rowid",
+                node_columns(self.version)
             ))
             .map_err(self.err("list nodes in"))?;
         let raw: Vec<RawNode> = stmt

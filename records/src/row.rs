@@ -16,19 +16,32 @@ pub(crate) const UPSERT_RUN: &str = "INSERT INTO runs (id, pipeline, status, err
         invocation = excluded.invocation, format_version = excluded.format_version";
 
 pub(crate) const UPSERT_NODE: &str = "INSERT INTO nodes (run_id, id, status, outcome, deps,
-        error, exit_code, failure_reason, started_at, finished_at, attempts, outputs, artifacts)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        error, exit_code, failure_reason, started_at, finished_at, attempts, outputs, artifacts,
+        status_detail)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     ON CONFLICT (run_id, id) DO UPDATE SET status = excluded.status, outcome = excluded.outcome,
         deps = excluded.deps, error = excluded.error, exit_code = excluded.exit_code,
         failure_reason = excluded.failure_reason, started_at = excluded.started_at,
         finished_at = excluded.finished_at, attempts = excluded.attempts,
-        outputs = excluded.outputs, artifacts = excluded.artifacts";
+        outputs = excluded.outputs, artifacts = excluded.artifacts,
+        status_detail = excluded.status_detail";
 
 pub(crate) const RUN_COLUMNS: &str = "id, pipeline, status, error, started_at, finished_at,
     git_branch, git_sha, repo_url, args, invocation, format_version";
 
-pub(crate) const NODE_COLUMNS: &str = "run_id, id, status, outcome, deps, error, exit_code,
+const NODE_COLUMNS: &str = "run_id, id, status, outcome, deps, error, exit_code,
     failure_reason, started_at, finished_at, attempts, outputs, artifacts";
+
+/// The node columns a database at schema `version` has, in [`RawNode::from_row`]'s order (a
+/// reader never migrates, so a database no writer has opened since an upgrade lacks the newer
+/// columns; they read as empty).
+pub(crate) fn node_columns(version: i64) -> String {
+    if version >= 2 {
+        format!("{NODE_COLUMNS}, status_detail")
+    } else {
+        format!("{NODE_COLUMNS}, '' AS status_detail")
+    }
+}
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     // Maps and vectors of strings and JSON values always serialize.
@@ -71,6 +84,7 @@ pub(crate) fn upsert_node(conn: &Connection, n: &NodeRecord) -> rusqlite::Result
         n.attempts,
         json(&n.outputs),
         json(&n.artifacts),
+        n.status_detail,
     ])?;
     Ok(())
 }
@@ -152,6 +166,7 @@ pub(crate) struct RawNode {
     attempts: u32,
     outputs: String,
     artifacts: String,
+    status_detail: String,
 }
 
 impl RawNode {
@@ -170,6 +185,7 @@ impl RawNode {
             attempts: row.get(10)?,
             outputs: row.get(11)?,
             artifacts: row.get(12)?,
+            status_detail: row.get(13)?,
         })
     }
 
@@ -195,6 +211,7 @@ impl RawNode {
             started_at: self.started_at,
             finished_at: self.finished_at,
             attempts: self.attempts,
+            status_detail: self.status_detail,
         })
     }
 }

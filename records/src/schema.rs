@@ -40,6 +40,8 @@ pub const MIGRATIONS: &[&str] = &[
         artifacts TEXT NOT NULL DEFAULT '[]',
         UNIQUE (run_id, id)
     );",
+    // 2: how a node ended, for people (`reused from run <id>` on a cached node).
+    "ALTER TABLE nodes ADD COLUMN status_detail TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The schema version this build writes and reads.

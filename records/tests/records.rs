@@ -65,6 +65,7 @@ fn rows_round_trip_and_update_in_place() {
         .outputs
         .insert("version".into(), serde_json::json!("1.2.3"));
     build.artifacts.push("dist/app.tar".into());
+    build.status_detail = "reused from run run-20261127-141000-00000009".into();
     r.status = RunStatus::Success;
     r.finished_at = Some("2026-11-27T14:15:02Z".into());
     w.put_node(build.clone());
@@ -255,4 +256,39 @@ fn readers_work_on_a_database_whose_writer_has_closed() {
     w.close().unwrap();
     let reader = Reader::open(&path).unwrap();
     assert_eq!(reader.list_runs(&RunFilter::default()).unwrap().len(), 1);
+}
+
+/// A database written before nodes had a `status_detail` column: readers (which never migrate)
+/// read it with the detail empty, and the next writer adds the column without losing a row.
+#[test]
+fn a_database_from_before_status_detail_is_read_and_then_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(sparkwing_records::schema::MIGRATIONS[0])
+            .unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO runs (id, pipeline, status, started_at) VALUES
+                 ('run-20261127-141500-00000001', 'hello', 'success', '2026-11-27T14:15:00Z');
+             INSERT INTO nodes (run_id, id, status, outcome) VALUES
+                 ('run-20261127-141500-00000001', 'build', 'done', 'success');",
+        )
+        .unwrap();
+    }
+    let nodes = Reader::open(&path).unwrap().list_nodes(R1).unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].outcome, Some(Outcome::Success));
+    assert_eq!(nodes[0].status_detail, "");
+
+    let w = Writer::open(&path).unwrap();
+    let mut cached = node(R1, "test", NodeStatus::Done, Some(Outcome::Cached));
+    cached.status_detail = "reused from run run-20261127-141000-00000009".into();
+    w.put_node(cached.clone());
+    w.close().unwrap();
+    let nodes = Reader::open(&path).unwrap().list_nodes(R1).unwrap();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(nodes[1], cached);
 }

@@ -44,6 +44,13 @@ impl Upstream {
         })
     }
 
+    /// Every upstream job's outputs, ordered by job id.
+    pub(crate) fn sorted(&self) -> Vec<(&String, &BTreeMap<String, Value>)> {
+        let mut all: Vec<_> = self.outputs.iter().map(|(k, v)| (k, &**v)).collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
     /// Like [`Upstream::get`], `None` for any problem (absent, not a dependency, wrong type).
     pub fn try_get<T: DeserializeOwned>(&self, job: &str, key: &str) -> Option<T> {
         self.get(job, key).ok()

@@ -168,11 +168,13 @@ pub(crate) async fn execute(
         &format!("{job_count} job(s), {} worker(s)", settings.workers),
     );
 
+    let reuse = open_reuse(&settings, pipeline, &plan, &run).await;
     let env = Arc::new(RunEnv {
         run_id: run_id.clone(),
         work_dir: settings.work_dir.clone(),
         grace: settings.kill_grace,
         artifacts: artifacts.clone(),
+        reuse,
     });
     let done = dispatch::dispatch(plan, pending, settings.workers, &hub, &records, env).await;
 
@@ -228,6 +230,37 @@ pub(crate) async fn execute(
         exit::SUCCESS
     } else {
         exit::FAILURE
+    }
+}
+
+/// The kept results of jobs with inputs, when any job declares them. Without it (after a
+/// warning) every job runs.
+async fn open_reuse(
+    settings: &Settings,
+    pipeline: &str,
+    plan: &ValidPlan,
+    run: &RunRecord,
+) -> Option<Arc<dispatch::Reuse>> {
+    if plan.jobs.iter().all(|j| j.inputs.is_empty()) {
+        return None;
+    }
+    let (home, pipeline, work_dir, args) = (
+        settings.home.clone(),
+        pipeline.to_string(),
+        settings.work_dir.clone(),
+        run.args.clone(),
+    );
+    let opened = tokio::task::spawn_blocking(move || {
+        dispatch::Reuse::open(&home, &pipeline, &work_dir, &args)
+    })
+    .await;
+    match opened {
+        Ok(Ok(r)) => Some(Arc::new(r)),
+        Ok(Err(e)) => {
+            eprintln!("warning: read the pipeline binary to key job inputs: {e}; every job runs");
+            None
+        }
+        Err(_) => None,
     }
 }
 

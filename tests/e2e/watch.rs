@@ -6,6 +6,14 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 
+/// The record of node `id` in `runs show --json` output.
+fn node<'a>(show: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    show["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["id"] == id))
+        .unwrap_or_else(|| panic!("no node `{id}` in {show:#}"))
+}
+
 /// Every run id printed so far, in order, without repeats.
 fn run_ids(text: &str) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
@@ -22,7 +30,8 @@ fn run_ids(text: &str) -> Vec<String> {
 /// One watched session proves the loop: the first run; edits that must not count (an ignored
 /// path, `target/`, the `.git` directory); an edit that starts the next run within a second of
 /// the write; an edit during a run that cancels it (`cancelled` record) and starts the next; and
-/// Ctrl-C (SIGINT) that ends the loop with the last run's exit code.
+/// Ctrl-C (SIGINT) that ends the loop with the last run's exit code. Along the way, a job with
+/// declared inputs runs when they changed and is recorded `cached` when only other files did.
 #[test]
 fn watch_reruns_on_changes_cancels_in_flight_runs_and_stops_on_ctrl_c() {
     let w = World::sample();
@@ -104,6 +113,39 @@ fn watch_reruns_on_changes_cancels_in_flight_runs_and_stops_on_ctrl_c() {
         all()
     );
 
+    // `build` declares `src/**` as its inputs: it ran in both runs, since `src/` changed.
+    let ids = run_ids(&out.text());
+    for id in &ids {
+        let show = w.show(id);
+        assert_eq!(node(&show, "build")["outcome"], "success", "{show:#}");
+    }
+
+    // 3b. An edit outside `build`'s inputs runs `check` again but reuses `build`'s last result.
+    std::fs::create_dir_all(repo.join("docs")).unwrap();
+    std::fs::write(repo.join("docs/notes.md"), "notes\n").unwrap();
+    assert!(
+        err.wait_for_line_count(
+            "ended with exit code 0; watching",
+            3,
+            Duration::from_secs(30)
+        ),
+        "{}",
+        all()
+    );
+    let ids = run_ids(&out.text());
+    assert_eq!(ids.len(), 3, "{}", all());
+    let show = w.show(&ids[2]);
+    let build = node(&show, "build");
+    assert_eq!(build["outcome"], "cached", "{show:#}");
+    assert_eq!(
+        build["status_detail"],
+        format!("reused from run {}", ids[1]),
+        "{show:#}"
+    );
+    assert_eq!(build["outputs"]["built"], "two", "{show:#}");
+    assert_eq!(node(&show, "check")["outcome"], "success", "{show:#}");
+    assert!(out.text().contains("cached: reused from run"), "{}", all());
+
     // 4. An edit during a run cancels it and starts the next.
     std::fs::write(repo.join("src/value.txt"), "slow\n").unwrap();
     assert!(
@@ -132,8 +174,8 @@ fn watch_reruns_on_changes_cancels_in_flight_runs_and_stops_on_ctrl_c() {
     assert_eq!(show["run"]["status"], "cancelled", "{show:#}");
     assert_eq!(show["nodes"][0]["outcome"], "cancelled", "{show:#}");
     let ids = run_ids(&out.text());
-    assert_eq!(ids.len(), 4, "{}", all());
-    assert_eq!(w.show(&ids[3])["run"]["status"], "failed");
+    assert_eq!(ids.len(), 5, "{}", all());
+    assert_eq!(w.show(&ids[4])["run"]["status"], "failed");
 
     // 5. Ctrl-C while idle ends the loop with the last run's exit code (1: it failed).
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();

@@ -248,7 +248,7 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
         .max(4);
     println!();
     println!(
-        "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} ERROR",
+        "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} DETAIL",
         "NODE", "STATUS", "OUTCOME", "DURATION", "NEEDS"
     );
     for n in nodes {
@@ -265,6 +265,9 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
         let mut err = n.error.clone();
         if !n.failure_reason.is_empty() && !err.contains(&n.failure_reason) {
             err = format!("[{}] {err}", n.failure_reason);
+        }
+        if err.is_empty() {
+            err.clone_from(&n.status_detail);
         }
         println!(
             "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} {}",

@@ -2,8 +2,10 @@
 //! timers. Nodes run as tokio tasks and report back through their join handles.
 
 mod node;
+mod reuse;
 
 pub(crate) use node::RunEnv;
+pub(crate) use reuse::Reuse;
 
 use crate::ctx::Upstream;
 use crate::exec::Stop;
@@ -283,6 +285,7 @@ impl State<'_> {
                         attempts: 1,
                         outputs: Default::default(),
                         artifacts: Vec::new(),
+                        detail: String::new(),
                     },
                 )
             }
@@ -297,7 +300,8 @@ impl State<'_> {
         let log = running.log;
         let error = log.masker().mask(&result.error).into_owned();
         match result.outcome {
-            Outcome::Success | Outcome::Cached | Outcome::Skipped => {
+            Outcome::Cached => log.lifecycle(Mark::Success, &format!("cached: {}", result.detail)),
+            Outcome::Success | Outcome::Skipped => {
                 log.lifecycle(Mark::Success, &took);
             }
             Outcome::Failed => {
@@ -324,6 +328,7 @@ impl State<'_> {
         rec.attempts = result.attempts;
         rec.outputs = result.outputs.clone();
         rec.artifacts = result.artifacts;
+        rec.status_detail = result.detail;
         rec.finished_at = Some(now_rfc3339());
         self.sink.node(rec);
         self.outputs[i] = Arc::new(result.outputs);

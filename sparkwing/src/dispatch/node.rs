@@ -1,5 +1,6 @@
 //! One node's task: its attempts, each with its steps, timeout and stop handling.
 
+use super::reuse::{Entry, Reuse};
 use crate::ctx::{CtxInner, JobCtx, Upstream};
 use crate::error::{BoxError, JobError};
 use crate::exec::Stop;
@@ -25,6 +26,8 @@ pub(crate) struct RunEnv {
     pub work_dir: PathBuf,
     pub grace: Duration,
     pub artifacts: Option<Arc<dyn ArtifactStore>>,
+    /// Kept results of jobs with inputs; `None` when no job declares any.
+    pub reuse: Option<Arc<Reuse>>,
 }
 
 /// How a node ended.
@@ -37,6 +40,8 @@ pub(crate) struct NodeResult {
     pub attempts: u32,
     pub outputs: BTreeMap<String, Value>,
     pub artifacts: Vec<String>,
+    /// `NodeRecord::status_detail`.
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +58,30 @@ pub(crate) async fn run_node(
     upstream: Upstream,
     mut cancel: watch::Receiver<Stop>,
 ) -> NodeResult {
+    let reuse = match env.reuse.clone() {
+        Some(reuse) if !job.inputs.is_empty() => input_key(reuse, &job, &upstream, &log).await,
+        _ => None,
+    };
+    if let Some((reuse, key)) = &reuse
+        && let Some(kept) = reuse.lookup(&job.id, key)
+    {
+        let detail = format!("reused from run {}", kept.run_id);
+        log.event(
+            Level::Info,
+            "node_cached",
+            &format!("inputs unchanged: {detail}"),
+        );
+        return NodeResult {
+            outcome: Outcome::Cached,
+            exit_code: None,
+            failure_reason: String::new(),
+            error: String::new(),
+            attempts: 0,
+            outputs: kept.outputs,
+            artifacts: kept.artifacts,
+            detail,
+        };
+    }
     let max_attempts = job.retries.saturating_add(1);
     let mut attempt = 1;
     loop {
@@ -90,9 +119,15 @@ pub(crate) async fn run_node(
             attempts: attempt,
             outputs: take(&inner.outputs),
             artifacts,
+            detail: String::new(),
         };
         match (result, cause) {
-            (Ok(()), None) => return res,
+            (Ok(()), None) => {
+                if let Some((reuse, key)) = reuse {
+                    keep(reuse, &job, key, &env.run_id, &res, &log).await;
+                }
+                return res;
+            }
             (r, Some(Cause::Cancel)) => {
                 res.outcome = Outcome::Cancelled;
                 res.failure_reason = "cancelled".into();
@@ -138,6 +173,55 @@ pub(crate) async fn run_node(
         log.lifecycle(
             Mark::Retry,
             &format!("retry {attempt}/{max_attempts} after: {why}"),
+        );
+    }
+}
+
+/// The job's input key, computed off the runtime's threads (it reads every matching file).
+/// `None`, after a warning, when a file cannot be read: the job then runs and is not kept.
+async fn input_key(
+    reuse: Arc<Reuse>,
+    job: &Arc<Job>,
+    upstream: &Upstream,
+    log: &NodeLog,
+) -> Option<(Arc<Reuse>, String)> {
+    let (r, j, up) = (reuse.clone(), job.clone(), upstream.clone());
+    match tokio::task::spawn_blocking(move || r.key(&j, &up)).await {
+        Ok(Ok(key)) => Some((reuse, key)),
+        Ok(Err(e)) => {
+            log.event(
+                Level::Warn,
+                "node_inputs",
+                &format!("read the job's inputs: {e}; running it without reuse"),
+            );
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Keeps a successful result for later runs; a failure to keep it costs only a rerun.
+async fn keep(
+    reuse: Arc<Reuse>,
+    job: &Job,
+    key: String,
+    run_id: &str,
+    res: &NodeResult,
+    log: &NodeLog,
+) {
+    let entry = Entry {
+        key,
+        run_id: run_id.to_string(),
+        outputs: res.outputs.clone(),
+        artifacts: res.artifacts.clone(),
+    };
+    let id = job.id.clone();
+    let kept = tokio::task::spawn_blocking(move || reuse.remember(&id, &entry)).await;
+    if let Ok(Err(e)) = kept {
+        log.event(
+            Level::Warn,
+            "node_inputs",
+            &format!("keep the job's result for later runs: {e}"),
         );
     }
 }

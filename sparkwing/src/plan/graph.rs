@@ -81,6 +81,12 @@ impl Plan {
             if index.insert(&job.id, i).is_some() {
                 errors.push(PlanError::Duplicate(job.id.clone()));
             }
+            for bad in job.inputs.iter().filter_map(|g| g.as_ref().err()) {
+                errors.push(PlanError::BadInput {
+                    job: job.id.clone(),
+                    reason: bad.to_string(),
+                });
+            }
         }
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); self.jobs.len()];
         for (i, job) in self.jobs.iter().enumerate() {
@@ -179,6 +185,9 @@ pub enum PlanError {
     /// Two jobs share an id.
     #[error("job `{0}` is defined more than once")]
     Duplicate(String),
+    /// A glob given to [`Job::inputs`](crate::Job::inputs) is not usable.
+    #[error("job `{job}` declares inputs it cannot use: {reason}")]
+    BadInput { job: String, reason: String },
     /// A `needs` entry names no job.
     #[error("job `{job}` needs `{need}`, which is not a job of this plan")]
     UnknownNeed { job: String, need: String },
@@ -264,6 +273,26 @@ mod tests {
         );
         let text = PlanErrors(e).to_string();
         assert!(text.contains("`ghost`") && text.contains("`a`"), "{text}");
+    }
+
+    #[test]
+    fn unusable_input_globs_are_plan_errors() {
+        let mut p = Plan::new();
+        p.job("build")
+            .inputs(["src/**", "../outside", "/etc/passwd"]);
+        let e = errors(p);
+        assert_eq!(e.len(), 2, "{e:?}");
+        let text = PlanErrors(e).to_string();
+        assert!(
+            text.contains(
+                "job `build` declares inputs it cannot use: invalid path glob `../outside`"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("`/etc/passwd`") && text.contains("relative"),
+            "{text}"
+        );
     }
 
     #[test]

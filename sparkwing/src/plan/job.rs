@@ -3,6 +3,7 @@
 use super::cmd::Cmd;
 use crate::ctx::{JobCtx, Upstream};
 use crate::error::StepResult;
+use sparkwing_contract::glob::{Glob, GlobError};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -93,6 +94,8 @@ pub struct Job {
     pub(crate) dir: Option<PathBuf>,
     /// Whether the job's output may issue CI workflow commands (GitHub Actions).
     pub(crate) ci_commands: bool,
+    /// The paths the job reads ([`Job::inputs`]), checked when the plan is validated.
+    pub(crate) inputs: Vec<Result<Glob, GlobError>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -122,6 +125,7 @@ impl Job {
             env: Vec::new(),
             dir: None,
             ci_commands: false,
+            inputs: Vec::new(),
         }
     }
 
@@ -195,6 +199,33 @@ impl Job {
     /// its own.
     pub fn dir(&mut self, dir: impl Into<PathBuf>) -> &mut Job {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// Declares the files the job depends on, as globs relative to the repository root (`*`
+    /// within a path segment, `**` across segments, a directory for everything below it). Adds
+    /// to earlier calls.
+    ///
+    /// A job with inputs runs only when something it depends on changed since its last success
+    /// in this sparkwing home: the content of a file matching the globs (added, removed or
+    /// edited), the pipeline binary, the run's arguments, or the outputs of the jobs it needs.
+    /// Otherwise it is recorded `cached`, with the run whose result it reuses, and its outputs
+    /// and artifacts are that run's. Without `inputs`, a job runs every time.
+    ///
+    /// ```
+    /// use sparkwing::prelude::*;
+    /// let mut plan = Plan::new();
+    /// plan.job("test")
+    ///     .inputs(["src/**", "Cargo.toml", "Cargo.lock"])
+    ///     .step("test", Cmd::new("cargo").arg("test"));
+    /// ```
+    pub fn inputs<I, S>(&mut self, globs: I) -> &mut Job
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.inputs
+            .extend(globs.into_iter().map(|g| Glob::parse(g.as_ref())));
         self
     }
 
