@@ -2077,6 +2077,11 @@ fn bench_follow_and_live_latency() {
                             .map(|s| format!("?after={s}"))
                             .unwrap_or_default();
                         let r = http(addr, "GET", &format!("/api/v1/runs/{id}/changes{q}"));
+                        if r.status != 200 {
+                            // The page falls back to its timer when the server cannot wait.
+                            std::thread::sleep(Duration::from_millis(800));
+                            continue;
+                        }
                         let v: serde_json::Value =
                             serde_json::from_slice(&r.body).unwrap_or_default();
                         stamp = v["stamp"].as_str().map(str::to_string);
