@@ -81,12 +81,11 @@ pub struct RunId(String);
 impl RunId {
     /// A fresh id for a run starting now.
     pub fn generate() -> RunId {
-        let now = time::OffsetDateTime::now_utc();
-        let fmt = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
-        let stamp = now
-            .format(&fmt)
-            .unwrap_or_else(|_| "19700101-000000".into());
-        RunId(format!("run-{stamp}-{:08x}", random_u32()))
+        let (y, mo, d, h, mi, s) = crate::timefmt::utc_fields(crate::timefmt::now_unix_nanos());
+        RunId(format!(
+            "run-{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{:08x}",
+            random_u32()
+        ))
     }
 
     /// Parses and validates a run id. A bare `YYYYMMDD-HHMMSS-xxxxxxxx` gets the `run-` prefix.
