@@ -236,6 +236,7 @@ impl NodeRecord {
             attempts: 0,
             outputs: BTreeMap::new(),
             artifacts: Vec::new(),
+            shard: None,
         }
     }
 }
@@ -333,6 +334,10 @@ pub struct NodeRecord {
     /// Artifact keys this node saved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+    /// The shard (1-based) that ran this node, in a run split across several CI jobs; absent in
+    /// a run of one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -340,6 +345,9 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
 }
 
 /// One line of `state.ndjson`.
+// Node lines are most of a dump and live only while one line is read or written: boxing them
+// would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
 pub enum Envelope {

@@ -195,6 +195,7 @@ impl RawNode {
             started_at: self.started_at,
             finished_at: self.finished_at,
             attempts: self.attempts,
+            shard: None,
         })
     }
 }

@@ -135,14 +135,60 @@ pub(crate) async fn execute(
             .unwrap_or_default()
     };
     let mut run = first_record(&settings, pipeline, args, &masker, &run_id, git);
-    let pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
+    let mut all_pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
     let state_target = state_target(&settings, &artifacts, writer.0.as_ref());
+    let shards = match settings.shard {
+        None => None,
+        Some(shard) => {
+            let Some(store) = &state_target else {
+                eprintln!(
+                    "error: shard {shard} needs a store every shard reaches (the state or cache surface of the profile: an S3 bucket) to meet the other shards in; none is usable in this run"
+                );
+                return exit::FAILURE;
+            };
+            match agree_on_assignment(store, &plan, pipeline, &run_id, shard).await {
+                Ok(a) => {
+                    for (rec, j) in all_pending.iter_mut().zip(&a.jobs) {
+                        rec.shard = Some(j.shard);
+                    }
+                    let extra = &mut run.invocation.extra;
+                    extra.insert("shard".into(), shard.index.into());
+                    extra.insert("shards".into(), shard.total.into());
+                    Some(dispatch::Shards {
+                        me: shard.index,
+                        of: a.jobs.iter().map(|j| j.shard).collect(),
+                        store: store.clone(),
+                        heartbeat: settings.heartbeat,
+                    })
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::USAGE;
+                }
+            }
+        }
+    };
+    // This process records only the jobs it runs.
+    let pending: Vec<NodeRecord> = match &shards {
+        Some(sh) => all_pending
+            .iter()
+            .filter(|r| r.shard == Some(sh.me))
+            .cloned()
+            .collect(),
+        None => all_pending.clone(),
+    };
+    let state_key = match settings.shard {
+        Some(sh) => sparkwing_contract::shard::shard_key(&run_id, sh.index),
+        None => state_key(&run_id),
+    };
     let state = state_target.as_ref().map(|store| {
         StateStream::start(
             store.clone(),
+            state_key.clone(),
             &run,
             &pending,
             spool_dir.join("state.ndjson"),
+            settings.heartbeat,
         )
     });
     let state_store = state_target.as_ref().map(|a| a.describe());
@@ -165,7 +211,14 @@ pub(crate) async fn execute(
     hub.console.run_start(
         pipeline,
         &run_id,
-        &format!("{job_count} job(s), {} worker(s)", settings.workers),
+        &match settings.shard {
+            Some(sh) => format!(
+                "{job_count} of {} job(s) on shard {sh}, {} worker(s)",
+                all_pending.len(),
+                settings.workers
+            ),
+            None => format!("{job_count} job(s), {} worker(s)", settings.workers),
+        },
     );
 
     let env = Arc::new(RunEnv {
@@ -174,7 +227,16 @@ pub(crate) async fn execute(
         grace: settings.kill_grace,
         artifacts: artifacts.clone(),
     });
-    let done = dispatch::dispatch(plan, pending, settings.workers, &hub, &records, env).await;
+    let done = dispatch::dispatch(
+        plan,
+        all_pending,
+        settings.workers,
+        &hub,
+        &records,
+        env,
+        shards,
+    )
+    .await;
 
     let tally = Tally::of(&done);
     (run.status, run.error) = tally.verdict(&done);
@@ -216,6 +278,7 @@ pub(crate) async fn execute(
         logs_name: log_store_name.as_deref(),
         spool_dir: &spool_dir,
         state_store: state_store.as_deref(),
+        state_key: &state_key,
         state_undelivered: state_outcome.undelivered.as_ref(),
         db_error: db_error.as_ref(),
     };
@@ -316,6 +379,68 @@ fn first_record(
         },
         ..RunRecord::new(run_id, pipeline, RunStatus::Running, now_rfc3339())
     }
+}
+
+/// The assignment of jobs to shards for this run: the one already in the store (the first shard
+/// to start wrote it), else this shard's own, written create-only so that all shards use one.
+async fn agree_on_assignment(
+    store: &Arc<dyn sparkwing_storage::ArtifactStore>,
+    plan: &ValidPlan,
+    pipeline: &str,
+    run_id: &str,
+    shard: sparkwing_contract::shard::Shard,
+) -> Result<sparkwing_contract::shard::Assignment, String> {
+    use sparkwing_contract::shard::{Assignment, assignment_key};
+    let mine = crate::plan::shard::assign(plan, pipeline, shard.total, &Default::default())
+        .map_err(|e| format!("assign the jobs to {} shard(s): {e}", shard.total))?;
+    let key = assignment_key(run_id);
+    let theirs = match store.put_if_absent(&key, mine.render()).await {
+        Ok(_) => return Ok(mine),
+        Err(sparkwing_storage::StoreError::PreconditionFailed(_)) => {
+            store.get(&key).await.map_err(|e| {
+                format!(
+                    "read the run's assignment `{key}` in {}: {e}",
+                    store.describe()
+                )
+            })?
+        }
+        Err(sparkwing_storage::StoreError::NotSupported { .. }) => {
+            // Without conditional writes every shard writes the same assignment.
+            store.put(&key, mine.render()).await.map_err(|e| {
+                format!(
+                    "write the run's assignment `{key}` to {}: {e}",
+                    store.describe()
+                )
+            })?;
+            return Ok(mine);
+        }
+        Err(e) => {
+            return Err(format!(
+                "write the run's assignment `{key}` to {}: {e}",
+                store.describe()
+            ));
+        }
+    };
+    let theirs = Assignment::parse(&theirs).map_err(|e| {
+        format!(
+            "the run's assignment `{key}` in {} is unreadable: {e}",
+            store.describe()
+        )
+    })?;
+    let same_jobs = theirs.pipeline == mine.pipeline
+        && theirs.jobs.len() == mine.jobs.len()
+        && theirs
+            .jobs
+            .iter()
+            .zip(&mine.jobs)
+            .all(|(a, b)| a.id == b.id && a.deps == b.deps);
+    if theirs.shards != shard.total || !same_jobs {
+        return Err(format!(
+            "run `{run_id}` already exists with another plan or shard count ({} shard(s) of pipeline `{}`, this is shard {shard} of pipeline `{pipeline}`)\n  hint: every shard of one run must run the same pipeline at the same revision with the same `--sw-shard=I/N` count; a new run needs a new `--sw-run-id`",
+            theirs.shards, theirs.pipeline
+        ));
+    }
+    Ok(theirs)
 }
 
 /// Where the state stream goes: the state surface when that is a bucket, else the cache.
@@ -443,6 +568,7 @@ struct RunEnd<'a> {
     logs_name: Option<&'a str>,
     spool_dir: &'a std::path::Path,
     state_store: Option<&'a str>,
+    state_key: &'a str,
     state_undelivered: Option<&'a (String, std::path::PathBuf)>,
     db_error: Option<&'a String>,
 }
@@ -472,7 +598,7 @@ impl RunEnd<'_> {
             backends::logs_location(&settings.backends.logs, run_id)
         ));
         if let Some(store) = self.state_store {
-            lines.push(format!("state:   {store}/{}", state_key(run_id)));
+            lines.push(format!("state:   {store}/{}", self.state_key));
         }
         lines.push(format!("records: {}", self.db.display()));
         let logs_name = self.logs_name.unwrap_or("the log store");

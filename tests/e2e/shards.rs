@@ -1,0 +1,296 @@
+//! One pipeline split across CI jobs (`--sw-shard=I/N`) against the real S3 test server: each
+//! shard is its own `sparkwing run` process with a fresh home, all with the same run id; they
+//! meet only in the bucket, and readers show one run with one graph.
+
+use crate::support::{World, block, bucket_cache, bucket_world, fixture_repo, node, wait_timeout};
+use sparkwing_storage::ArtifactStore;
+use sparkwing_storage_testing::TestS3;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Heartbeat of the shards in these tests: a shard gone for four of them (2 s) is taken as gone.
+const BEAT_MS: &str = "500";
+
+/// A fresh run id, as `--sw-run-id` takes it.
+fn run_id() -> String {
+    sparkwing_contract::RunId::generate().to_string()
+}
+
+/// Publishes the sample's pipeline binary to the bucket once, so the shards fetch it instead of
+/// building it three times at once.
+fn warm(s3: &TestS3, prefix: &str, repo: &std::path::Path) {
+    let w = bucket_world(s3, prefix, repo, "");
+    let r = w.run(&["run", "hello", "--sw-mode=ci-embedded", "--profile", "ci"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+/// Shard `i` of 3 of run `id`, in its own process group (so a test can kill it whole).
+fn spawn_shard(w: &World, id: &str, i: u32, extra: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    let shard = format!("--sw-shard={i}/3");
+    let run_id = format!("--sw-run-id={id}");
+    let mut args = vec![
+        "run",
+        "shards",
+        "--sw-mode=ci-embedded",
+        "--profile",
+        "ci",
+        shard.as_str(),
+        run_id.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    let mut c = w.cmd(&args);
+    c.env("SPARKWING_HEARTBEAT_MS", BEAT_MS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    c.spawn().unwrap()
+}
+
+fn output(mut c: Child, timeout: Duration) -> (i32, String) {
+    use std::io::Read;
+    let code = wait_timeout(&mut c, timeout);
+    let mut text = String::new();
+    c.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+    c.stderr.take().unwrap().read_to_string(&mut text).unwrap();
+    (code, text)
+}
+
+fn shard_worlds(s3: &TestS3, prefix: &str, repo: &std::path::Path) -> Vec<World> {
+    (0..3).map(|_| bucket_world(s3, prefix, repo, "")).collect()
+}
+
+#[test]
+fn three_shards_are_one_run_with_one_graph() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-shards");
+    let repo = fixture_repo("sample");
+    warm(&s3, &prefix, &repo);
+    let worlds = shard_worlds(&s3, &prefix, &repo);
+    let id = run_id();
+    // Shard 2 starts first: its `test` waits for `build` on shard 1.
+    let two = spawn_shard(&worlds[1], &id, 2, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let one = spawn_shard(&worlds[0], &id, 1, &[]);
+    let three = spawn_shard(&worlds[2], &id, 3, &[]);
+    let waiter = bucket_world(&s3, &prefix, &repo, "");
+    let wait = waiter.run(&[
+        "run",
+        "shards",
+        "--sw-mode=ci-embedded",
+        "--profile",
+        "ci",
+        "--sw-shard=wait",
+        &format!("--sw-run-id={id}"),
+    ]);
+    let results: Vec<(i32, String)> = [one, two, three]
+        .into_iter()
+        .map(|c| output(c, Duration::from_secs(120)))
+        .collect();
+    for (i, (code, text)) in results.iter().enumerate() {
+        assert_eq!(*code, 0, "shard {}:\n{text}", i + 1);
+    }
+    assert_eq!(wait.code, 0, "{}", wait.all());
+    assert!(
+        wait.stderr.contains(&format!("{id}: success")),
+        "{}",
+        wait.all()
+    );
+
+    // Each shard wrote only its own file; the assignment was written once.
+    let cache = bucket_cache(&s3, &prefix);
+    let keys = block(cache.list(&format!("runs/{id}/"))).unwrap();
+    for k in [
+        "assignment.json",
+        "shards/1.ndjson",
+        "shards/2.ndjson",
+        "shards/3.ndjson",
+    ] {
+        assert!(
+            keys.contains(&format!("runs/{id}/{k}")),
+            "{k} missing: {keys:?}"
+        );
+    }
+    assert!(
+        !keys.contains(&format!("runs/{id}/state.ndjson")),
+        "{keys:?}"
+    );
+
+    // A laptop: one run in the list, every job in `show` with its shard, the cross-shard logs.
+    let laptop = bucket_world(&s3, &prefix, &repo, "");
+    let list = laptop.run(&["runs", "list", "--profile", "ci", "-o", "json"]);
+    assert_eq!(list.code, 0, "{}", list.all());
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let rows: Vec<&serde_json::Value> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["id"] == id.as_str())
+        .collect();
+    assert_eq!(rows.len(), 1, "one line per run: {list:#}");
+    assert_eq!(rows[0]["status"], "success");
+    let show = laptop.show_with(&id, &["--profile", "ci"]);
+    assert_eq!(show["run"]["status"], "success", "{show:#}");
+    assert_eq!(show["nodes"].as_array().unwrap().len(), 3, "{show:#}");
+    for (job, shard) in [("build", 1), ("test", 2), ("lint", 3)] {
+        let n = node(&show, job);
+        assert_eq!(n["shard"], shard, "{n:#}");
+        assert_eq!(n["outcome"], "success", "{n:#}");
+    }
+    assert_eq!(node(&show, "test")["deps"][0], "build");
+    let text = laptop.run(&["runs", "show", &id, "--profile", "ci"]);
+    assert!(text.stdout.contains("shard"), "{}", text.stdout);
+    let logs = laptop.run(&["runs", "logs", &id, "--node", "test", "--profile", "ci"]);
+    assert_eq!(logs.code, 0, "{}", logs.all());
+    assert!(
+        logs.stdout.contains("cross-shard version 1.2.3"),
+        "the output and the artifact crossed shards: {}",
+        logs.all()
+    );
+}
+
+#[test]
+fn a_failing_upstream_cancels_its_dependent_on_another_shard() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-shards-fail");
+    let repo = fixture_repo("sample");
+    warm(&s3, &prefix, &repo);
+    let worlds = shard_worlds(&s3, &prefix, &repo);
+    let id = run_id();
+    let kids: Vec<Child> = (1..=3)
+        .map(|i| spawn_shard(&worlds[i as usize - 1], &id, i, &["--fail"]))
+        .collect();
+    let results: Vec<(i32, String)> = kids
+        .into_iter()
+        .map(|c| output(c, Duration::from_secs(120)))
+        .collect();
+    assert_eq!(
+        results[0].0, 1,
+        "build failed on shard 1:\n{}",
+        results[0].1
+    );
+    assert_eq!(
+        results[1].0, 1,
+        "test cancelled on shard 2:\n{}",
+        results[1].1
+    );
+    assert_eq!(
+        results[2].0, 0,
+        "lint succeeded on shard 3:\n{}",
+        results[2].1
+    );
+    let laptop = bucket_world(&s3, &prefix, &repo, "");
+    let show = laptop.show_with(&id, &["--profile", "ci"]);
+    assert_eq!(show["run"]["status"], "failed", "{show:#}");
+    let test = node(&show, "test");
+    assert_eq!(test["outcome"], "cancelled", "{test:#}");
+    assert_eq!(test["failure_reason"], "upstream-failed", "{test:#}");
+    assert!(
+        test["error"]
+            .as_str()
+            .unwrap()
+            .contains("`build` (shard 1)"),
+        "{test:#}"
+    );
+    assert_eq!(test["shard"], 2);
+}
+
+#[test]
+fn a_dead_shard_fails_the_jobs_waiting_for_it_within_the_stale_window() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-shards-kill");
+    let repo = fixture_repo("sample");
+    warm(&s3, &prefix, &repo);
+    let worlds = shard_worlds(&s3, &prefix, &repo);
+    let id = run_id();
+    let one = spawn_shard(&worlds[0], &id, 1, &["--hold", "60"]);
+    let two = spawn_shard(&worlds[1], &id, 2, &["--hold", "60"]);
+    // Shard 1 is holding in `build` once its log says so in the bucket's state: wait for
+    // `build` to be running there.
+    let cache = bucket_cache(&s3, &prefix);
+    let key = format!("runs/{id}/shards/1.ndjson");
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(b) = block(cache.get(&key)) {
+            let d = sparkwing_contract::StateDump::parse(&String::from_utf8_lossy(&b));
+            if d.nodes
+                .iter()
+                .any(|n| n.id == "build" && n.status == sparkwing_contract::NodeStatus::Running)
+            {
+                break;
+            }
+        }
+        assert!(Instant::now() < end, "shard 1 never started `build`");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The CI machine of shard 1 vanishes: supervisor, pipeline process and job, all at once.
+    let pgid = nix::unistd::Pid::from_raw(-(one.id() as i32));
+    nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let killed = Instant::now();
+    let (code, text) = output(two, Duration::from_secs(60));
+    let took = killed.elapsed();
+    let _ = output(one, Duration::from_secs(10));
+    assert_eq!(code, 1, "{text}");
+    // Stale window: four heartbeats of 500 ms; plus 5 s.
+    assert!(
+        took < Duration::from_secs(2) + Duration::from_secs(5),
+        "{took:?}\n{text}"
+    );
+    let laptop = bucket_world(&s3, &prefix, &repo, "");
+    let show = laptop.show_with(&id, &["--profile", "ci"]);
+    let test = node(&show, "test");
+    assert_eq!(test["outcome"], "failed", "{test:#}");
+    assert_eq!(test["failure_reason"], "shard-lost", "{test:#}");
+    assert!(
+        test["error"].as_str().unwrap().contains("shard 1"),
+        "{test:#}"
+    );
+}
+
+/// `--sw-shard` values and combinations that cannot work are usage errors naming the fix.
+#[test]
+fn bad_shard_flags_are_usage_errors() {
+    let w = World::sample();
+    for (args, needle) in [
+        (
+            vec!["run", "shards", "--sw-shard=4/3", "--sw-mode=ci-embedded"],
+            "outside 1..=3",
+        ),
+        (
+            vec!["run", "shards", "--sw-shard=x", "--sw-mode=ci-embedded"],
+            "not a shard",
+        ),
+        (
+            vec!["run", "shards", "--sw-shard=1/3"],
+            "--sw-mode=ci-embedded",
+        ),
+        (
+            vec![
+                "run",
+                "shards",
+                "--sw-shard=1/3",
+                "--sw-mode=ci-embedded",
+                "--sw-run-id=nope",
+            ],
+            "--sw-run-id",
+        ),
+        (
+            vec![
+                "run",
+                "shards",
+                "--sw-shard=auto",
+                "--sw-mode=ci-embedded",
+                "--sw-run-id=run-20261203-042500-00ab",
+            ],
+            "SPARKWING_SHARD_INDEX",
+        ),
+        (
+            vec!["run", "shards", "--sw-shard=1/3", "--sw-mode=ci-embedded"],
+            "--sw-run-id",
+        ),
+    ] {
+        let r = w.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.all());
+        assert!(r.stderr.contains(needle), "{args:?}: {}", r.all());
+    }
+}
