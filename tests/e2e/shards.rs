@@ -147,6 +147,74 @@ fn three_shards_are_one_run_with_one_graph() {
         "the output and the artifact crossed shards: {}",
         logs.all()
     );
+    in_the_browser(&laptop, &id);
+}
+
+/// The laptop's dashboard over the bucket, in headless Chromium: one row, one graph, a shard
+/// badge on every job (`tests/browser/shards.test.mjs`).
+fn in_the_browser(laptop: &World, id: &str) {
+    use crate::support::workspace;
+    use std::process::Command;
+    let setup = Command::new(workspace().join("scripts/browser-setup.sh"))
+        .status()
+        .unwrap();
+    assert!(setup.success(), "scripts/browser-setup.sh failed");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let log = laptop.home.join("dashboard.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let addr_s = addr.to_string();
+    let mut dash = laptop
+        .cmd(&[
+            "dashboard",
+            "start",
+            "--foreground",
+            "--addr",
+            &addr_s,
+            "--profile",
+            "ci",
+            "--no-local-store",
+        ])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    struct Stop<'a>(&'a mut Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dash = Stop(&mut dash);
+    let end = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < end,
+            "dashboard never listened:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let node = Command::new("node")
+        .arg(workspace().join("tests/browser/shards.test.mjs"))
+        .arg(format!("http://{addr}/"))
+        .arg(id)
+        .arg(workspace().join("target/browser-screenshots"))
+        .current_dir(workspace().join("tests/browser"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node (install Node.js 20)");
+    drop(dash);
+    let text = String::from_utf8_lossy(&node.stdout);
+    assert!(
+        node.status.success() && text.contains("all browser checks passed"),
+        "browser checks failed:\n{text}\n--- stderr ---\n{}\n--- dashboard ---\n{}",
+        String::from_utf8_lossy(&node.stderr),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 #[test]
