@@ -362,3 +362,136 @@ fn bad_shard_flags_are_usage_errors() {
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.all());
     }
 }
+
+/// `make bench`: the bucket's cost per job of a sharded run, and how soon a job waiting on
+/// another shard starts once its upstream's record is in the bucket. Prints `bench:` lines.
+#[test]
+#[ignore = "benchmark (make bench)"]
+fn bench_shards() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("bench-shards");
+    let repo = fixture_repo("sample");
+    warm(&s3, &prefix, &repo);
+    let worlds: Vec<World> = (0..4)
+        .map(|_| bucket_world(&s3, &prefix, &repo, ""))
+        .collect();
+    let base = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "shell",
+            "--sw-mode=ci-embedded",
+            "--profile",
+            "ci",
+            "--sw-workers=2",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let run = |w: &World, args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = w.run(&args);
+        assert_eq!(r.code, 0, "{}", r.all());
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut one, mut seq, mut par) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        // One process, 1,000 jobs.
+        let t = Instant::now();
+        run(&worlds[0], &base(&["--count", "1000"]));
+        one.push(t.elapsed().as_secs_f64());
+        // Four shards of 250, one after the other (the bucket's cost without contention).
+        let id = run_id();
+        let t = Instant::now();
+        for i in 1..=4 {
+            let args = base(&[
+                "--count",
+                "1000",
+                &format!("--sw-shard={i}/4"),
+                &format!("--sw-run-id={id}"),
+            ]);
+            run(&worlds[i - 1], &args);
+        }
+        seq.push(t.elapsed().as_secs_f64());
+        // Four shards at once on this machine.
+        let id = run_id();
+        let t = Instant::now();
+        let kids: Vec<Child> = (1..=4)
+            .map(|i| {
+                let args = base(&[
+                    "--count",
+                    "1000",
+                    &format!("--sw-shard={i}/4"),
+                    &format!("--sw-run-id={id}"),
+                ]);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                worlds[i - 1]
+                    .cmd(&args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut k in kids {
+            assert_eq!(wait_timeout(&mut k, Duration::from_secs(300)), 0);
+        }
+        par.push(t.elapsed().as_secs_f64());
+    }
+    let (one, seq, par) = (median(one), median(seq), median(par));
+    println!("bench: 1 x 1,000 `true` jobs, ci-embedded, 2 workers: {one:.2} s (median of 3)");
+    println!(
+        "bench: 4 shards x 250, one after the other: {seq:.2} s: ratio {:.2}, {:+.2} ms per job",
+        seq / one,
+        (seq - one) * 1000.0 / 1000.0
+    );
+    println!(
+        "bench: 4 shards x 250 at once on this 2-core machine: {par:.2} s: ratio {:.2}",
+        par / one
+    );
+
+    // Cross-shard wait: from `build`'s final record landing in shard 1's file (seen by polling
+    // it every 10 ms) to `test` starting on shard 2, which was already waiting.
+    let cache = bucket_cache(&s3, &prefix);
+    let mut lat = Vec::new();
+    for _ in 0..5 {
+        let id = run_id();
+        let two = spawn_shard(&worlds[1], &id, 2, &[]);
+        std::thread::sleep(Duration::from_millis(500));
+        let three = spawn_shard(&worlds[2], &id, 3, &[]);
+        let one = spawn_shard(&worlds[0], &id, 1, &["--hold", "1"]);
+        let key = format!("runs/{id}/shards/1.ndjson");
+        let end = Instant::now() + Duration::from_secs(60);
+        let landed = loop {
+            if let Ok(b) = block(cache.get(&key)) {
+                let d = sparkwing_contract::StateDump::parse(&String::from_utf8_lossy(&b));
+                if d.nodes
+                    .iter()
+                    .any(|n| n.id == "build" && n.status == sparkwing_contract::NodeStatus::Done)
+                {
+                    break sparkwing_contract::timefmt::now_unix_nanos();
+                }
+            }
+            assert!(Instant::now() < end, "build never finished");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for k in [one, two, three] {
+            let (code, text) = output(k, Duration::from_secs(60));
+            assert_eq!(code, 0, "{text}");
+        }
+        let b = block(cache.get(&format!("runs/{id}/shards/2.ndjson"))).unwrap();
+        let d = sparkwing_contract::StateDump::parse(&String::from_utf8_lossy(&b));
+        let test = d.nodes.iter().find(|n| n.id == "test").unwrap();
+        let started =
+            sparkwing_contract::timefmt::parse_rfc3339_nanos(test.started_at.as_deref().unwrap())
+                .unwrap();
+        lat.push((started - landed) as f64 / 1e6);
+    }
+    let worst = lat.iter().copied().fold(f64::MIN, f64::max);
+    println!(
+        "bench: cross-shard needs: `test` started {:.0} ms after `build`'s record landed (median of 5; worst {worst:.0} ms; goal <= 1000 ms)",
+        median(lat.clone())
+    );
+}
