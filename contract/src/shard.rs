@@ -190,6 +190,12 @@ pub fn assignment_key(run_id: &str) -> String {
     format!("runs/{run_id}/assignment.json")
 }
 
+/// The key of how long each job of `pipeline` took in its latest sharded runs (a JSON object of
+/// job id → seconds), which balances the next assignment.
+pub fn durations_key(pipeline: &str) -> String {
+    format!("runs/durations/{pipeline}.json")
+}
+
 /// `(run id, shard index)` of a shard key, else `None`.
 pub fn of_shard_key(key: &str) -> Option<(&str, u32)> {
     let rest = key.strip_prefix("runs/")?;

@@ -146,7 +146,7 @@ pub(crate) async fn execute(
                 );
                 return exit::FAILURE;
             };
-            match agree_on_assignment(store, &plan, pipeline, &run_id, shard).await {
+            match crate::shards::agree_on_assignment(store, &plan, pipeline, &run_id, shard).await {
                 Ok(a) => {
                     for (rec, j) in all_pending.iter_mut().zip(&a.jobs) {
                         rec.shard = Some(j.shard);
@@ -227,6 +227,7 @@ pub(crate) async fn execute(
         grace: settings.kill_grace,
         artifacts: artifacts.clone(),
     });
+    let shard_store = shards.as_ref().map(|s| s.store.clone());
     let done = dispatch::dispatch(
         plan,
         all_pending,
@@ -244,6 +245,12 @@ pub(crate) async fn execute(
     // The verdict is recorded before the logs drain, so a reader sees the run end at once and a
     // process killed while draining is still recorded with its real verdict.
     records.run(&run);
+    // How long this shard's jobs took balances the next run's assignment.
+    if let Some(store) = &shard_store
+        && done.cancelled_by.is_none()
+    {
+        crate::shards::record_durations(store, pipeline, &done.nodes).await;
+    }
 
     let (logs_by, state_by) = drain_deadlines(done.cancelled_at);
     let log_stats = match &hub.sink {
@@ -379,68 +386,6 @@ fn first_record(
         },
         ..RunRecord::new(run_id, pipeline, RunStatus::Running, now_rfc3339())
     }
-}
-
-/// The assignment of jobs to shards for this run: the one already in the store (the first shard
-/// to start wrote it), else this shard's own, written create-only so that all shards use one.
-async fn agree_on_assignment(
-    store: &Arc<dyn sparkwing_storage::ArtifactStore>,
-    plan: &ValidPlan,
-    pipeline: &str,
-    run_id: &str,
-    shard: sparkwing_contract::shard::Shard,
-) -> Result<sparkwing_contract::shard::Assignment, String> {
-    use sparkwing_contract::shard::{Assignment, assignment_key};
-    let mine = crate::plan::shard::assign(plan, pipeline, shard.total, &Default::default())
-        .map_err(|e| format!("assign the jobs to {} shard(s): {e}", shard.total))?;
-    let key = assignment_key(run_id);
-    let theirs = match store.put_if_absent(&key, mine.render()).await {
-        Ok(_) => return Ok(mine),
-        Err(sparkwing_storage::StoreError::PreconditionFailed(_)) => {
-            store.get(&key).await.map_err(|e| {
-                format!(
-                    "read the run's assignment `{key}` in {}: {e}",
-                    store.describe()
-                )
-            })?
-        }
-        Err(sparkwing_storage::StoreError::NotSupported { .. }) => {
-            // Without conditional writes every shard writes the same assignment.
-            store.put(&key, mine.render()).await.map_err(|e| {
-                format!(
-                    "write the run's assignment `{key}` to {}: {e}",
-                    store.describe()
-                )
-            })?;
-            return Ok(mine);
-        }
-        Err(e) => {
-            return Err(format!(
-                "write the run's assignment `{key}` to {}: {e}",
-                store.describe()
-            ));
-        }
-    };
-    let theirs = Assignment::parse(&theirs).map_err(|e| {
-        format!(
-            "the run's assignment `{key}` in {} is unreadable: {e}",
-            store.describe()
-        )
-    })?;
-    let same_jobs = theirs.pipeline == mine.pipeline
-        && theirs.jobs.len() == mine.jobs.len()
-        && theirs
-            .jobs
-            .iter()
-            .zip(&mine.jobs)
-            .all(|(a, b)| a.id == b.id && a.deps == b.deps);
-    if theirs.shards != shard.total || !same_jobs {
-        return Err(format!(
-            "run `{run_id}` already exists with another plan or shard count ({} shard(s) of pipeline `{}`, this is shard {shard} of pipeline `{pipeline}`)\n  hint: every shard of one run must run the same pipeline at the same revision with the same `--sw-shard=I/N` count; a new run needs a new `--sw-run-id`",
-            theirs.shards, theirs.pipeline
-        ));
-    }
-    Ok(theirs)
 }
 
 /// Where the state stream goes: the state surface when that is a bucket, else the cache.

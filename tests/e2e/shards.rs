@@ -115,6 +115,13 @@ fn three_shards_are_one_run_with_one_graph() {
         !keys.contains(&format!("runs/{id}/state.ndjson")),
         "{keys:?}"
     );
+    // Every shard merged its jobs' durations into one file (compare-and-swap), for the next
+    // run's balance.
+    let durations: std::collections::HashMap<String, f64> =
+        serde_json::from_slice(&block(cache.get("runs/durations/shards.json")).unwrap()).unwrap();
+    for job in ["build", "test", "lint"] {
+        assert!(durations.contains_key(job), "{job} missing: {durations:?}");
+    }
 
     // A laptop: one run in the list, every job in `show` with its shard, the cross-shard logs.
     let laptop = bucket_world(&s3, &prefix, &repo, "");
