@@ -154,3 +154,105 @@ pub(crate) async fn watch_shard(
         pause = (pause * 3 / 2).min(POLL_MAX);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparkwing_contract::StateDump;
+    use sparkwing_contract::record::{Outcome, RunRecord, RunStatus};
+    use sparkwing_storage::FsArtifactStore;
+
+    const RUN: &str = "run-20261203-040000-0000abcd";
+
+    async fn put(store: &Arc<dyn ArtifactStore>, run: &RunRecord, nodes: &[NodeRecord]) {
+        let text = StateDump::render(run, nodes);
+        store
+            .put(&shard_key(RUN, 1), text.into_bytes())
+            .await
+            .unwrap();
+    }
+
+    fn wanted() -> Vec<Wanted> {
+        vec![Wanted {
+            index: 0,
+            id: "build".into(),
+            deadline: None,
+        }]
+    }
+
+    fn running(heartbeat_secs_ago: i64) -> RunRecord {
+        let mut r = RunRecord::new(RUN, "ci", RunStatus::Running, "2026-12-03T04:00:00Z");
+        r.last_heartbeat_at = Some(timefmt::unix_nanos_to_rfc3339(
+            timefmt::now_unix_nanos() - heartbeat_secs_ago * 1_000_000_000,
+        ));
+        r
+    }
+
+    #[tokio::test]
+    async fn a_final_record_on_the_other_shard_is_handed_over_with_its_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ArtifactStore> = Arc::new(FsArtifactStore::new(dir.path()));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(watch_shard(
+            store.clone(),
+            RUN.into(),
+            1,
+            wanted(),
+            Duration::from_secs(1),
+            tx,
+        ));
+        // Not written yet: waited for, not lost.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(rx.try_recv().is_err());
+        let mut build = NodeRecord::new(RUN, "build", NodeStatus::Running);
+        put(&store, &running(0), std::slice::from_ref(&build)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(rx.try_recv().is_err(), "running is not final");
+        build.status = NodeStatus::Done;
+        build.outcome = Some(Outcome::Success);
+        build.outputs.insert("version".into(), "1.2.3".into());
+        let landed = Instant::now();
+        put(&store, &running(0), &[build]).await;
+        let done = rx.recv().await.unwrap();
+        assert!(landed.elapsed() < Duration::from_secs(1));
+        let rec = done.result.ok().unwrap();
+        assert_eq!(rec.outputs["version"], "1.2.3");
+        assert_eq!(rec.shard, Some(1));
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_shard_whose_heartbeat_is_stale_loses_its_jobs_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ArtifactStore> = Arc::new(FsArtifactStore::new(dir.path()));
+        put(
+            &store,
+            &running(10),
+            &[NodeRecord::new(RUN, "build", NodeStatus::Running)],
+        )
+        .await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        watch_shard(store, RUN.into(), 1, wanted(), Duration::from_secs(1), tx).await;
+        let lost = rx.recv().await.unwrap().result.err().unwrap();
+        assert_eq!(lost.reason, "shard-lost");
+        assert!(
+            lost.error.contains("shard 1 stopped writing"),
+            "{}",
+            lost.error
+        );
+    }
+
+    #[tokio::test]
+    async fn the_wait_is_bounded_by_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ArtifactStore> = Arc::new(FsArtifactStore::new(dir.path()));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut w = wanted();
+        w[0].deadline = Some(Instant::now() + Duration::from_millis(300));
+        let began = Instant::now();
+        watch_shard(store, RUN.into(), 1, w, Duration::from_secs(30), tx).await;
+        let lost = rx.recv().await.unwrap().result.err().unwrap();
+        assert_eq!(lost.reason, "timeout");
+        assert!(began.elapsed() < Duration::from_secs(2));
+    }
+}
