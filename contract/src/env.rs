@@ -86,7 +86,7 @@ pub const DASHBOARD_URL: &str = "SPARKWING_DASHBOARD_URL";
 /// `sparkwing run` when `--sw-shard` is absent; set to `I/N` by the supervisor for the child.
 pub const SHARD: &str = "SPARKWING_SHARD";
 /// With `--sw-shard=auto`: this job's shard index, 1-based, for a vendor whose index is not in
-/// the environment (GitHub Actions: map `strategy.job-index` + 1 into it).
+/// the environment (GitHub Actions: a 1-based matrix value, `${{ matrix.shard }}`).
 pub const SHARD_INDEX: &str = "SPARKWING_SHARD_INDEX";
 /// With `--sw-shard=auto`: the number of shards (GitHub Actions: `strategy.job-total`).
 pub const SHARD_TOTAL: &str = "SPARKWING_SHARD_TOTAL";

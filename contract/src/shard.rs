@@ -122,7 +122,7 @@ pub fn detect(get: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
         return Shard::new(index, n).map_err(|e| format!("`{idx}`={i}, `{tot}`={n}: {e}"));
     }
     Err(format!(
-        "--sw-shard=auto found no parallel-job variables: set `{}` (1-based) and `{}` (on GitHub Actions from `strategy.job-index` + 1 and `strategy.job-total`), or run under Buildkite `parallelism`, GitLab `parallel` or CircleCI `parallelism`",
+        "--sw-shard=auto found no parallel-job variables: set `{}` (1-based) and `{}` (on GitHub Actions from a 1-based matrix value and `strategy.job-total`), or run under Buildkite `parallelism`, GitLab `parallel` or CircleCI `parallelism`",
         crate::env::SHARD_INDEX,
         crate::env::SHARD_TOTAL
     ))

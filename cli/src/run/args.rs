@@ -397,6 +397,53 @@ mod tests {
         }
     }
 
+    /// The sharded examples of `docs/shards.md` are valid YAML, and every sparkwing command in
+    /// them (a `sparkwing run` line, or the action's `args`) parses with this CLI and names a
+    /// shard.
+    #[test]
+    fn sharded_examples_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = std::fs::read_to_string(root.join("docs/shards.md")).unwrap();
+        let mut blocks = 0;
+        let mut commands = 0;
+        for block in docs.split("```yaml\n").skip(1) {
+            let text = block.split("```").next().unwrap();
+            let _: serde_norway::Value = serde_norway::from_str(text)
+                .unwrap_or_else(|e| panic!("docs/shards.md: {e}\n{text}"));
+            blocks += 1;
+            for line in text.lines() {
+                let line = line.trim().trim_start_matches("- ").trim();
+                let line = line
+                    .trim_start_matches("run: ")
+                    .trim_start_matches("command: ");
+                let words: Vec<String> = if let Some(rest) = line.strip_prefix("sparkwing run ") {
+                    rest.split_whitespace().map(str::to_string).collect()
+                } else if let Some(rest) = line.strip_prefix("args: ") {
+                    let rest = rest.replace("${{ matrix.shard }}", "1");
+                    ["ci", "--sw-mode=ci-embedded", "--profile", "ci"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .chain(rest.split_whitespace().map(str::to_string))
+                        .collect()
+                } else {
+                    continue;
+                };
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                let parsed = p(&words)
+                    .unwrap_or_else(|e| panic!("docs/shards.md: `{line}`: {e:?}"))
+                    .expect("not a help request");
+                assert_eq!(parsed.mode, Some(Mode::CiEmbedded), "{line}");
+                assert!(parsed.shard.is_some(), "{line}");
+                assert!(parsed.passthrough.is_empty(), "{line}");
+                commands += 1;
+            }
+        }
+        assert!(
+            blocks >= 4 && commands >= 6,
+            "{blocks} blocks, {commands} commands"
+        );
+    }
+
     #[test]
     fn takes_our_flags_and_passes_the_rest() {
         let a = p(&[
