@@ -487,6 +487,9 @@ impl State<'_> {
 
     /// Whether a job of this shard still waits for a job of another shard.
     fn waits_on_other_shards(&self) -> bool {
+        if self.local.iter().all(|&l| l) {
+            return false;
+        }
         (0..self.jobs.len()).any(|i| {
             self.local[i]
                 && self.recs[i].status == NodeStatus::Pending
