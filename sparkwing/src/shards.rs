@@ -24,7 +24,14 @@ pub(crate) async fn agree_on_assignment(
     shard: sparkwing_contract::shard::Shard,
 ) -> Result<sparkwing_contract::shard::Assignment, String> {
     use sparkwing_contract::shard::{Assignment, assignment_key};
-    let weights = load_durations(store.as_ref(), pipeline).await;
+    // Durations balance the assignment only where the first shard's assignment is sure to win
+    // (a create-only write); without conditional writes every shard must compute the same one
+    // from the plan alone.
+    let weights = if store.supports_conditional().await.unwrap_or(false) {
+        load_durations(store.as_ref(), pipeline).await
+    } else {
+        Default::default()
+    };
     let mine = crate::plan::shard::assign(plan, pipeline, shard.total, &weights)
         .map_err(|e| format!("assign the jobs to {} shard(s): {e}", shard.total))?;
     let key = assignment_key(run_id);
