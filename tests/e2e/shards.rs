@@ -268,6 +268,37 @@ fn a_failing_upstream_cancels_its_dependent_on_another_shard() {
         "{test:#}"
     );
     assert_eq!(test["shard"], 2);
+
+    // A shard of the same run id with another shard count is refused before any job runs: a pin
+    // beyond the count is a plan error, and an assignment that does not match the stored one
+    // (written create-only by the first shard) is refused.
+    let again = |shard: &str| {
+        worlds[0].run(&[
+            "run",
+            "shards",
+            "--sw-mode=ci-embedded",
+            "--profile",
+            "ci",
+            shard,
+            &format!("--sw-run-id={id}"),
+        ])
+    };
+    let r = again("--sw-shard=1/2");
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("job `lint` is pinned to shard 3"),
+        "{}",
+        r.all()
+    );
+    let r = again("--sw-shard=1/4");
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("already exists with another plan or shard count"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains("building"), "{}", r.all());
 }
 
 #[test]
