@@ -533,3 +533,70 @@ fn bench_shards() {
         median(lat.clone())
     );
 }
+
+/// `--sw-shard=auto` on Buildkite `parallelism`: the shard comes from `BUILDKITE_PARALLEL_JOB`
+/// (0-based), the run id from `BUILDKITE_BUILD_ID` and the commit, so two jobs given nothing but
+/// the vendor's variables are one run, and a final `--sw-shard=wait` finds it.
+#[test]
+fn auto_shards_on_buildkite_share_a_derived_run_id() {
+    let s3 = TestS3::from_env();
+    let prefix = s3.unique_prefix("e2e-shards-auto");
+    let repo = fixture_repo("sample");
+    warm(&s3, &prefix, &repo);
+    let build = format!("0190a1b2-{}", std::process::id());
+    let job = |i: &str, shard: &str| {
+        let mut w = bucket_world(&s3, &prefix, &repo, "");
+        w.set("BUILDKITE_BUILD_ID", &build)
+            .set("BUILDKITE_PARALLEL_JOB", i)
+            .set("BUILDKITE_PARALLEL_JOB_COUNT", "2");
+        let args = [
+            "run",
+            "shell",
+            "--count",
+            "6",
+            "--sw-mode=ci-embedded",
+            "--profile",
+            "ci",
+            shard,
+        ];
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        (w, args)
+    };
+    let kids: Vec<Child> = ["0", "1"]
+        .iter()
+        .map(|i| {
+            let (w, args) = job(i, "--sw-shard=auto");
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            w.cmd(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for k in kids {
+        let (code, text) = output(k, Duration::from_secs(120));
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("3 of 6 job(s) on shard"), "{text}");
+        ids.push(run_id_in(&text).expect("a run id"));
+    }
+    assert_eq!(ids[0], ids[1], "one run id for both jobs");
+    let (w, args) = job("0", "--sw-shard=wait");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = w.run(&args);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains(&format!("{}: success (2 shard(s), 6 job(s))", ids[0])),
+        "{}",
+        r.all()
+    );
+}
+
+/// The first run id in `text`, with a hex part of any length a run id may have.
+fn run_id_in(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .find(|w| sparkwing_contract::RunId::parse(w).is_ok() && w.starts_with("run-"))
+        .map(str::to_string)
+}
