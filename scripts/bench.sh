@@ -35,3 +35,8 @@ echo
 echo "## Nothing to the first job (install from a loopback mirror, binary from the bucket)"
 cargo test -q --release -p sparkwing-cli --test e2e bench_nothing_to_first_job -- --ignored --nocapture --test-threads 1 2>&1 |
   grep -E '^nothing to first job|panicked|FAIL'
+
+echo
+echo "## Sharded runs (4 shards x 250 jobs vs 1 x 1,000; cross-shard wait)"
+cargo test -q -p sparkwing-cli --test e2e bench_shards -- --ignored --nocapture --test-threads 1 2>&1 |
+  grep -E '^bench:|panicked|FAIL'

@@ -327,12 +327,19 @@ function drawDag(nodes, selected, onSelect) {
   nodes.forEach((n, i) => {
     const [x, y] = xy.get(i);
     const state = nodeState(n);
-    const label = n.id.length > 21 ? n.id.slice(0, 20) + '…' : n.id;
+    const sharded = Number.isInteger(n.shard);
+    const max = sharded ? 17 : 21;
+    const label = n.id.length > max ? n.id.slice(0, max - 1) + '…' : n.id;
+    const where = sharded ? ` (shard ${n.shard})` : '';
     const node = svg('g', { class: 'node ' + state + (n.id === selected ? ' selected' : ''), 'data-node-id': n.id,
       transform: `translate(${x},${y})`, tabindex: 0 },
-      svg('title', { text: `${n.id} — ${state}${n.error ? '\n' + n.error : ''}${n.status_detail ? '\n' + n.status_detail : ''}` }),
+      svg('title', { text: `${n.id}${where} — ${state}${n.error ? '\n' + n.error : ''}${n.status_detail ? '\n' + n.status_detail : ''}` }),
       svg('rect', { width: NODE_W, height: NODE_H, rx: 6, ry: 6 }),
-      svg('text', { x: 10, y: NODE_H / 2 + 4, text: label }));
+      svg('text', { x: 10, y: NODE_H / 2 + 4, text: label }),
+      // Which CI job (shard) ran it, in a run split across several.
+      sharded ? svg('g', { class: 'shard-badge', 'data-shard': String(n.shard), transform: `translate(${NODE_W - 34},${(NODE_H - 18) / 2})` },
+        svg('rect', { width: 28, height: 18, rx: 9, ry: 9 }),
+        svg('text', { x: 14, y: 13, 'text-anchor': 'middle', text: 'S' + n.shard })) : null);
     node.addEventListener('click', () => onSelect(n.id));
     node.addEventListener('keydown', (e) => { if (e.key === 'Enter') onSelect(n.id); });
     g.appendChild(node);
@@ -511,6 +518,7 @@ const RunPage = {
     const ci = inv.ci_job_url ? link(inv.ci_job_url, inv.ci_job_url) : (inv.ci_vendor || '—');
     const rows = [
       ['Mode', inv.mode || '—'], ['Workers', inv.workers ? String(inv.workers) : '—'], ['Profile', inv.profile || '—'],
+      ...(inv.shards ? [['Shards', `${inv.shards} (${inv.shards_reporting ?? inv.shards} reporting)`]] : []),
       ['CI', inv.ci_vendor || '—'], ['CI job', ci], ['Binary', inv.binary_source || '—'],
       ['Branch', run.git_branch || '—'], ['Commit', run.git_sha || '—'], ['Repository', run.repo_url || '—'],
     ];
@@ -541,6 +549,7 @@ const RunPage = {
     if (!n) { replace(this.detail, el('h2', { text: 'Job' }), el('p', { class: 'muted', text: 'Select a job in the graph.' })); return; }
     const rows = [
       ['Status', badge(nodeState(n))], ['Needs', (n.deps || []).join(', ') || '—'],
+      ...(Number.isInteger(n.shard) ? [['Shard', String(n.shard)]] : []),
       ['Duration', n.started_at ? duration(n.started_at, n.finished_at) : '—'],
     ];
     if (n.exit_code !== undefined && n.exit_code !== null) rows.push(['Exit code', String(n.exit_code)]);

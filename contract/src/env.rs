@@ -81,6 +81,21 @@ pub const NO_FILE_EVENTS: &str = "SPARKWING_NO_FILE_EVENTS";
 /// Base URL of a sparkwing dashboard that reads this run's stores: the CI page's summary links
 /// the run there (`<url>/#/runs/<id>`).
 pub const DASHBOARD_URL: &str = "SPARKWING_DASHBOARD_URL";
+/// This process's shard of a run split across several CI jobs: `I/N` (1-based `I`), `auto`
+/// (read the CI vendor's parallel-job variables) or `wait` (wait for the whole run). Read by
+/// `sparkwing run` when `--sw-shard` is absent; set to `I/N` by the supervisor for the child.
+pub const SHARD: &str = "SPARKWING_SHARD";
+/// With `--sw-shard=auto`: this job's shard index, 1-based, for a vendor whose index is not in
+/// the environment (GitHub Actions: a 1-based matrix value, `${{ matrix.shard }}`).
+pub const SHARD_INDEX: &str = "SPARKWING_SHARD_INDEX";
+/// With `--sw-shard=auto`: the number of shards (GitHub Actions: `strategy.job-total`).
+pub const SHARD_TOTAL: &str = "SPARKWING_SHARD_TOTAL";
+/// The run id every shard of one run shares, when `--sw-run-id` is absent.
+pub const RUN_ID_OVERRIDE: &str = "SPARKWING_SHARD_RUN_ID";
+/// How often, in milliseconds, a run in flight rewrites its state in a bucket even when nothing
+/// changed (default 30000). A shard whose state goes unwritten for four intervals is taken as
+/// gone: the jobs that wait on it fail.
+pub const HEARTBEAT_MS: &str = "SPARKWING_HEARTBEAT_MS";
 
 /// The execution mode (`SPARKWING_MODE`): `local`, or `ci-embedded` inside a CI job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -11,6 +11,7 @@ pub mod home;
 pub mod human;
 pub mod id;
 pub mod record;
+pub mod shard;
 pub mod surfaces;
 pub mod text;
 pub mod timefmt;

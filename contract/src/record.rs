@@ -237,6 +237,7 @@ impl NodeRecord {
             outputs: BTreeMap::new(),
             artifacts: Vec::new(),
             status_detail: String::new(),
+            shard: None,
         }
     }
 }
@@ -337,6 +338,10 @@ pub struct NodeRecord {
     /// More about how the node ended, for people: `reused from run <id>` on a `cached` node.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status_detail: String,
+    /// The shard (1-based) that ran this node, in a run split across several CI jobs; absent in
+    /// a run of one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -344,11 +349,14 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, 
 }
 
 /// One line of `state.ndjson`.
+// Node lines are most of a dump and live only while one line is read or written: boxing them
+// would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
 pub enum Envelope {
     Run(Box<RunRecord>),
-    Node(Box<NodeRecord>),
+    Node(NodeRecord),
     Event(serde_json::Value),
 }
 
@@ -420,10 +428,10 @@ impl StateDump {
             match serde_json::from_value::<Envelope>(value) {
                 Ok(Envelope::Run(r)) => dump.run = Some(*r),
                 Ok(Envelope::Node(n)) => match index.get(&n.id) {
-                    Some(&pos) => dump.nodes[pos] = *n,
+                    Some(&pos) => dump.nodes[pos] = n,
                     None => {
                         index.insert(n.id.clone(), dump.nodes.len());
-                        dump.nodes.push(*n);
+                        dump.nodes.push(n);
                     }
                 },
                 Ok(Envelope::Event(e)) => dump.events.push(e),
@@ -447,7 +455,7 @@ impl StateDump {
         };
         push(Envelope::Run(Box::new(run.clone())));
         for n in nodes {
-            push(Envelope::Node(Box::new(n.clone())));
+            push(Envelope::Node(n.clone()));
         }
         out
     }

@@ -212,6 +212,7 @@ impl RawNode {
             finished_at: self.finished_at,
             attempts: self.attempts,
             status_detail: self.status_detail,
+            shard: None,
         })
     }
 }

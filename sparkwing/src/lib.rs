@@ -45,6 +45,7 @@ mod pipelines;
 mod plan;
 mod run;
 mod settings;
+mod shards;
 mod state;
 
 pub use args::{Args, ArgsError};

@@ -135,14 +135,60 @@ pub(crate) async fn execute(
             .unwrap_or_default()
     };
     let mut run = first_record(&settings, pipeline, args, &masker, &run_id, git);
-    let pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
+    let mut all_pending: Vec<NodeRecord> = dispatch::pending_records(&plan, &run_id);
     let state_target = state_target(&settings, &artifacts, writer.0.as_ref());
+    let shards = match settings.shard {
+        None => None,
+        Some(shard) => {
+            let Some(store) = &state_target else {
+                eprintln!(
+                    "error: shard {shard} needs a store every shard reaches (the state or cache surface of the profile: an S3 bucket) to meet the other shards in; none is usable in this run"
+                );
+                return exit::FAILURE;
+            };
+            match crate::shards::agree_on_assignment(store, &plan, pipeline, &run_id, shard).await {
+                Ok(a) => {
+                    for (rec, j) in all_pending.iter_mut().zip(&a.jobs) {
+                        rec.shard = Some(j.shard);
+                    }
+                    let extra = &mut run.invocation.extra;
+                    extra.insert("shard".into(), shard.index.into());
+                    extra.insert("shards".into(), shard.total.into());
+                    Some(dispatch::Shards {
+                        me: shard.index,
+                        of: a.jobs.iter().map(|j| j.shard).collect(),
+                        store: store.clone(),
+                        heartbeat: settings.heartbeat,
+                    })
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::USAGE;
+                }
+            }
+        }
+    };
+    // This process records only the jobs it runs.
+    let pending: Vec<NodeRecord> = match &shards {
+        Some(sh) => all_pending
+            .iter()
+            .filter(|r| r.shard == Some(sh.me))
+            .cloned()
+            .collect(),
+        None => all_pending.clone(),
+    };
+    let state_key = match settings.shard {
+        Some(sh) => sparkwing_contract::shard::shard_key(&run_id, sh.index),
+        None => state_key(&run_id),
+    };
     let state = state_target.as_ref().map(|store| {
         StateStream::start(
             store.clone(),
+            state_key.clone(),
             &run,
             &pending,
             spool_dir.join("state.ndjson"),
+            settings.heartbeat,
         )
     });
     let state_store = state_target.as_ref().map(|a| a.describe());
@@ -165,7 +211,14 @@ pub(crate) async fn execute(
     hub.console.run_start(
         pipeline,
         &run_id,
-        &format!("{job_count} job(s), {} worker(s)", settings.workers),
+        &match settings.shard {
+            Some(sh) => format!(
+                "{job_count} of {} job(s) on shard {sh}, {} worker(s)",
+                all_pending.len(),
+                settings.workers
+            ),
+            None => format!("{job_count} job(s), {} worker(s)", settings.workers),
+        },
     );
 
     let reuse = open_reuse(&settings, pipeline, &plan, &run).await;
@@ -176,7 +229,17 @@ pub(crate) async fn execute(
         artifacts: artifacts.clone(),
         reuse,
     });
-    let done = dispatch::dispatch(plan, pending, settings.workers, &hub, &records, env).await;
+    let shard_store = shards.as_ref().map(|s| s.store.clone());
+    let done = dispatch::dispatch(
+        plan,
+        all_pending,
+        settings.workers,
+        &hub,
+        &records,
+        env,
+        shards,
+    )
+    .await;
 
     let tally = Tally::of(&done);
     (run.status, run.error) = tally.verdict(&done);
@@ -184,6 +247,12 @@ pub(crate) async fn execute(
     // The verdict is recorded before the logs drain, so a reader sees the run end at once and a
     // process killed while draining is still recorded with its real verdict.
     records.run(&run);
+    // How long this shard's jobs took balances the next run's assignment.
+    if let Some(store) = &shard_store
+        && done.cancelled_by.is_none()
+    {
+        crate::shards::record_durations(store, pipeline, &done.nodes).await;
+    }
 
     let (logs_by, state_by) = drain_deadlines(done.cancelled_at);
     let log_stats = match &hub.sink {
@@ -218,6 +287,7 @@ pub(crate) async fn execute(
         logs_name: log_store_name.as_deref(),
         spool_dir: &spool_dir,
         state_store: state_store.as_deref(),
+        state_key: &state_key,
         state_undelivered: state_outcome.undelivered.as_ref(),
         db_error: db_error.as_ref(),
     };
@@ -476,6 +546,7 @@ struct RunEnd<'a> {
     logs_name: Option<&'a str>,
     spool_dir: &'a std::path::Path,
     state_store: Option<&'a str>,
+    state_key: &'a str,
     state_undelivered: Option<&'a (String, std::path::PathBuf)>,
     db_error: Option<&'a String>,
 }
@@ -505,7 +576,7 @@ impl RunEnd<'_> {
             backends::logs_location(&settings.backends.logs, run_id)
         ));
         if let Some(store) = self.state_store {
-            lines.push(format!("state:   {store}/{}", state_key(run_id)));
+            lines.push(format!("state:   {store}/{}", self.state_key));
         }
         lines.push(format!("records: {}", self.db.display()));
         let logs_name = self.logs_name.unwrap_or("the log store");

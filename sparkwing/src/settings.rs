@@ -39,6 +39,8 @@ pub(crate) enum SettingsError {
         #[source]
         source: sparkwing_contract::IdError,
     },
+    #[error("read `{name}`: {reason}")]
+    Shard { name: &'static str, reason: String },
     #[error("find the sparkwing home: neither `{name}` nor `HOME` is set")]
     NoHome { name: &'static str },
     #[error("read the working directory: {0}")]
@@ -85,6 +87,11 @@ pub(crate) struct Settings {
     /// The supervisor's relay: socket path and token ([`env::RELAY`]); `None` when the binary
     /// runs on its own.
     pub relay: Option<(PathBuf, String)>,
+    /// This process's shard of a run split across CI jobs ([`env::SHARD`], `I/N`); `None` runs
+    /// every job.
+    pub shard: Option<sparkwing_contract::shard::Shard>,
+    /// How often a running run rewrites its state in a bucket ([`env::HEARTBEAT_MS`]).
+    pub heartbeat: Duration,
 }
 
 /// Default grace between SIGTERM and SIGKILL for a node's process group.
@@ -195,7 +202,35 @@ impl Settings {
             .filter(|v| !v.is_empty())
             .collect();
         let backends = parse_backends(nonempty(env::BACKENDS).as_deref(), &home)?;
+        let shard = match nonempty(env::SHARD) {
+            None => None,
+            Some(v) => Some(
+                sparkwing_contract::shard::Shard::parse(&v).map_err(|reason| {
+                    SettingsError::Shard {
+                        name: env::SHARD,
+                        reason,
+                    }
+                })?,
+            ),
+        };
+        let heartbeat = match nonempty(env::HEARTBEAT_MS) {
+            None => sparkwing_contract::record::HEARTBEAT_INTERVAL,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if ms >= 100 => Duration::from_millis(ms),
+                _ => {
+                    return Err(SettingsError::Shard {
+                        name: env::HEARTBEAT_MS,
+                        reason: format!(
+                            "`{}` is not a number of milliseconds ≥ 100",
+                            v.escape_debug()
+                        ),
+                    });
+                }
+            },
+        };
         Ok(Settings {
+            shard,
+            heartbeat,
             mode: match nonempty(env::MODE) {
                 None => env::Mode::Local,
                 Some(v) => env::Mode::parse(&v).ok_or(SettingsError::Mode {

@@ -7,7 +7,7 @@
 //! so a slow or unreachable store never holds a job. When an upload fails, the latest state is
 //! written to a local spool file and retried; the last state wins.
 
-use sparkwing_contract::record::{HEARTBEAT_INTERVAL, NodeRecord, RunRecord, RunStatus, StateDump};
+use sparkwing_contract::record::{NodeRecord, RunRecord, RunStatus, StateDump};
 use sparkwing_contract::timefmt::now_rfc3339;
 use sparkwing_storage::ArtifactStore;
 use std::collections::HashMap;
@@ -67,17 +67,32 @@ pub(crate) struct StateStream {
 
 impl StateStream {
     /// Starts streaming `run` and its `nodes` to `store`; failed uploads are kept at `spool`.
+    /// Starts streaming to `key` (the run's state dump, or its shard's file) every `heartbeat`.
     pub fn start(
+        store: Arc<dyn ArtifactStore>,
+        key: String,
+        run: &RunRecord,
+        nodes: &[NodeRecord],
+        spool: PathBuf,
+        heartbeat: Duration,
+    ) -> StateStream {
+        Self::start_at(store, key, run, nodes, spool, heartbeat)
+    }
+
+    #[cfg(test)]
+    fn start_with_heartbeat(
         store: Arc<dyn ArtifactStore>,
         run: &RunRecord,
         nodes: &[NodeRecord],
         spool: PathBuf,
+        heartbeat: Duration,
     ) -> StateStream {
-        Self::start_with_heartbeat(store, run, nodes, spool, HEARTBEAT_INTERVAL)
+        Self::start_at(store, state_key(&run.id), run, nodes, spool, heartbeat)
     }
 
-    fn start_with_heartbeat(
+    fn start_at(
         store: Arc<dyn ArtifactStore>,
+        key: String,
         run: &RunRecord,
         nodes: &[NodeRecord],
         spool: PathBuf,
@@ -99,12 +114,7 @@ impl StateStream {
             wake: Notify::new(),
             heartbeat,
         });
-        let task = tokio::spawn(upload_loop(
-            store,
-            state_key(&run.id),
-            spool,
-            shared.clone(),
-        ));
+        let task = tokio::spawn(upload_loop(store, key, spool, shared.clone()));
         StateStream { shared, task }
     }
 
@@ -290,7 +300,13 @@ mod tests {
             node("a", NodeStatus::Pending),
             node("b", NodeStatus::Pending),
         ];
-        let stream = StateStream::start(store, &run(), &nodes, dir.path().join("spool.ndjson"));
+        let stream = StateStream::start_with_heartbeat(
+            store,
+            &run(),
+            &nodes,
+            dir.path().join("spool.ndjson"),
+            sparkwing_contract::record::HEARTBEAT_INTERVAL,
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         let first = read(&file).expect("the first state is written at once");
         assert_eq!(first.nodes.len(), 2);
@@ -385,7 +401,13 @@ mod tests {
         std::fs::write(dir.path().join("cache"), b"").unwrap();
         let store = Arc::new(FsArtifactStore::new(dir.path().join("cache")));
         let spool = dir.path().join("spool/state.ndjson");
-        let stream = StateStream::start(store, &run(), &[], spool.clone());
+        let stream = StateStream::start_with_heartbeat(
+            store,
+            &run(),
+            &[],
+            spool.clone(),
+            sparkwing_contract::record::HEARTBEAT_INTERVAL,
+        );
         let mut done = run();
         done.status = RunStatus::Cancelled;
         stream.run(&done);

@@ -78,7 +78,7 @@ fn usage_errors_print_one_error_and_one_hint_and_nothing_else() {
         (
             &["run", "nope"],
             &[],
-            "error: unknown pipeline `nope`; `<repo>/.sparkwing/sparkwing.yaml` declares: hello, fanout, failing, trap, die, orphan, retry, timeout, skip, report, secrets, badplan, noop, shell, loglines, ci, slow, plant, watch\n  hint: `sparkwing pipeline list` shows the pipelines; `sparkwing pipeline new --name NAME` adds one\n",
+            "error: unknown pipeline `nope`; `<repo>/.sparkwing/sparkwing.yaml` declares: hello, fanout, failing, trap, die, orphan, retry, timeout, skip, report, secrets, badplan, noop, shell, loglines, ci, slow, plant, watch, shards\n  hint: `sparkwing pipeline list` shows the pipelines; `sparkwing pipeline new --name NAME` adds one\n",
         ),
         (
             &["run", "hello", "--sw-workers=0"],
@@ -103,7 +103,7 @@ fn usage_errors_print_one_error_and_one_hint_and_nothing_else() {
         (
             &["run", "hello", "--sw-frobnicate"],
             &[],
-            "error: unknown flag `--sw-frobnicate`\n  hint: sparkwing's flags are: --sw-mode, --sw-workers, --sw-no-cache-write, --sw-cd, --profile, --junit, --watch, --watch-path; other flags pass through to the pipeline unless they start with `--sw-`\n",
+            "error: unknown flag `--sw-frobnicate`\n  hint: sparkwing's flags are: --sw-mode, --sw-workers, --sw-no-cache-write, --sw-cd, --sw-shard, --sw-run-id, --profile, --junit, --watch, --watch-path; other flags pass through to the pipeline unless they start with `--sw-`\n",
         ),
         (
             &["run", "--sw-workers=2", "hello"],

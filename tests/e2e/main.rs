@@ -11,6 +11,7 @@ mod install;
 mod local_run;
 mod reports;
 mod scaffold;
+mod shards;
 mod signals;
 mod sparks;
 mod support;

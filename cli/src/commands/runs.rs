@@ -240,6 +240,15 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
     if !inv.ci_vendor.is_empty() {
         println!("  ci: {} {}", p(&inv.ci_vendor), p(&inv.ci_job_url));
     }
+    if let Some(n) = inv.extra.get("shards").and_then(|v| v.as_u64()) {
+        let reporting = inv
+            .extra
+            .get("shards_reporting")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(n);
+        println!("  shards: {n} ({reporting} reporting)");
+    }
+    let sharded = nodes.iter().any(|n| n.shard.is_some());
     let iw = nodes
         .iter()
         .map(|n| p(&n.id).chars().count())
@@ -247,9 +256,21 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
         .unwrap_or(4)
         .max(4);
     println!();
+    let shard_col = |s: &str| {
+        if sharded {
+            format!("{s:<6}")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} DETAIL",
-        "NODE", "STATUS", "OUTCOME", "DURATION", "NEEDS"
+        "  {:<iw$} {}{:<8} {:<10} {:>8}  {:<10} DETAIL",
+        "NODE",
+        shard_col("SHARD"),
+        "STATUS",
+        "OUTCOME",
+        "DURATION",
+        "NEEDS"
     );
     for n in nodes {
         let dur = n
@@ -270,8 +291,9 @@ fn print_run(run: &RunRecord, nodes: &[NodeRecord]) {
             err.clone_from(&n.status_detail);
         }
         println!(
-            "  {:<iw$} {:<8} {:<10} {:>8}  {:<10} {}",
+            "  {:<iw$} {}{:<8} {:<10} {:>8}  {:<10} {}",
             p(&n.id),
+            shard_col(&n.shard.map_or_else(|| "-".to_string(), |s| s.to_string())),
             n.status,
             outcome,
             dur,

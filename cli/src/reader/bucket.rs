@@ -475,7 +475,7 @@ impl BucketRuns {
         };
         let size = match self.store.size(&key).await {
             Ok(n) => n,
-            Err(e) if e.is_not_found() => return gone(),
+            Err(e) if e.is_not_found() => return self.fetch_sharded(id).await,
             Err(e) => return Err(e),
         };
         let bytes = if size > self.limits.max_dump {
@@ -550,6 +550,34 @@ impl BucketRuns {
         Ok(entry.listed())
     }
 
+    /// A run split across CI jobs: its shards' files merged into one run with one graph.
+    async fn fetch_sharded(&self, id: &str) -> Result<Option<Listed>, StoreError> {
+        let Some((assignment, dumps)) = read_merged(self.store.as_ref(), id).await? else {
+            if let Ok(mut d) = self.dumps.lock() {
+                d.remove(id);
+            }
+            return Ok(None);
+        };
+        let bytes: usize = dumps
+            .iter()
+            .map(|(_, d)| d.nodes.len() * 256 + 512)
+            .sum::<usize>()
+            .max(SMALL_ENTRY);
+        let entry = match sparkwing_contract::shard::merge(id, assignment.as_ref(), &dumps) {
+            Some(StateDump {
+                run: Some(run),
+                nodes,
+                ..
+            }) => Entry::Ok(RunState {
+                run: Arc::new(run),
+                nodes: Arc::new(nodes),
+            }),
+            _ => Entry::Bad,
+        };
+        self.remember(id, entry.clone(), 0, bytes);
+        Ok(entry.listed())
+    }
+
     fn remember(&self, id: &str, entry: Entry, bad_lines: usize, bytes: usize) {
         if let Ok(mut d) = self.dumps.lock() {
             let c = Cached {
@@ -577,14 +605,59 @@ impl Entry {
     }
 }
 
-/// Run ids of the state keys among `keys`, newest first.
+/// Run ids of the state keys (and shard files of sharded runs) among `keys`, newest first, each
+/// once.
 fn ids_newest_first(keys: &[String]) -> Vec<String> {
     let mut ids: Vec<String> = keys
         .iter()
-        .filter_map(|k| sparkwing_contract::surfaces::run_of_state_key(k).map(str::to_string))
+        .filter_map(|k| {
+            sparkwing_contract::surfaces::run_of_state_key(k)
+                .or_else(|| sparkwing_contract::shard::of_shard_key(k).map(|(id, _)| id))
+                .map(str::to_string)
+        })
         .collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
     ids
+}
+
+/// The run's records as readers see them: the assignment and every shard's file, merged.
+pub async fn read_merged(
+    store: &dyn sparkwing_storage::ArtifactStore,
+    run_id: &str,
+) -> Result<
+    Option<(
+        Option<sparkwing_contract::shard::Assignment>,
+        Vec<(u32, StateDump)>,
+    )>,
+    sparkwing_storage::StoreError,
+> {
+    let assignment = match store
+        .get(&sparkwing_contract::shard::assignment_key(run_id))
+        .await
+    {
+        Ok(b) => sparkwing_contract::shard::Assignment::parse(&b).ok(),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e),
+    };
+    let keys = store
+        .list(&sparkwing_contract::shard::shards_prefix(run_id))
+        .await?;
+    let mut dumps = Vec::new();
+    for key in keys {
+        let Some((_, i)) = sparkwing_contract::shard::of_shard_key(&key) else {
+            continue;
+        };
+        match store.get(&key).await {
+            Ok(b) => dumps.push((i, StateDump::parse(&String::from_utf8_lossy(&b)))),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if assignment.is_none() && dumps.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((assignment, dumps)))
 }
 
 /// Start time encoded in a run id (`run-YYYYMMDD-HHMMSS-…`), as unix nanoseconds.

@@ -47,6 +47,10 @@ pub struct RunArgs {
     pub watch: bool,
     /// `--watch-path`: only changes to paths matching one of these start a run.
     pub watch_paths: Vec<sparkwing_contract::glob::Glob>,
+    /// `--sw-shard`: `I/N`, `auto` or `wait`.
+    pub shard: Option<sparkwing_contract::shard::ShardArg>,
+    /// `--sw-run-id`: the run id every shard of one run shares.
+    pub run_id: Option<sparkwing_contract::RunId>,
     /// Arguments for the pipeline, in order.
     pub passthrough: Vec<String>,
 }
@@ -56,6 +60,8 @@ const KNOWN: &[&str] = &[
     "--sw-workers",
     "--sw-no-cache-write",
     "--sw-cd",
+    "--sw-shard",
+    "--sw-run-id",
     "--profile",
     "--junit",
     "--watch",
@@ -104,6 +110,12 @@ Options:
       --profile <NAME>       storage profile (default: the project's defaults.profile, else built-in)
       --sw-no-cache-write    never publish the pipeline binary to the remote cache
       --sw-cd <DIR>          look for .sparkwing/ from DIR instead of the current directory
+      --sw-shard <I/N>       run shard I of N of the pipeline (ci-embedded): [env: SPARKWING_SHARD]
+                             `I/N`, `auto` (the CI vendor's parallel-job
+                             variables) or `wait` (run no job: wait for
+                             every shard, exit with the run's verdict)
+      --sw-run-id <ID>       the run id all shards share       [env: SPARKWING_SHARD_RUN_ID]
+                             (default: derived from the CI run's id)
       --junit <PATH>         write a JUnit XML report of the jobs    [env: SPARKWING_JUNIT]
                              to PATH after the run (one test case per job)
       --watch                run, then run again on every change to the repository
@@ -145,6 +157,8 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
         junit: None,
         watch: false,
         watch_paths: Vec::new(),
+        shard: None,
+        run_id: None,
         passthrough: Vec::new(),
     };
     let mut i = 1;
@@ -201,6 +215,8 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
                 out.profile = Some(value)
             }
             "--sw-cd" => out.dir = Some(PathBuf::from(value)),
+            "--sw-shard" => out.shard = Some(parse_shard(&value, "--sw-shard")?),
+            "--sw-run-id" => out.run_id = Some(parse_run_id(&value, "--sw-run-id")?),
             "--junit" => {
                 if value.is_empty() {
                     return Err(CliError::usage("`--junit` needs a file path")
@@ -227,6 +243,23 @@ pub fn parse(args: &[String]) -> Result<Option<RunArgs>, CliError> {
         );
     }
     Ok(Some(out))
+}
+
+/// A shard from `source` (`--sw-shard` or `SPARKWING_SHARD`), named in the error.
+pub fn parse_shard(v: &str, source: &str) -> Result<sparkwing_contract::shard::ShardArg, CliError> {
+    sparkwing_contract::shard::ShardArg::parse(v).map_err(|e| {
+        CliError::usage(format!("{source}: {e}"))
+            .with_hint("for example `--sw-shard=2/3` in the second of three parallel CI jobs")
+    })
+}
+
+/// A run id from `source` (`--sw-run-id` or `SPARKWING_SHARD_RUN_ID`), named in the error.
+pub fn parse_run_id(v: &str, source: &str) -> Result<sparkwing_contract::RunId, CliError> {
+    sparkwing_contract::RunId::parse(v.trim()).map_err(|e| {
+        CliError::usage(format!("{source}: {e}")).with_hint(
+            "a run id looks like `run-20261203-042500-1a2b3c4d` (date, time, up to 16 hex digits); give every shard of one run the same one",
+        )
+    })
 }
 
 /// A mode from `source` (`--sw-mode` or `SPARKWING_MODE`), named in the error.
@@ -362,6 +395,53 @@ mod tests {
             }
             assert_eq!(runs, 1, "examples/ci/{file} runs sparkwing once");
         }
+    }
+
+    /// The sharded examples of `docs/shards.md` are valid YAML, and every sparkwing command in
+    /// them (a `sparkwing run` line, or the action's `args`) parses with this CLI and names a
+    /// shard.
+    #[test]
+    fn sharded_examples_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = std::fs::read_to_string(root.join("docs/shards.md")).unwrap();
+        let mut blocks = 0;
+        let mut commands = 0;
+        for block in docs.split("```yaml\n").skip(1) {
+            let text = block.split("```").next().unwrap();
+            let _: serde_norway::Value = serde_norway::from_str(text)
+                .unwrap_or_else(|e| panic!("docs/shards.md: {e}\n{text}"));
+            blocks += 1;
+            for line in text.lines() {
+                let line = line.trim().trim_start_matches("- ").trim();
+                let line = line
+                    .trim_start_matches("run: ")
+                    .trim_start_matches("command: ");
+                let words: Vec<String> = if let Some(rest) = line.strip_prefix("sparkwing run ") {
+                    rest.split_whitespace().map(str::to_string).collect()
+                } else if let Some(rest) = line.strip_prefix("args: ") {
+                    let rest = rest.replace("${{ matrix.shard }}", "1");
+                    ["ci", "--sw-mode=ci-embedded", "--profile", "ci"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .chain(rest.split_whitespace().map(str::to_string))
+                        .collect()
+                } else {
+                    continue;
+                };
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                let parsed = p(&words)
+                    .unwrap_or_else(|e| panic!("docs/shards.md: `{line}`: {e:?}"))
+                    .expect("not a help request");
+                assert_eq!(parsed.mode, Some(Mode::CiEmbedded), "{line}");
+                assert!(parsed.shard.is_some(), "{line}");
+                assert!(parsed.passthrough.is_empty(), "{line}");
+                commands += 1;
+            }
+        }
+        assert!(
+            blocks >= 4 && commands >= 6,
+            "{blocks} blocks, {commands} commands"
+        );
     }
 
     #[test]

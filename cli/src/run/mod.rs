@@ -5,6 +5,7 @@ pub mod args;
 pub mod binary;
 mod relay;
 pub mod report;
+pub mod shards;
 pub mod supervise;
 mod watch;
 
@@ -31,6 +32,8 @@ pub struct RunPlan {
     pub config: sparkwing_config::ProjectConfig,
     /// Where to write the JUnit report (`--junit`, else `SPARKWING_JUNIT`), absolute.
     pub junit: Option<PathBuf>,
+    /// `--sw-shard`: this job's part of a run split across CI jobs.
+    pub sharding: Option<shards::Sharding>,
 }
 
 /// `sparkwing run …`
@@ -64,6 +67,7 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
         .map_err(|e| CliError::failure(format!("read the current directory: {e}")))?;
     let junit = args::effective_junit(args.junit.as_deref(), &cwd, getenv);
     let project = project::find(&start)?;
+    let sharding = shards::resolve(&args, mode.0 == Mode::CiEmbedded, &project.root, getenv)?;
     let config = project::load_config(&project)?;
     project::check_pipeline_known(&project, &config, &args.pipeline)?;
     let entrypoint = project::entrypoint(&config, &args.pipeline).to_string();
@@ -88,6 +92,7 @@ fn plan(args: RunArgs) -> Result<RunPlan, CliError> {
         entrypoint,
         config,
         junit,
+        sharding,
     })
 }
 
@@ -123,6 +128,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 fn act(plan: RunPlan) -> CliResult {
     announce_mode(&plan);
     let rt = runtime()?;
+    if let Some(shards::Sharding::Wait { run_id }) = &plan.sharding {
+        return shards::wait(&plan.profile, run_id, &rt);
+    }
     let binary = binary::obtain(&plan, &rt)?;
     let (_, end) = run_once(&plan, binary, &rt, std::future::pending())?;
     Ok(end.exit_code())
@@ -136,8 +144,15 @@ fn run_once(
     rt: &tokio::runtime::Runtime,
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<(RunId, supervise::ChildEnd), CliError> {
-    let run_id = RunId::generate();
+    let run_id = match &plan.sharding {
+        Some(s) => s.run_id().clone(),
+        None => RunId::generate(),
+    };
     let mut cmd = tokio::process::Command::new(binary.path());
+    match &plan.sharding {
+        Some(shards::Sharding::Run { shard, .. }) => cmd.env(env::SHARD, shard.to_string()),
+        _ => cmd.env_remove(env::SHARD),
+    };
     cmd.arg(&plan.entrypoint)
         .args(&plan.args.passthrough)
         .current_dir(&plan.project.root)
@@ -240,7 +255,12 @@ fn finalize_abandoned(
     let dump = sparkwing_records::Reader::open(&db).and_then(|r| r.dump_state(run_id.as_str()));
     let Ok(Some(dump)) = dump else { return };
     let spec = crate::source::state_dump_surface(&plan.profile).spec_string();
-    let key = sparkwing_contract::surfaces::state_key(run_id.as_str());
+    let key = match &plan.sharding {
+        Some(shards::Sharding::Run { shard, .. }) => {
+            sparkwing_contract::shard::shard_key(run_id.as_str(), shard.index)
+        }
+        _ => sparkwing_contract::surfaces::state_key(run_id.as_str()),
+    };
     let upload = async {
         let store = sparkwing_storage::open_artifact_store(&spec)?;
         store.put(&key, dump.into_bytes()).await

@@ -2,9 +2,11 @@
 //! timers. Nodes run as tokio tasks and report back through their join handles.
 
 mod node;
+mod remote;
 mod reuse;
 
 pub(crate) use node::RunEnv;
+pub(crate) use remote::Shards;
 pub(crate) use reuse::Reuse;
 
 use crate::ctx::Upstream;
@@ -66,6 +68,8 @@ struct State<'a> {
     sink: &'a dyn RecordSink,
     env: Arc<RunEnv>,
     cancelled_by: Option<&'static str>,
+    /// Whether each job runs in this process (all of them unless the run is sharded).
+    local: Vec<bool>,
 }
 
 /// The initial (pending) record of every node, in plan order.
@@ -98,7 +102,9 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Runs the plan to the end under `workers` concurrent nodes.
+/// Runs the plan to the end under `workers` concurrent nodes. In a sharded run only this
+/// shard's jobs run; the jobs they need from other shards are waited for in the store, and
+/// `Dispatched::nodes` holds this shard's jobs only.
 pub(crate) async fn dispatch(
     plan: ValidPlan,
     recs: Vec<NodeRecord>,
@@ -106,10 +112,56 @@ pub(crate) async fn dispatch(
     hub: &Arc<LogHub>,
     sink: &dyn RecordSink,
     env: Arc<RunEnv>,
+    shards: Option<Shards>,
 ) -> Dispatched {
     let n = plan.jobs.len();
+    let local: Vec<bool> = match &shards {
+        Some(s) => s.of.iter().map(|&o| o == s.me).collect(),
+        None => vec![true; n],
+    };
     let remaining: Vec<usize> = plan.deps.iter().map(Vec::len).collect();
-    let ready = (0..n).filter(|&i| remaining[i] == 0).collect();
+    let ready = (0..n).filter(|&i| remaining[i] == 0 && local[i]).collect();
+    let (remote_tx, mut remote_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watchers = JoinSet::new();
+    if let Some(sh) = &shards {
+        // Each job of another shard that a job here needs, with the shortest timeout among
+        // those that need it; one poller per shard.
+        let mut by_shard: std::collections::BTreeMap<u32, Vec<remote::Wanted>> = Default::default();
+        for d in 0..n {
+            if local[d] {
+                continue;
+            }
+            let needers: Vec<usize> = plan.dependents[d]
+                .iter()
+                .copied()
+                .filter(|&k| local[k])
+                .collect();
+            if needers.is_empty() {
+                continue;
+            }
+            let deadline = needers
+                .iter()
+                .filter_map(|&k| plan.jobs[k].timeout)
+                .min()
+                .map(|t| Instant::now() + t);
+            by_shard.entry(sh.of[d]).or_default().push(remote::Wanted {
+                index: d,
+                id: plan.jobs[d].id.clone(),
+                deadline,
+            });
+        }
+        for (shard, wanted) in by_shard {
+            watchers.spawn(remote::watch_shard(
+                sh.store.clone(),
+                env.run_id.clone(),
+                shard,
+                wanted,
+                sh.heartbeat,
+                remote_tx.clone(),
+            ));
+        }
+    }
+    drop(remote_tx);
     let mut st = State {
         jobs: plan.jobs.into_iter().map(Arc::new).collect(),
         deps: plan.deps,
@@ -125,6 +177,7 @@ pub(crate) async fn dispatch(
         sink,
         env,
         cancelled_by: None,
+        local,
     };
     // Installing handlers replaces the default "die on SIGINT/SIGTERM": from here on a signal
     // means "stop the nodes and write the records", which is what the dispatcher does.
@@ -156,12 +209,15 @@ pub(crate) async fn dispatch(
                 st.start(i);
             }
         }
-        if st.running.is_empty() && (signals > 0 || st.ready.is_empty()) {
+        if st.running.is_empty()
+            && (signals > 0 || (st.ready.is_empty() && !st.waits_on_other_shards()))
+        {
             break;
         }
         hub.console.flush();
         tokio::select! {
             Some(joined) = st.tasks.join_next_with_id() => st.joined(joined, signals > 0),
+            Some(done) = remote_rx.recv() => st.remote_done(done, signals > 0),
             _ = sleep_until_opt(progress_at), if progress_at.is_some() => {
                 hub.console.progress();
                 progress_at = progress_every.map(|every| Instant::now() + every);
@@ -185,9 +241,10 @@ pub(crate) async fn dispatch(
         }
     }
 
+    watchers.abort_all();
     // Whatever never started: the run was cancelled before it could.
     for i in 0..n {
-        if st.recs[i].status != NodeStatus::Done {
+        if st.local[i] && st.recs[i].status != NodeStatus::Done {
             st.finish_unstarted(
                 i,
                 Outcome::Cancelled,
@@ -197,8 +254,14 @@ pub(crate) async fn dispatch(
         }
     }
     hub.console.flush();
+    let local = std::mem::take(&mut st.local);
     Dispatched {
-        nodes: st.recs,
+        nodes: st
+            .recs
+            .into_iter()
+            .zip(local)
+            .filter_map(|(r, l)| l.then_some(r))
+            .collect(),
         cancelled_by: st.cancelled_by,
         cancelled_at: first_signal,
     }
@@ -348,7 +411,8 @@ impl State<'_> {
         for k in 0..self.dependents[i].len() {
             let d = self.dependents[i][k];
             self.remaining[d] -= 1;
-            if self.remaining[d] == 0 && self.recs[d].status == NodeStatus::Pending {
+            if self.remaining[d] == 0 && self.recs[d].status == NodeStatus::Pending && self.local[d]
+            {
                 self.ready.push_back(d);
             }
         }
@@ -356,11 +420,35 @@ impl State<'_> {
 
     /// Every job downstream of a failed or cancelled one is cancelled without running.
     fn cancel_dependents(&mut self, failed: usize, cancelling: bool) {
+        self.end_dependents(failed, cancelling, None);
+    }
+
+    /// Like [`State::cancel_dependents`]; `direct` (outcome, reason, error) is what the jobs that
+    /// need `failed` directly end with (the ones further down are cancelled as `upstream-failed`).
+    fn end_dependents(
+        &mut self,
+        failed: usize,
+        cancelling: bool,
+        direct: Option<(Outcome, &str, String)>,
+    ) {
+        if let Some((outcome, reason, error)) = &direct
+            && !cancelling
+        {
+            for k in 0..self.dependents[failed].len() {
+                let d = self.dependents[failed][k];
+                if self.recs[d].status == NodeStatus::Pending {
+                    self.finish_unstarted(d, *outcome, reason, error);
+                }
+            }
+        }
         let mut stack = vec![failed];
         while let Some(j) = stack.pop() {
             for k in 0..self.dependents[j].len() {
                 let d = self.dependents[j][k];
                 if self.recs[d].status != NodeStatus::Pending {
+                    if direct.is_some() && j == failed && !cancelling {
+                        stack.push(d);
+                    }
                     continue;
                 }
                 let (reason, error) = if cancelling {
@@ -381,15 +469,80 @@ impl State<'_> {
     }
 
     fn finish_unstarted(&mut self, i: usize, outcome: Outcome, reason: &str, error: &str) {
-        let log = self.log(i);
-        log.lifecycle(Mark::Cancelled, &format!("cancelled: {reason}"));
+        if self.local[i] {
+            let log = self.log(i);
+            match outcome {
+                Outcome::Failed => {
+                    log.event(Level::Error, "node_failed", error);
+                    log.lifecycle(Mark::Failed, &format!("failed: {error}"));
+                }
+                _ => log.lifecycle(Mark::Cancelled, &format!("cancelled: {reason}")),
+            }
+        }
         let rec = &mut self.recs[i];
         rec.status = NodeStatus::Done;
         rec.outcome = Some(outcome);
         rec.failure_reason = reason.into();
         rec.error = error.into();
         rec.finished_at = Some(now_rfc3339());
-        self.sink.node(rec);
+        if self.local[i] {
+            self.sink.node(rec);
+        }
+    }
+
+    /// Whether a job of this shard still waits for a job of another shard.
+    fn waits_on_other_shards(&self) -> bool {
+        if self.local.iter().all(|&l| l) {
+            return false;
+        }
+        (0..self.jobs.len()).any(|i| {
+            self.local[i]
+                && self.recs[i].status == NodeStatus::Pending
+                && self.deps[i]
+                    .iter()
+                    .any(|&d| !self.local[d] && self.recs[d].status != NodeStatus::Done)
+        })
+    }
+
+    /// A job of another shard finished (or will not be seen to): release or end what needs it.
+    fn remote_done(&mut self, done: remote::RemoteDone, cancelling: bool) {
+        let i = done.index;
+        if self.local[i] || self.recs[i].status == NodeStatus::Done {
+            return;
+        }
+        let shard = self.recs[i].shard.unwrap_or(0);
+        let id = self.jobs[i].id.clone();
+        match done.result {
+            Ok(rec) => {
+                let outcome = rec.outcome.unwrap_or(Outcome::Failed);
+                self.outputs[i] = Arc::new(rec.outputs.clone());
+                self.recs[i] = rec;
+                self.recs[i].status = NodeStatus::Done;
+                if outcome.satisfies_dependents() {
+                    self.release_dependents(i);
+                } else {
+                    self.end_dependents(
+                        i,
+                        cancelling,
+                        Some((
+                            Outcome::Cancelled,
+                            "upstream-failed",
+                            format!("needs `{id}` (shard {shard}), which did not succeed"),
+                        )),
+                    );
+                }
+            }
+            Err(lost) => {
+                let rec = &mut self.recs[i];
+                rec.status = NodeStatus::Done;
+                rec.outcome = Some(Outcome::Failed);
+                self.end_dependents(
+                    i,
+                    cancelling,
+                    Some((Outcome::Failed, lost.reason, lost.error)),
+                );
+            }
+        }
     }
 
     /// First signal: stop dispatching and SIGTERM every running node (SIGKILL after the grace).

@@ -96,6 +96,8 @@ pub struct Job {
     pub(crate) ci_commands: bool,
     /// The paths the job reads ([`Job::inputs`]), checked when the plan is validated.
     pub(crate) inputs: Vec<Result<Glob, GlobError>>,
+    /// The shard this job must run on in a sharded run (1-based), set by [`Job::on_shard`].
+    pub(crate) shard: Option<u32>,
 }
 
 impl std::fmt::Debug for Job {
@@ -126,6 +128,7 @@ impl Job {
             dir: None,
             ci_commands: false,
             inputs: Vec::new(),
+            shard: None,
         }
     }
 
@@ -226,6 +229,22 @@ impl Job {
     {
         self.inputs
             .extend(globs.into_iter().map(|g| Glob::parse(g.as_ref())));
+        self
+    }
+
+    /// Runs this job on shard `index` (1-based) when the run is split across CI jobs with
+    /// `--sw-shard=I/N`; without it the job goes wherever the balanced assignment puts it. Ignored
+    /// in a run of one process. A run with fewer shards than `index` stops before any job with a
+    /// plan error naming the job.
+    ///
+    /// ```
+    /// use sparkwing::prelude::*;
+    /// let mut plan = Plan::new();
+    /// plan.job("build").on_shard(1).step("compile", Cmd::sh("make"));
+    /// plan.job("e2e").on_shard(2).needs(["build"]).step("test", Cmd::sh("make e2e"));
+    /// ```
+    pub fn on_shard(&mut self, index: u32) -> &mut Job {
+        self.shard = Some(index);
         self
     }
 

@@ -3,6 +3,7 @@
 mod cmd;
 mod graph;
 mod job;
+pub(crate) mod shard;
 
 pub use cmd::Cmd;
 pub(crate) use graph::ValidPlan;
