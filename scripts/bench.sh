@@ -40,3 +40,9 @@ echo
 echo "## Sharded runs (4 shards x 250 jobs vs 1 x 1,000; cross-shard wait)"
 cargo test -q -p sparkwing-cli --test e2e bench_shards -- --ignored --nocapture --test-threads 1 2>&1 |
   grep -E '^bench:|panicked|FAIL'
+
+if [[ "${BENCH_COLD_BUILD:-}" == 1 ]]; then
+  echo
+  echo "## Cold build of the sample pipelines: where the time goes"
+  python3 scripts/build-timings.py
+fi
