@@ -35,3 +35,8 @@ echo
 echo "## Nothing to the first job (install from a loopback mirror, binary from the bucket)"
 cargo test -q --release -p sparkwing-cli --test e2e bench_nothing_to_first_job -- --ignored --nocapture --test-threads 1 2>&1 |
   grep -E '^nothing to first job|panicked|FAIL'
+
+echo
+echo "## New key on a fresh machine: dependency set in the bucket vs cold build"
+cargo test -q --release -p sparkwing-cli --test e2e bench_new_key_with_dependency_set -- --ignored --nocapture --test-threads 1 2>&1 |
+  grep -E '^new key, fresh machine|panicked|FAIL'

@@ -10,6 +10,7 @@ use sparkwing_bincache::{
     ManifestFields, PublishOptions, PublishOutcome, Signer, Source, Trust,
 };
 use sparkwing_config::{ProjectConfig, SurfaceKind};
+use sparkwing_contract::human;
 use sparkwing_storage::ArtifactStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,6 +109,22 @@ impl BuildContext {
             sdk_root: None,
             repo_root: None,
         }
+    }
+
+    /// The key of this package's compiled dependency set (`bin/deps/<key>`).
+    pub fn deps_key(&self) -> Result<String, CliError> {
+        let sdk_version = sdk::sdk_version();
+        let lookup = |name: &str| std::env::var(name).ok();
+        let req = KeyRequest {
+            sparkwing_dir: &self.sparkwing_dir,
+            sdk_version: &sdk_version,
+            target: sdk::TARGET,
+            profile: self.profile,
+            env: &lookup,
+        };
+        bincache::deps_key(&req).map_err(|e| {
+            CliError::failure(format!("compute the dependency set key: {e}")).hinted(&e)
+        })
     }
 
     /// The pipeline cache key of this `.sparkwing/` package.
@@ -349,12 +366,27 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
                     Err(e) => eprintln!("warning: remote cache unavailable ({e}); building instead"),
                 }
             }
+            // Dependencies compiled elsewhere for the same lockfile, toolchain and profile: the
+            // build then compiles only the pipeline package.
+            let deps_key = match (&remote, deps_cache_enabled()) {
+                (Some(_), true) => match ctx.deps_key() {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        eprintln!("warning: dependency sets are not used for this build: {e}");
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if let (Some(store), Some(dk)) = (&remote, &deps_key) {
+                restore_deps(&ctx, rt, store.as_ref(), &trust, dk);
+            }
             eprintln!(
                 "==> building pipeline binary for `.sparkwing/` (cache key {}); later runs reuse it",
                 short(&key.key)
             );
             check_sdk_dependency(&ctx.sparkwing_dir)?;
-            let sdk_root = sdk::materialize(&ctx.target_dir)?;
+            let sdk_root = sdk::build_root(&ctx.sparkwing_dir, &ctx.target_dir)?;
             let patches = sdk::patches(&sdk_root);
             let req = bincache::BuildRequest {
                 keyed_roots: &key.roots,
@@ -373,6 +405,10 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
             }
             if let Some(store) = &remote {
                 publish_build(plan, rt, store.as_ref(), &trust, &key.key, &dest, rejected);
+            }
+            if let (Some(store), Some(dk)) = (&remote, &deps_key) {
+                bincache::deps::mark_present(&ctx.target_dir, dk);
+                publish_deps(plan, &ctx, rt, store.as_ref(), &trust, &key, dk);
             }
             Ok(Source::Compiled)
         })
@@ -427,6 +463,158 @@ fn publish_build(
         ),
         Ok(PublishOutcome::AlreadyPublished) => {}
         Err(e) => eprintln!("warning: could not publish the pipeline binary: {e}"),
+    }
+}
+
+/// Dependency sets are used unless `SPARKWING_NO_DEPS_CACHE` is set (to anything but empty, `0`
+/// or `false`).
+fn deps_cache_enabled() -> bool {
+    !std::env::var(sparkwing_contract::env::NO_DEPS_CACHE)
+        .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Restores the dependency set `deps_key` from the cache surface into the build's target
+/// directory, unless that directory already holds it. Only an archive whose size, blake3 and
+/// (with trusted keys) signature match its manifest is unpacked; anything else is a warning and
+/// the build compiles the dependencies itself.
+fn restore_deps(
+    ctx: &BuildContext,
+    rt: &tokio::runtime::Runtime,
+    store: &dyn ArtifactStore,
+    trust: &Trust,
+    deps_key: &str,
+) {
+    use bincache::deps;
+    if deps::present(&ctx.target_dir, deps_key) {
+        return;
+    }
+    let start = std::time::Instant::now();
+    let archive = match deps::scratch_path(&ctx.target_dir, "fetch") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("warning: dependency set not restored: {e}");
+            return;
+        }
+    };
+    let fetched = rt.block_on(bincache::remote::fetch_deps(
+        store, deps_key, &archive, trust,
+    ));
+    let outcome = match fetched {
+        Ok(FetchOutcome::Fetched(m)) => {
+            let downloaded = start.elapsed();
+            match deps::unpack(&archive, &ctx.target_dir, ctx.profile) {
+                Ok(stats) => {
+                    deps::mark_present(&ctx.target_dir, deps_key);
+                    eprintln!(
+                        "==> restored dependency set {} ({}, {} files) from `{}` in {} (download {}, unpack {})",
+                        short(deps_key),
+                        human::bytes(m.size),
+                        stats.files,
+                        store.describe(),
+                        human::duration(start.elapsed()),
+                        human::duration(downloaded),
+                        human::duration(stats.elapsed),
+                    );
+                }
+                Err(e) => eprintln!(
+                    "warning: the dependency set {} was not restored ({e}); compiling the dependencies instead",
+                    short(deps_key)
+                ),
+            }
+            None
+        }
+        Ok(FetchOutcome::NotFound) => Some(format!(
+            "==> no dependency set {} in `{}`; compiling the dependencies",
+            short(deps_key),
+            store.describe()
+        )),
+        Ok(FetchOutcome::Rejected { reason }) => Some(format!(
+            "warning: the cache's dependency set {} was rejected and is never used: {reason}; compiling the dependencies instead",
+            short(deps_key)
+        )),
+        Err(e) => Some(format!(
+            "warning: dependency set not restored ({e}); compiling the dependencies instead"
+        )),
+    };
+    let _ = std::fs::remove_file(&archive);
+    if let Some(line) = outcome {
+        eprintln!("{line}");
+    }
+}
+
+/// After a build: publishes the target directory's compiled dependencies as dependency set
+/// `deps_key` when this run may publish and the cache surface does not hold it yet. A failure
+/// is a warning, never the run's.
+fn publish_deps(
+    plan: &RunPlan,
+    ctx: &BuildContext,
+    rt: &tokio::runtime::Runtime,
+    store: &dyn ArtifactStore,
+    trust: &Trust,
+    key: &bincache::CacheKey,
+    deps_key: &str,
+) {
+    use bincache::deps;
+    let Ok(signer) = may_publish(plan, trust) else {
+        // `publish_build` already said why nothing is published.
+        return;
+    };
+    match rt.block_on(bincache::remote::deps_published(store, deps_key)) {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("warning: could not publish the dependency set: {e}");
+            return;
+        }
+    }
+    let start = std::time::Instant::now();
+    // The pipeline package and its path dependencies are compiled on every machine.
+    let local = deps::local_packages(&ctx.sparkwing_dir, key);
+    let archive = match deps::scratch_path(&ctx.target_dir, "pack") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("warning: could not publish the dependency set: {e}");
+            return;
+        }
+    };
+    let stats = match deps::pack(&ctx.target_dir, ctx.profile, &local, &archive) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&archive);
+            eprintln!("warning: could not pack the dependency set: {e}");
+            return;
+        }
+    };
+    let sdk_version = sdk::sdk_version();
+    let opts = PublishOptions {
+        fields: ManifestFields {
+            target: sdk::TARGET,
+            sdk_version: &sdk_version,
+        },
+        signer: signer.as_ref(),
+        replace: false,
+    };
+    let signed = match &signer {
+        Some(s) => format!(", signed by key {}", s.key_id()),
+        None => String::new(),
+    };
+    let published = rt.block_on(bincache::remote::publish_deps(
+        store, deps_key, &archive, &opts,
+    ));
+    let _ = std::fs::remove_file(&archive);
+    match published {
+        Ok(PublishOutcome::Published | PublishOutcome::Replaced) => eprintln!(
+            "==> published dependency set {} ({}, {} files, {} unpacked) to `{}` in {} (pack {}){signed}",
+            short(deps_key),
+            human::bytes(stats.archive_bytes),
+            stats.files,
+            human::bytes(stats.bytes),
+            store.describe(),
+            human::duration(start.elapsed()),
+            human::duration(stats.elapsed),
+        ),
+        Ok(PublishOutcome::AlreadyPublished) => {}
+        Err(e) => eprintln!("warning: could not publish the dependency set: {e}"),
     }
 }
 
