@@ -488,6 +488,12 @@ fn restore_deps(
     if deps::present(&ctx.target_dir, deps_key) {
         return;
     }
+    // A line before the download, so a log never looks stuck while it runs.
+    eprintln!(
+        "==> looking for dependency set {} in `{}`",
+        short(deps_key),
+        store.describe()
+    );
     let start = std::time::Instant::now();
     let archive = match deps::scratch_path(&ctx.target_dir, "fetch") {
         Ok(p) => p,
@@ -570,6 +576,11 @@ fn publish_deps(
     let start = std::time::Instant::now();
     // The pipeline package and its path dependencies are compiled on every machine.
     let local = deps::local_packages(&ctx.sparkwing_dir, key);
+    eprintln!(
+        "==> packing dependency set {} for `{}`",
+        short(deps_key),
+        store.describe()
+    );
     let archive = match deps::scratch_path(&ctx.target_dir, "pack") {
         Ok(p) => p,
         Err(e) => {
