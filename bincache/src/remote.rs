@@ -422,13 +422,7 @@ async fn fetch_entry(
         Err(reason) => return Ok(FetchOutcome::Rejected { reason }),
     };
 
-    let tmp = {
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pipeline".into());
-        dest.with_file_name(format!(".{name}.part-{}", std::process::id()))
-    };
+    let tmp = partial_path(dest);
     let file = tokio::fs::File::create(&tmp)
         .await
         .map_err(io("create", &tmp))?;
@@ -499,6 +493,16 @@ async fn fetch_entry(
         .await
         .map_err(io("move the fetched binary to", dest))?;
     Ok(FetchOutcome::Fetched(manifest))
+}
+
+/// Where [`fetch`] and [`fetch_deps`] stream a download to before it is verified and renamed
+/// to `dest` (its size is the progress of the download).
+pub fn partial_path(dest: &Path) -> std::path::PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".into());
+    dest.with_file_name(format!(".{name}.part-{}", std::process::id()))
 }
 
 async fn hash_path(path: &Path) -> Result<(String, u64), RemoteError> {

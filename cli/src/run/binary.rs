@@ -502,13 +502,21 @@ fn restore_deps(
             return;
         }
     };
+    let ticker = Ticker::start(
+        "downloading the dependency set",
+        Some(bincache::remote::partial_path(&archive)),
+    );
     let fetched = rt.block_on(bincache::remote::fetch_deps(
         store, deps_key, &archive, trust,
     ));
+    drop(ticker);
     let outcome = match fetched {
         Ok(FetchOutcome::Fetched(m)) => {
             let downloaded = start.elapsed();
-            match deps::unpack(&archive, &ctx.target_dir, ctx.profile) {
+            let ticker = Ticker::start("unpacking the dependency set", None);
+            let unpacked = deps::unpack(&archive, &ctx.target_dir, ctx.profile);
+            drop(ticker);
+            match unpacked {
                 Ok(stats) => {
                     deps::mark_present(&ctx.target_dir, deps_key);
                     eprintln!(
@@ -588,7 +596,10 @@ fn publish_deps(
             return;
         }
     };
-    let stats = match deps::pack(&ctx.target_dir, ctx.profile, &local, &archive) {
+    let ticker = Ticker::start("packing the dependency set", Some(archive.clone()));
+    let packed = deps::pack(&ctx.target_dir, ctx.profile, &local, &archive);
+    drop(ticker);
+    let stats = match packed {
         Ok(s) => s,
         Err(e) => {
             let _ = std::fs::remove_file(&archive);
@@ -609,9 +620,17 @@ fn publish_deps(
         Some(s) => format!(", signed by key {}", s.key_id()),
         None => String::new(),
     };
+    let ticker = Ticker::start(
+        &format!(
+            "uploading the dependency set ({})",
+            human::bytes(stats.archive_bytes)
+        ),
+        None,
+    );
     let published = rt.block_on(bincache::remote::publish_deps(
         store, deps_key, &archive, &opts,
     ));
+    drop(ticker);
     let _ = std::fs::remove_file(&archive);
     match published {
         Ok(PublishOutcome::Published | PublishOutcome::Replaced) => eprintln!(
@@ -626,6 +645,64 @@ fn publish_deps(
         ),
         Ok(PublishOutcome::AlreadyPublished) => {}
         Err(e) => eprintln!("warning: could not publish the dependency set: {e}"),
+    }
+}
+
+/// On a terminal, a status line that shows a long step is alive — what it does, the size of the
+/// file it writes so far, the time — rewritten in place and cleared when the step ends (drop).
+/// Off a terminal it prints nothing: the `==>` lines before and after are the log's milestones.
+struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(what: &str, watched: Option<PathBuf>) -> Ticker {
+        use std::io::IsTerminal;
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if !std::io::stderr().is_terminal() {
+            return Ticker { stop, thread: None };
+        }
+        let (flag, what) = (stop.clone(), what.to_string());
+        let thread = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            let mut shown = false;
+            let mut last = t0;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if last.elapsed() < std::time::Duration::from_millis(500) {
+                    continue;
+                }
+                last = std::time::Instant::now();
+                let size = watched
+                    .as_ref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| format!(", {}", human::bytes(m.len())))
+                    .unwrap_or_default();
+                eprint!(
+                    "\r\x1b[2K    {what}{size}, {}",
+                    human::duration(t0.elapsed())
+                );
+                shown = true;
+            }
+            if shown {
+                eprint!("\r\x1b[2K");
+            }
+        });
+        Ticker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
