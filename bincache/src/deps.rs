@@ -222,12 +222,15 @@ fn build_lock(target_dir: &Path) -> Result<lock::Held, FsError> {
 }
 
 /// Writes the compiled dependencies of `profile` in `target_dir` to `out` (tar, LZ4 frames),
-/// leaving out the entries of `exclude` (the pipeline package and its path dependencies). Holds
-/// the target directory's build lock, so no build changes the files while they are read.
+/// leaving out the entries of `exclude` (the pipeline package and its path dependencies) and,
+/// when `only` is given (a build's [`crate::BuildReport::unit_hashes`]), every entry of another
+/// build (other projects sharing the target directory, older versions). Holds the target
+/// directory's build lock, so no build changes the files while they are read.
 pub fn pack(
     target_dir: &Path,
     profile: BuildProfile,
     exclude: &[String],
+    only: Option<&std::collections::BTreeSet<String>>,
     out: &Path,
 ) -> Result<DepsStats, DepsError> {
     let start = Instant::now();
@@ -257,6 +260,9 @@ pub fn pack(
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| !belongs_to(n, exclude))
+            .filter(|n| {
+                only.is_none_or(|set| crate::build::unit_hash(n).is_some_and(|h| set.contains(h)))
+            })
             .collect();
         names.sort();
         for name in names {

@@ -228,6 +228,7 @@ fn pack_leaves_out_the_pipeline_and_unpack_restores_files_with_their_times() {
         &src,
         BuildProfile::Release,
         &["pipes".to_string()],
+        None,
         &archive,
     )
     .unwrap();
@@ -263,11 +264,23 @@ fn pack_leaves_out_the_pipeline_and_unpack_restores_files_with_their_times() {
         assert!(!dst.join(absent).exists(), "{absent} was restored");
     }
 
+    // Only one build's units: entries of other builds sharing the directory stay out.
+    let only: std::collections::BTreeSet<String> = ["0123456789abcdef".to_string()].into();
+    let one = tmp.path().join("one-build");
+    let stats = deps::pack(&src, BuildProfile::Release, &[], Some(&only), &one).unwrap();
+    assert_eq!(stats.files, 3, "{stats:?}");
+
     // Nothing to pack is an error, not an empty set.
     let empty = tmp.path().join("empty-target");
     std::fs::create_dir_all(&empty).unwrap();
     assert!(matches!(
-        deps::pack(&empty, BuildProfile::Release, &[], &tmp.path().join("e")),
+        deps::pack(
+            &empty,
+            BuildProfile::Release,
+            &[],
+            None,
+            &tmp.path().join("e")
+        ),
         Err(DepsError::Empty(_))
     ));
 }
@@ -321,7 +334,7 @@ async fn remote_sets_are_verified_create_only_and_never_mistaken_for_binaries() 
     let store = FsArtifactStore::new(tmp.path().join("bucket"));
     let src = fake_target(tmp.path());
     let archive = tmp.path().join("set");
-    deps::pack(&src, BuildProfile::Release, &[], &archive).unwrap();
+    deps::pack(&src, BuildProfile::Release, &[], None, &archive).unwrap();
 
     assert!(!deps_published(&store, KEY).await.unwrap());
     assert_eq!(
@@ -426,7 +439,7 @@ async fn a_signed_cache_takes_only_sets_signed_by_a_trusted_key() {
     let store = FsArtifactStore::new(tmp.path().join("bucket"));
     let src = fake_target(tmp.path());
     let archive = tmp.path().join("set");
-    deps::pack(&src, BuildProfile::Release, &[], &archive).unwrap();
+    deps::pack(&src, BuildProfile::Release, &[], None, &archive).unwrap();
     let (secret, _, public) = generate_keypair().unwrap();
     let signer = Signer::from_secret_key_text(&secret, None).unwrap();
     let trust = Trust::from_keys(&[public]).unwrap();

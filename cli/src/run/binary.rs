@@ -408,7 +408,18 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
             }
             if let (Some(store), Some(dk)) = (&remote, &deps_key) {
                 bincache::deps::mark_present(&ctx.target_dir, dk);
-                publish_deps(plan, &ctx, rt, store.as_ref(), &trust, &key, dk);
+                publish_deps(
+                    plan,
+                    &ctx,
+                    rt,
+                    store.as_ref(),
+                    &trust,
+                    Built {
+                        key: &key,
+                        report: &report,
+                        deps_key: dk,
+                    },
+                );
             }
             Ok(Source::Compiled)
         })
@@ -556,6 +567,13 @@ fn restore_deps(
     }
 }
 
+/// What a build left to publish as a dependency set.
+struct Built<'a> {
+    key: &'a bincache::CacheKey,
+    report: &'a bincache::BuildReport,
+    deps_key: &'a str,
+}
+
 /// After a build: publishes the target directory's compiled dependencies as dependency set
 /// `deps_key` when this run may publish and the cache surface does not hold it yet. A failure
 /// is a warning, never the run's.
@@ -565,9 +583,13 @@ fn publish_deps(
     rt: &tokio::runtime::Runtime,
     store: &dyn ArtifactStore,
     trust: &Trust,
-    key: &bincache::CacheKey,
-    deps_key: &str,
+    built: Built<'_>,
 ) {
+    let Built {
+        key,
+        report,
+        deps_key,
+    } = built;
     use bincache::deps;
     let Ok(signer) = may_publish(plan, trust) else {
         // `publish_build` already said why nothing is published.
@@ -597,7 +619,10 @@ fn publish_deps(
         }
     };
     let ticker = Ticker::start("packing the dependency set", Some(archive.clone()));
-    let packed = deps::pack(&ctx.target_dir, ctx.profile, &local, &archive);
+    // This build's units only: a target directory shared with other projects holds their
+    // artifacts too, which are none of this bucket's business.
+    let only = (!report.unit_hashes.is_empty()).then_some(&report.unit_hashes);
+    let packed = deps::pack(&ctx.target_dir, ctx.profile, &local, only, &archive);
     drop(ticker);
     let stats = match packed {
         Ok(s) => s,
