@@ -19,6 +19,17 @@ use std::sync::Arc;
 pub struct Obtained {
     lease: Lease,
     source: Source,
+    /// A dependency set being published while the pipeline runs.
+    background: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Obtained {
+    /// Waits for the dependency set's publication: the run ends only after it.
+    fn drop(&mut self) {
+        if let Some(t) = self.background.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Obtained {
@@ -335,10 +346,13 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
         return Ok(Obtained {
             lease,
             source: Source::Cached,
+            background: None,
         });
     }
     let remote = remote_store(plan)?;
     let trust = trust(plan)?;
+    // Publishing the build's dependency set, while the pipeline runs.
+    let mut background = None;
     let (lease, source) = cache
         .get_or_materialize(&key, |staging: &Path| -> Result<Source, CliError> {
             let dest = staging.join(bincache::BINARY_FILE);
@@ -406,13 +420,11 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
             if let Some(store) = &remote {
                 publish_build(plan, rt, store.as_ref(), &trust, &key.key, &dest, rejected);
             }
-            if let (Some(store), Some(dk)) = (&remote, &deps_key) {
+            if let (Some(_), Some(dk)) = (&remote, &deps_key) {
                 bincache::deps::mark_present(&ctx.target_dir, dk);
-                publish_deps(
+                background = spawn_publish_deps(
                     plan,
                     &ctx,
-                    rt,
-                    store.as_ref(),
                     &trust,
                     Built {
                         key: &key,
@@ -424,7 +436,11 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
             Ok(Source::Compiled)
         })
         .map_err(cache_error)?;
-    Ok(Obtained { lease, source })
+    Ok(Obtained {
+        lease,
+        source,
+        background,
+    })
 }
 
 /// Publishes a fresh build to the remote cache when this run may (replacing an entry it
@@ -574,102 +590,140 @@ struct Built<'a> {
     deps_key: &'a str,
 }
 
-/// After a build: publishes the target directory's compiled dependencies as dependency set
-/// `deps_key` when this run may publish and the cache surface does not hold it yet. A failure
-/// is a warning, never the run's.
-fn publish_deps(
+/// After a build: publishes the target directory's compiled dependencies as the build's
+/// dependency set when this run may publish and the cache surface does not hold it yet — on a
+/// thread of its own, so the pipeline starts without waiting for packing and uploading; the run
+/// waits for it before it exits ([`Obtained`]'s drop). A failure is a warning, never the run's.
+fn spawn_publish_deps(
     plan: &RunPlan,
     ctx: &BuildContext,
-    rt: &tokio::runtime::Runtime,
-    store: &dyn ArtifactStore,
     trust: &Trust,
     built: Built<'_>,
-) {
-    let Built {
-        key,
-        report,
-        deps_key,
-    } = built;
-    use bincache::deps;
-    let Ok(signer) = may_publish(plan, trust) else {
-        // `publish_build` already said why nothing is published.
-        return;
+) -> Option<std::thread::JoinHandle<()>> {
+    // `publish_build` already said why nothing is published when this is an error.
+    let signer = may_publish(plan, trust).ok()?;
+    let job = DepsPublication {
+        // A store of its own: connections opened on the run's runtime are only served while
+        // that runtime runs, and the run waits for this thread outside it.
+        spec: plan.profile.cache.spec_string(),
+        signer,
+        target_dir: ctx.target_dir.clone(),
+        profile: ctx.profile,
+        // The pipeline package and its path dependencies are compiled on every machine.
+        local: bincache::deps::local_packages(&ctx.sparkwing_dir, built.key),
+        // This build's units only: a target directory shared with other projects holds their
+        // artifacts too, which are none of this bucket's business.
+        only: (!built.report.unit_hashes.is_empty()).then(|| built.report.unit_hashes.clone()),
+        deps_key: built.deps_key.to_string(),
     };
-    match rt.block_on(bincache::remote::deps_published(store, deps_key)) {
-        Ok(true) => return,
-        Ok(false) => {}
-        Err(e) => {
-            eprintln!("warning: could not publish the dependency set: {e}");
-            return;
+    std::thread::Builder::new()
+        .name("dependency-set".into())
+        .spawn(move || job.run())
+        .map_err(|e| eprintln!("warning: could not publish the dependency set: {e}"))
+        .ok()
+}
+
+/// One dependency set to pack and publish.
+struct DepsPublication {
+    spec: String,
+    signer: Option<Signer>,
+    target_dir: PathBuf,
+    profile: BuildProfile,
+    local: Vec<String>,
+    only: Option<std::collections::BTreeSet<String>>,
+    deps_key: String,
+}
+
+impl DepsPublication {
+    fn run(self) {
+        use bincache::deps;
+        let deps_key = self.deps_key.as_str();
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("warning: could not publish the dependency set: {e}");
+                return;
+            }
+        };
+        let store = match rt.block_on(async { sparkwing_storage::open_artifact_store(&self.spec) })
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("warning: could not publish the dependency set: {e}");
+                return;
+            }
+        };
+        let store = store.as_ref();
+        match rt.block_on(bincache::remote::deps_published(store, deps_key)) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("warning: could not publish the dependency set: {e}");
+                return;
+            }
         }
-    }
-    let start = std::time::Instant::now();
-    // The pipeline package and its path dependencies are compiled on every machine.
-    let local = deps::local_packages(&ctx.sparkwing_dir, key);
-    eprintln!(
-        "==> packing dependency set {} for `{}`",
-        short(deps_key),
-        store.describe()
-    );
-    let archive = match deps::scratch_path(&ctx.target_dir, "pack") {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("warning: could not publish the dependency set: {e}");
-            return;
-        }
-    };
-    let ticker = Ticker::start("packing the dependency set", Some(archive.clone()));
-    // This build's units only: a target directory shared with other projects holds their
-    // artifacts too, which are none of this bucket's business.
-    let only = (!report.unit_hashes.is_empty()).then_some(&report.unit_hashes);
-    let packed = deps::pack(&ctx.target_dir, ctx.profile, &local, only, &archive);
-    drop(ticker);
-    let stats = match packed {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_file(&archive);
-            eprintln!("warning: could not pack the dependency set: {e}");
-            return;
-        }
-    };
-    let sdk_version = sdk::sdk_version();
-    let opts = PublishOptions {
-        fields: ManifestFields {
-            target: sdk::TARGET,
-            sdk_version: &sdk_version,
-        },
-        signer: signer.as_ref(),
-        replace: false,
-    };
-    let signed = match &signer {
-        Some(s) => format!(", signed by key {}", s.key_id()),
-        None => String::new(),
-    };
-    let ticker = Ticker::start(
-        &format!(
-            "uploading the dependency set ({})",
-            human::bytes(stats.archive_bytes)
-        ),
-        None,
-    );
-    let published = rt.block_on(bincache::remote::publish_deps(
-        store, deps_key, &archive, &opts,
-    ));
-    drop(ticker);
-    let _ = std::fs::remove_file(&archive);
-    match published {
-        Ok(PublishOutcome::Published | PublishOutcome::Replaced) => eprintln!(
-            "==> published dependency set {} ({}, {} files, {} unpacked) to `{}` in {} (pack {}){signed}",
+        eprintln!(
+            "==> packing dependency set {} for `{}` (the pipeline runs meanwhile)",
             short(deps_key),
-            human::bytes(stats.archive_bytes),
-            stats.files,
-            human::bytes(stats.bytes),
-            store.describe(),
-            human::duration(start.elapsed()),
-            human::duration(stats.elapsed),
-        ),
-        Ok(PublishOutcome::AlreadyPublished) => {}
-        Err(e) => eprintln!("warning: could not publish the dependency set: {e}"),
+            store.describe()
+        );
+        let start = std::time::Instant::now();
+        let archive = match deps::scratch_path(&self.target_dir, "pack") {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("warning: could not publish the dependency set: {e}");
+                return;
+            }
+        };
+        let packed = deps::pack(
+            &self.target_dir,
+            self.profile,
+            &self.local,
+            self.only.as_ref(),
+            &archive,
+        );
+        let stats = match packed {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_file(&archive);
+                eprintln!("warning: could not pack the dependency set: {e}");
+                return;
+            }
+        };
+        let sdk_version = sdk::sdk_version();
+        let opts = PublishOptions {
+            fields: ManifestFields {
+                target: sdk::TARGET,
+                sdk_version: &sdk_version,
+            },
+            signer: self.signer.as_ref(),
+            replace: false,
+        };
+        let signed = match &self.signer {
+            Some(s) => format!(", signed by key {}", s.key_id()),
+            None => String::new(),
+        };
+        let published = rt.block_on(bincache::remote::publish_deps(
+            store, deps_key, &archive, &opts,
+        ));
+        let _ = std::fs::remove_file(&archive);
+        match published {
+            Ok(PublishOutcome::Published | PublishOutcome::Replaced) => eprintln!(
+                "==> published dependency set {} ({}, {} files, {} unpacked) to `{}` in {} (pack {}){signed}",
+                short(deps_key),
+                human::bytes(stats.archive_bytes),
+                stats.files,
+                human::bytes(stats.bytes),
+                store.describe(),
+                human::duration(start.elapsed()),
+                human::duration(stats.elapsed),
+            ),
+            Ok(PublishOutcome::AlreadyPublished) => {}
+            Err(e) => eprintln!("warning: could not publish the dependency set: {e}"),
+        }
     }
 }
 
