@@ -41,6 +41,11 @@ echo "## Sharded runs (4 shards x 250 jobs vs 1 x 1,000; cross-shard wait)"
 cargo test -q -p sparkwing-cli --test e2e bench_shards -- --ignored --nocapture --test-threads 1 2>&1 |
   grep -E '^bench:|panicked|FAIL'
 
+echo
+echo "## New key on a fresh machine: dependency set in the bucket vs cold build"
+cargo test -q --release -p sparkwing-cli --test e2e bench_new_key_with_dependency_set -- --ignored --nocapture --test-threads 1 2>&1 |
+  grep -E '^new key, fresh machine|panicked|FAIL'
+
 if [[ "${BENCH_COLD_BUILD:-}" == 1 ]]; then
   echo
   echo "## Cold build of the sample pipelines: where the time goes"

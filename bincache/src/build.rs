@@ -52,6 +52,12 @@ pub struct BuildReport {
     /// Local packages cargo judged fresh without sparkwing having compiled these very sources
     /// into their slot: cleaned and compiled again.
     pub recompiled_stale: Vec<String>,
+    /// The `-<hash>` suffixes of every unit this build used (compiled or fresh): what names its
+    /// entries in the target directory's `deps/`, `build/` and `.fingerprint/`, so a dependency
+    /// set holds this build's artifacts and nothing else a shared target directory holds.
+    pub unit_hashes: std::collections::BTreeSet<String>,
+    /// The optimisation level cargo reports for the pipeline binary (`"1"`, `"3"`, `"s"`, …).
+    pub opt_level: Option<String>,
 }
 
 /// A build step failed.
@@ -262,6 +268,8 @@ pub fn cargo_build(req: &BuildRequest<'_>, out: &Path) -> Result<BuildReport, Bu
         lockfile_changed: std::fs::read(&lockfile).ok() != lock_before,
         elapsed: start.elapsed(),
         recompiled_stale,
+        unit_hashes: outcome.unit_hashes,
+        opt_level: outcome.opt_level,
     })
 }
 
@@ -270,6 +278,18 @@ struct BuildOutcome {
     executable: Option<PathBuf>,
     /// Local (path) packages other than the patched-in SDK.
     local: Vec<LocalArtifact>,
+    /// See [`BuildReport::unit_hashes`].
+    unit_hashes: std::collections::BTreeSet<String>,
+    /// See [`BuildReport::opt_level`].
+    opt_level: Option<String>,
+}
+
+/// The unit hash in a target-directory entry name: `libserde-0123456789abcdef.rlib`,
+/// `serde-0123456789abcdef` → `0123456789abcdef`.
+pub fn unit_hash(name: &str) -> Option<&str> {
+    let stem = name.split('.').next().unwrap_or(name);
+    let (_, hash) = stem.rsplit_once('-')?;
+    (hash.len() >= 8 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
 }
 
 /// A local package cargo reported.
@@ -373,7 +393,20 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
         .map_err(spawn_err(req.cargo, command.clone()))?;
 
     let mut executable: Option<PathBuf> = None;
+    let mut opt_level: Option<String> = None;
     let mut local: Vec<LocalArtifact> = Vec::new();
+    let mut unit_hashes = std::collections::BTreeSet::new();
+    let mut note = |path: &Path| {
+        // `deps/libx-<h>.rlib`, `build/x-<h>/build-script-build`, `build/x-<h>/out`.
+        for part in [path.file_name(), path.parent().and_then(|p| p.file_name())]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(h) = unit_hash(&part.to_string_lossy()) {
+                unit_hashes.insert(h.to_string());
+            }
+        }
+    };
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
@@ -382,8 +415,18 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
             eprintln!("{line}");
             continue;
         };
+        if msg["reason"] == "build-script-executed"
+            && let Some(out_dir) = msg["out_dir"].as_str()
+        {
+            note(Path::new(out_dir));
+        }
         if msg["reason"] != "compiler-artifact" {
             continue;
+        }
+        for f in msg["filenames"].as_array().into_iter().flatten() {
+            if let Some(f) = f.as_str() {
+                note(Path::new(f));
+            }
         }
         let id = msg["package_id"].as_str().unwrap_or_default();
         // The patched-in SDK is a path package too, but its directory is named by its content
@@ -413,6 +456,7 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
             && let Some(exe) = msg["executable"].as_str()
         {
             executable = Some(PathBuf::from(exe));
+            opt_level = msg["profile"]["opt_level"].as_str().map(str::to_string);
         }
     }
     let status = child.wait().map_err(|source| BuildError::Spawn {
@@ -422,7 +466,12 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
     if !status.success() {
         return Err(BuildError::Failed { command, status });
     }
-    Ok(BuildOutcome { executable, local })
+    Ok(BuildOutcome {
+        executable,
+        local,
+        unit_hashes,
+        opt_level,
+    })
 }
 
 /// The settings a release build of a pipeline gets unless `.sparkwing/Cargo.toml` has a
@@ -451,6 +500,14 @@ fn profile_args(req: &BuildRequest<'_>, verb: &str) -> Vec<OsString> {
         args.push("--release".into());
         if !manifest_sets_profile(req.sparkwing_dir) {
             for (k, v) in PIPELINE_PROFILE {
+                // cargo's `--config` outranks its environment: a setting the user made there wins.
+                let var = format!(
+                    "CARGO_PROFILE_RELEASE_{}",
+                    k.to_uppercase().replace('-', "_")
+                );
+                if std::env::var_os(&var).is_some_and(|v| !v.is_empty()) {
+                    continue;
+                }
                 args.push("--config".into());
                 args.push(format!("profile.release.{k}={v}").into());
             }

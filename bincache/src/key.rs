@@ -414,7 +414,7 @@ fn presence(h: &Option<String>) -> String {
     }
 }
 
-fn hash_optional(path: &Path) -> Result<Option<String>, KeyError> {
+pub(crate) fn hash_optional(path: &Path) -> Result<Option<String>, KeyError> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() => tree::hash_file(path)
             .map(Some)
@@ -431,7 +431,7 @@ fn hash_optional(path: &Path) -> Result<Option<String>, KeyError> {
 /// The repository's own cargo configuration (`<repo>/.cargo/config.toml`), which applies to a
 /// build in `.sparkwing/` and can set rustflags. Configuration above the repository belongs to
 /// the machine and is left out so CI and laptops share keys.
-fn project_cargo_config(dir: &Path) -> Result<Vec<TreeFile>, KeyError> {
+pub(crate) fn project_cargo_config(dir: &Path) -> Result<Vec<TreeFile>, KeyError> {
     let Some(repo) = dir.parent() else {
         return Ok(Vec::new());
     };
@@ -450,7 +450,7 @@ fn project_cargo_config(dir: &Path) -> Result<Vec<TreeFile>, KeyError> {
     Ok(out)
 }
 
-fn read_manifest(path: &Path) -> Result<toml::Table, KeyError> {
+pub(crate) fn read_manifest(path: &Path) -> Result<toml::Table, KeyError> {
     let text = std::fs::read_to_string(path).map_err(|e| KeyError::Manifest {
         path: path.to_path_buf(),
         message: e.to_string(),

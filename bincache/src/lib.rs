@@ -6,11 +6,14 @@
 //!   staging + rename publication, a per-key cross-process build lock, leases that keep a running
 //!   binary from being pruned, and LRU pruning to byte and entry ceilings.
 //! - [`build`]: `cargo build` of the pipeline package into the shared target directory.
+//! - [`deps`]: compiled dependency sets (`bin/deps/<key>`), so a new key compiles only the
+//!   pipeline package on a machine that restores them.
 //! - [`remote`]: `bin/<key>` + `bin/<key>.json` in an artifact store, verified before use.
 //! - [`sparks`]: the resolved overlay `.sparkwing/.resolved.lock` that pins the `sparks:`
 //!   crates of `sparkwing.yaml` for builds.
 
 pub mod build;
+pub mod deps;
 mod fs_error;
 pub mod key;
 pub mod limits;
@@ -23,6 +26,7 @@ mod toolchain;
 mod tree;
 
 pub use build::{BuildError, BuildReport, BuildRequest, binary_name, cargo_build, ensure_lockfile};
+pub use deps::{DepsError, DepsStats, deps_key};
 pub use fs_error::FsError;
 pub use key::{
     BuildProfile, CacheKey, KEY_FORMAT_VERSION, KeyError, KeyInput, KeyRequest, KeyedRoot,

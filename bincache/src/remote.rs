@@ -56,6 +56,11 @@ pub struct Manifest {
     pub target: String,
     /// SDK version the binary links.
     pub sdk_version: String,
+    /// What the entry holds: absent for a pipeline binary (the format the Go original reads),
+    /// `deps` for a dependency set (`bin/deps/<key>`). A manifest of one kind never vouches for
+    /// the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// When it was published (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
@@ -188,6 +193,52 @@ pub fn manifest_object(key: &str) -> String {
     format!("bin/{key}.json")
 }
 
+/// Object key of a dependency set (`crate::deps`).
+pub fn deps_object(key: &str) -> String {
+    format!("bin/deps/{key}")
+}
+
+/// Object key of a dependency set's manifest.
+pub fn deps_manifest_object(key: &str) -> String {
+    format!("bin/deps/{key}.json")
+}
+
+/// The `kind` of a dependency set's manifest.
+pub const DEPS_KIND: &str = "deps";
+
+/// What a remote entry holds; both kinds follow the same verification and publication rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `bin/<key>`: a pipeline binary.
+    Binary,
+    /// `bin/deps/<key>`: a compiled dependency set.
+    Deps,
+}
+
+impl Kind {
+    /// `(object, manifest object)`.
+    fn objects(self, key: &str) -> (String, String) {
+        match self {
+            Kind::Binary => (binary_object(key), manifest_object(key)),
+            Kind::Deps => (deps_object(key), deps_manifest_object(key)),
+        }
+    }
+
+    fn manifest_kind(self) -> Option<&'static str> {
+        match self {
+            Kind::Binary => None,
+            Kind::Deps => Some(DEPS_KIND),
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Binary => "pipeline binary",
+            Kind::Deps => "dependency set",
+        }
+    }
+}
+
 fn store_err<'a>(
     op: &'static str,
     key: &'a str,
@@ -293,7 +344,13 @@ async fn read_manifest(store: &dyn ArtifactStore, mkey: &str) -> Result<Manifest
 }
 
 /// Parses and checks a manifest for `key` (format, key, signature). `Err` is the reason.
-fn check_manifest(bytes: &[u8], mkey: &str, key: &str, trust: &Trust) -> Result<Manifest, String> {
+fn check_manifest(
+    bytes: &[u8],
+    mkey: &str,
+    key: &str,
+    kind: Kind,
+    trust: &Trust,
+) -> Result<Manifest, String> {
     let manifest: Manifest = serde_json::from_slice(bytes)
         .map_err(|e| format!("manifest `{mkey}` is not valid: {e}"))?;
     if manifest.format_version != MANIFEST_FORMAT_VERSION {
@@ -306,6 +363,13 @@ fn check_manifest(bytes: &[u8], mkey: &str, key: &str, trust: &Trust) -> Result<
         return Err(format!(
             "manifest `{mkey}` describes key {}",
             manifest.key.escape_debug()
+        ));
+    }
+    if manifest.kind.as_deref() != kind.manifest_kind() {
+        return Err(format!(
+            "manifest `{mkey}` describes a {} entry, not a {}",
+            manifest.kind.as_deref().unwrap_or("binary").escape_debug(),
+            kind.what()
         ));
     }
     trust
@@ -324,26 +388,41 @@ pub async fn fetch(
     dest: &Path,
     trust: &Trust,
 ) -> Result<FetchOutcome, RemoteError> {
+    fetch_entry(store, Kind::Binary, key, dest, trust).await
+}
+
+/// Downloads the dependency set `bin/deps/<key>` to `dest` and verifies it against
+/// `bin/deps/<key>.json`, by the same rules as [`fetch`]: only a verified archive ever appears at
+/// `dest`.
+pub async fn fetch_deps(
+    store: &dyn ArtifactStore,
+    key: &str,
+    dest: &Path,
+    trust: &Trust,
+) -> Result<FetchOutcome, RemoteError> {
+    fetch_entry(store, Kind::Deps, key, dest, trust).await
+}
+
+async fn fetch_entry(
+    store: &dyn ArtifactStore,
+    kind: Kind,
+    key: &str,
+    dest: &Path,
+    trust: &Trust,
+) -> Result<FetchOutcome, RemoteError> {
     check_key(key)?;
-    let mkey = manifest_object(key);
+    let (bkey, mkey) = kind.objects(key);
     let bytes = match read_manifest(store, &mkey).await? {
         ManifestRead::Absent => return Ok(FetchOutcome::NotFound),
         ManifestRead::TooLarge(reason) => return Ok(FetchOutcome::Rejected { reason }),
         ManifestRead::Bytes(b) => b,
     };
-    let manifest = match check_manifest(&bytes, &mkey, key, trust) {
+    let manifest = match check_manifest(&bytes, &mkey, key, kind, trust) {
         Ok(m) => m,
         Err(reason) => return Ok(FetchOutcome::Rejected { reason }),
     };
 
-    let bkey = binary_object(key);
-    let tmp = {
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pipeline".into());
-        dest.with_file_name(format!(".{name}.part-{}", std::process::id()))
-    };
+    let tmp = partial_path(dest);
     let file = tokio::fs::File::create(&tmp)
         .await
         .map_err(io("create", &tmp))?;
@@ -416,6 +495,16 @@ pub async fn fetch(
     Ok(FetchOutcome::Fetched(manifest))
 }
 
+/// Where [`fetch`] and [`fetch_deps`] stream a download to before it is verified and renamed
+/// to `dest` (its size is the progress of the download).
+pub fn partial_path(dest: &Path) -> std::path::PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".into());
+    dest.with_file_name(format!(".{name}.part-{}", std::process::id()))
+}
+
 async fn hash_path(path: &Path) -> Result<(String, u64), RemoteError> {
     let p = path.to_path_buf();
     let res = tokio::task::spawn_blocking(move || {
@@ -446,9 +535,40 @@ pub async fn publish(
     binary: &Path,
     opts: &PublishOptions<'_>,
 ) -> Result<PublishOutcome, RemoteError> {
+    publish_entry(store, Kind::Binary, key, binary, opts).await
+}
+
+/// Publishes the dependency-set archive at `archive` as `bin/deps/<key>` and then its manifest
+/// (`kind: "deps"`), by the same create-only, verified and signed rules as [`publish`].
+pub async fn publish_deps(
+    store: &dyn ArtifactStore,
+    key: &str,
+    archive: &Path,
+    opts: &PublishOptions<'_>,
+) -> Result<PublishOutcome, RemoteError> {
+    publish_entry(store, Kind::Deps, key, archive, opts).await
+}
+
+/// Whether a manifest for the dependency set `key` is present (a publisher checks before it
+/// spends time packing one).
+pub async fn deps_published(store: &dyn ArtifactStore, key: &str) -> Result<bool, RemoteError> {
     check_key(key)?;
-    let bkey = binary_object(key);
-    let mkey = manifest_object(key);
+    let mkey = deps_manifest_object(key);
+    store
+        .has(&mkey)
+        .await
+        .map_err(store_err("check", &mkey, store))
+}
+
+async fn publish_entry(
+    store: &dyn ArtifactStore,
+    kind: Kind,
+    key: &str,
+    binary: &Path,
+    opts: &PublishOptions<'_>,
+) -> Result<PublishOutcome, RemoteError> {
+    check_key(key)?;
+    let (bkey, mkey) = kind.objects(key);
     let conditional = store
         .supports_conditional()
         .await
@@ -487,6 +607,7 @@ pub async fn publish(
         size,
         target: opts.fields.target.to_string(),
         sdk_version: opts.fields.sdk_version.to_string(),
+        kind: kind.manifest_kind().map(str::to_string),
         created: Some(sparkwing_contract::timefmt::now_rfc3339()),
         signature: None,
     };
@@ -494,7 +615,7 @@ pub async fn publish(
         let sig = signer
             .sign(
                 &manifest.signed_payload(),
-                &format!("sparkwing pipeline binary {key}"),
+                &format!("sparkwing {} {key}", kind.what()),
             )
             .map_err(|source| RemoteError::Sign {
                 key: key.to_string(),

@@ -353,3 +353,38 @@ fn a_file_read_outside_the_keyed_trees_refuses_the_build() {
     );
     cargo_build(&req, &out).unwrap();
 }
+
+/// A release build of a pipeline is optimised at sparkwing's level for pipeline code unless the
+/// package's manifest has a `[profile]` table of its own, which then applies as written (cargo's
+/// own report of the binary's profile says which).
+#[test]
+fn release_builds_use_the_pipeline_profile_unless_the_manifest_sets_one() {
+    let p =
+        Project::new("fn main() { println!(\"{}\", sparkwing_test_sdk_unpublished::greet()); }\n");
+    let patch = p.patch();
+    let target = p.tmp.path().join("shared-target");
+    let dir = p.dir();
+    let req = BuildRequest {
+        profile: BuildProfile::Release,
+        ..request(&dir, &patch, &target, OsStr::new("cargo"))
+    };
+    ensure_lockfile(&req, b"").unwrap();
+    assert!(!sparkwing_bincache::build::manifest_sets_profile(&dir));
+    let report = cargo_build(&req, &p.tmp.path().join("a")).unwrap();
+    let ours = sparkwing_bincache::build::PIPELINE_PROFILE
+        .iter()
+        .find(|(k, _)| *k == "opt-level")
+        .map(|(_, v)| v.to_string());
+    assert_eq!(report.opt_level, ours);
+
+    let manifest = dir.join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(
+        &manifest,
+        format!("{text}\n[profile.release]\nopt-level = 2\n"),
+    )
+    .unwrap();
+    assert!(sparkwing_bincache::build::manifest_sets_profile(&dir));
+    let report = cargo_build(&req, &p.tmp.path().join("b")).unwrap();
+    assert_eq!(report.opt_level.as_deref(), Some("2"));
+}

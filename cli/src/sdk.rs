@@ -67,6 +67,64 @@ pub fn materialize(base: &Path) -> Result<PathBuf, CliError> {
     }
 }
 
+/// The file time every materialized SDK file carries (2020-01-01T00:00:00Z). Cargo judges the
+/// SDK's compiled crates fresh by comparing its sources' times with their outputs', so fixed
+/// times make outputs compiled on another machine (a restored dependency set) fresh here too.
+const FIXED_MTIME_SECS: u64 = 1_577_836_800;
+
+/// Marks an SDK directory whose files carry [`FIXED_MTIME_SECS`].
+const FIXED_TIMES_MARKER: &str = ".fixed-times";
+
+/// Gives every SDK file under `root` the fixed time, once per directory.
+fn fix_times(root: &Path) -> Result<(), CliError> {
+    let marker = root.join(FIXED_TIMES_MARKER);
+    if marker.is_file() {
+        return Ok(());
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(FIXED_MTIME_SECS);
+    let mut paths: Vec<PathBuf> = SDK_FILES.iter().map(|(rel, _)| root.join(rel)).collect();
+    paths.push(root.join("Cargo.toml"));
+    for path in paths {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err("open", &path, e))?;
+        f.set_modified(t)
+            .map_err(|e| io_err("set the modification time of", &path, e))?;
+    }
+    std::fs::write(&marker, b"").map_err(|e| io_err("write", &marker, e))
+}
+
+/// The SDK root a build patches in: the SDK materialized under `target_dir` with fixed file
+/// times, reached through the link `<.sparkwing>/target/sparkwing-sdk/<version>`. Cargo names
+/// compiled path packages by their path relative to the package being built, so through this
+/// link the SDK's compiled crates are the same on every machine, whatever the checkout path or
+/// `SPARKWING_HOME`, and a dependency set compiled elsewhere is fresh here. When the link cannot
+/// be placed (something else sits at that path), the SDK's own path is used: builds still work,
+/// they only compile the SDK themselves.
+pub fn build_root(sparkwing_dir: &Path, target_dir: &Path) -> Result<PathBuf, CliError> {
+    let real = materialize(target_dir)?;
+    fix_times(&real)?;
+    let link_dir = sparkwing_dir.join("target").join("sparkwing-sdk");
+    let link = link_dir.join(sdk_version());
+    if std::fs::read_link(&link).is_ok_and(|p| p == real) {
+        return Ok(link);
+    }
+    let placed = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(&link_dir)?;
+        let tmp = link_dir.join(format!(".link-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&real, &tmp)?;
+        std::fs::rename(&tmp, &link).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    })();
+    match placed {
+        Ok(()) if std::fs::read_link(&link).is_ok_and(|p| p == real) => Ok(link),
+        _ => Ok(real),
+    }
+}
+
 /// The patch entries cargo needs: `(package, path)`.
 pub fn patches(sdk_root: &Path) -> Vec<(String, PathBuf)> {
     vec![(SDK_PACKAGE.to_string(), sdk_root.join(SDK_PACKAGE))]
@@ -137,5 +195,37 @@ mod tests {
         assert!(root.join("Cargo.toml").is_file());
         let again = materialize(tmp.path()).unwrap();
         assert_eq!(root, again);
+    }
+
+    #[test]
+    fn the_build_root_is_a_stable_link_to_files_with_fixed_times() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pkg = tmp.path().join("checkout/.sparkwing");
+        std::fs::create_dir_all(&pkg).unwrap();
+        let root = build_root(&pkg, &tmp.path().join("home-target")).unwrap();
+        assert_eq!(root, pkg.join("target/sparkwing-sdk").join(sdk_version()));
+        let t = std::fs::metadata(root.join("sparkwing/Cargo.toml"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            FIXED_MTIME_SECS
+        );
+        assert_eq!(
+            build_root(&pkg, &tmp.path().join("home-target")).unwrap(),
+            root
+        );
+        // Something that is not the link at its place: the SDK's own path, never that thing.
+        let other = tmp.path().join("other/.sparkwing");
+        std::fs::create_dir_all(
+            other
+                .join("target/sparkwing-sdk")
+                .join(sdk_version())
+                .join("x"),
+        )
+        .unwrap();
+        let r = build_root(&other, &tmp.path().join("home-target")).unwrap();
+        assert!(r.starts_with(tmp.path().join("home-target")), "{r:?}");
     }
 }

@@ -68,6 +68,9 @@ pub const CACHE_SIGNING_KEY_FILE: &str = "SPARKWING_CACHE_SIGNING_KEY_FILE";
 pub const CACHE_SIGNING_KEY_PASSWORD: &str = "SPARKWING_CACHE_SIGNING_KEY_PASSWORD";
 /// `1`: never publish to the remote binary cache (untrusted jobs).
 pub const NO_CACHE_WRITE: &str = "SPARKWING_NO_CACHE_WRITE";
+/// `1`: neither restore nor publish compiled dependency sets (`bin/deps/<key>` of the cache
+/// surface); a build of a new key then compiles every dependency it does not find locally.
+pub const NO_DEPS_CACHE: &str = "SPARKWING_NO_DEPS_CACHE";
 /// Profiles file override (else `$XDG_CONFIG_HOME/sparkwing/profiles.yaml`, else
 /// `~/.config/sparkwing/profiles.yaml`).
 pub const PROFILES: &str = "SPARKWING_PROFILES";

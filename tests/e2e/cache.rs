@@ -61,6 +61,8 @@ fn same_source_at_two_paths_has_one_key() {
     let k1: serde_json::Value = serde_json::from_str(&k1.stdout).unwrap();
     let k2: serde_json::Value = serde_json::from_str(&k2.stdout).unwrap();
     assert_eq!(k1["key"], k2["key"]);
+    assert_eq!(k1["deps_key"].as_str().map(str::len), Some(32), "{k1}");
+    assert_eq!(k1["deps_key"], k2["deps_key"]);
     // A source change does change it.
     let main = two.repo.join(".sparkwing/src/main.rs");
     let text = std::fs::read_to_string(&main).unwrap();
@@ -68,6 +70,8 @@ fn same_source_at_two_paths_has_one_key() {
     let k3 = two.run(&["cache", "explain", "-o", "json"]);
     let k3: serde_json::Value = serde_json::from_str(&k3.stdout).unwrap();
     assert_ne!(k1["key"], k3["key"]);
+    // The dependency set it would restore is the same: the pipeline's sources are not its input.
+    assert_eq!(k1["deps_key"], k3["deps_key"]);
 }
 
 #[test]

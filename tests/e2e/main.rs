@@ -5,6 +5,7 @@ mod bad_input;
 mod cache;
 mod ci_embedded;
 mod dashboard;
+mod deps_cache;
 mod doctor;
 mod hostile;
 mod install;

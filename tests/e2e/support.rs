@@ -146,6 +146,8 @@ impl World {
             .env("SPARKWING_CARGO_TARGET_DIR", shared_target_dir())
             .env("SPARKWING_LOG_FORMAT", "plain")
             .env("SPARKWING_PROFILES", self.home.join("profiles.yaml"))
+            // Dependency sets cost an archive per new key: only the tests about them use them.
+            .env("SPARKWING_NO_DEPS_CACHE", "1")
             // Set by rustup/cargo for the test process; a user's shell normally has neither, and
             // either one would override the fixture's pinned toolchain.
             .env_remove("RUSTUP_TOOLCHAIN")

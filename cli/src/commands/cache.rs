@@ -32,12 +32,20 @@ pub fn execute(cmd: CacheCommand) -> CliResult {
             // The key `sparkwing run` would use: that starts from a lockfile.
             ctx.ensure_lockfile()?;
             let key = ctx.key()?;
+            let deps_key = ctx.deps_key()?;
             match output {
-                Format::Pretty => print!("{}", render_explain(&key)),
-                Format::Json => crate::output::print_json(
-                    &serde_json::to_value(&key)
-                        .map_err(|e| CliError::failure(format!("encode the key: {e}")))?,
-                )?,
+                Format::Pretty => {
+                    print!("{}", render_explain(&key));
+                    println!(
+                        "dependency set key {deps_key} (lockfile, toolchain, SDK, target, profile settings; not the pipeline's sources)"
+                    );
+                }
+                Format::Json => {
+                    let mut v = serde_json::to_value(&key)
+                        .map_err(|e| CliError::failure(format!("encode the key: {e}")))?;
+                    v["deps_key"] = serde_json::Value::String(deps_key);
+                    crate::output::print_json(&v)?
+                }
             }
         }
         CacheCommand::Prune { all, older_than } => {

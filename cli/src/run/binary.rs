@@ -10,6 +10,7 @@ use sparkwing_bincache::{
     ManifestFields, PublishOptions, PublishOutcome, Signer, Source, Trust,
 };
 use sparkwing_config::{ProjectConfig, SurfaceKind};
+use sparkwing_contract::human;
 use sparkwing_storage::ArtifactStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +19,17 @@ use std::sync::Arc;
 pub struct Obtained {
     lease: Lease,
     source: Source,
+    /// A dependency set being published while the pipeline runs.
+    background: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Obtained {
+    /// Waits for the dependency set's publication: the run ends only after it.
+    fn drop(&mut self) {
+        if let Some(t) = self.background.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Obtained {
@@ -108,6 +120,22 @@ impl BuildContext {
             sdk_root: None,
             repo_root: None,
         }
+    }
+
+    /// The key of this package's compiled dependency set (`bin/deps/<key>`).
+    pub fn deps_key(&self) -> Result<String, CliError> {
+        let sdk_version = sdk::sdk_version();
+        let lookup = |name: &str| std::env::var(name).ok();
+        let req = KeyRequest {
+            sparkwing_dir: &self.sparkwing_dir,
+            sdk_version: &sdk_version,
+            target: sdk::TARGET,
+            profile: self.profile,
+            env: &lookup,
+        };
+        bincache::deps_key(&req).map_err(|e| {
+            CliError::failure(format!("compute the dependency set key: {e}")).hinted(&e)
+        })
     }
 
     /// The pipeline cache key of this `.sparkwing/` package.
@@ -318,23 +346,28 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
         return Ok(Obtained {
             lease,
             source: Source::Cached,
+            background: None,
         });
     }
     let remote = remote_store(plan)?;
     let trust = trust(plan)?;
+    // Publishing the build's dependency set, while the pipeline runs.
+    let mut background = None;
     let (lease, source) = cache
         .get_or_materialize(&key, |staging: &Path| -> Result<Source, CliError> {
             let dest = staging.join(bincache::BINARY_FILE);
             // The remote entry failed verification: a publisher replaces it after the build.
             let mut rejected = false;
             if let Some(store) = &remote {
+                let fetching = std::time::Instant::now();
                 match rt.block_on(bincache::remote::fetch(store.as_ref(), &key.key, &dest, &trust)) {
                     Ok(FetchOutcome::Fetched(m)) => {
                         eprintln!(
-                            "==> pipeline binary {} ({} bytes) from the remote cache `{}`",
+                            "==> pipeline binary {} ({}) from the remote cache `{}` in {}",
                             short(&key.key),
-                            m.size,
-                            store.describe()
+                            human::bytes(m.size),
+                            store.describe(),
+                            human::duration(fetching.elapsed())
                         );
                         return Ok(Source::RemoteCache);
                     }
@@ -349,12 +382,27 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
                     Err(e) => eprintln!("warning: remote cache unavailable ({e}); building instead"),
                 }
             }
+            // Dependencies compiled elsewhere for the same lockfile, toolchain and profile: the
+            // build then compiles only the pipeline package.
+            let deps_key = match (&remote, deps_cache_enabled()) {
+                (Some(_), true) => match ctx.deps_key() {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        eprintln!("warning: dependency sets are not used for this build: {e}");
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if let (Some(store), Some(dk)) = (&remote, &deps_key) {
+                restore_deps(&ctx, rt, store.as_ref(), &trust, dk);
+            }
             eprintln!(
                 "==> building pipeline binary for `.sparkwing/` (cache key {}); later runs reuse it",
                 short(&key.key)
             );
             check_sdk_dependency(&ctx.sparkwing_dir)?;
-            let sdk_root = sdk::materialize(&ctx.target_dir)?;
+            let sdk_root = sdk::build_root(&ctx.sparkwing_dir, &ctx.target_dir)?;
             let patches = sdk::patches(&sdk_root);
             let req = bincache::BuildRequest {
                 keyed_roots: &key.roots,
@@ -366,6 +414,12 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
             let report = bincache::cargo_build(&req, &dest)
                 .map_err(|e| CliError::failure(e.to_string()).hinted(&e))?;
             check_built_binary(plan, &dest, &key.key)?;
+            eprintln!(
+                "==> built pipeline binary {} ({}) in {}",
+                short(&key.key),
+                human::bytes(std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0)),
+                human::duration(report.elapsed)
+            );
             if report.lockfile_changed {
                 eprintln!(
                     "warning: cargo updated `.sparkwing/Cargo.lock` during the build; commit it so the next run reuses this binary"
@@ -374,10 +428,27 @@ pub fn obtain(plan: &RunPlan, rt: &tokio::runtime::Runtime) -> Result<Obtained, 
             if let Some(store) = &remote {
                 publish_build(plan, rt, store.as_ref(), &trust, &key.key, &dest, rejected);
             }
+            if let (Some(_), Some(dk)) = (&remote, &deps_key) {
+                bincache::deps::mark_present(&ctx.target_dir, dk);
+                background = spawn_publish_deps(
+                    plan,
+                    &ctx,
+                    &trust,
+                    Built {
+                        key: &key,
+                        report: &report,
+                        deps_key: dk,
+                    },
+                );
+            }
             Ok(Source::Compiled)
         })
         .map_err(cache_error)?;
-    Ok(Obtained { lease, source })
+    Ok(Obtained {
+        lease,
+        source,
+        background,
+    })
 }
 
 /// Publishes a fresh build to the remote cache when this run may (replacing an entry it
@@ -414,11 +485,15 @@ fn publish_build(
         Some(s) => format!(", signed by key {}", s.key_id()),
         None => String::new(),
     };
+    let started = std::time::Instant::now();
+    let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
     match rt.block_on(bincache::remote::publish(store, key, binary, &opts)) {
         Ok(PublishOutcome::Published) => eprintln!(
-            "==> published pipeline binary {} to `{}`{signed}",
+            "==> published pipeline binary {} ({}) to `{}` in {}{signed}",
             short(key),
-            store.describe()
+            human::bytes(size),
+            store.describe(),
+            human::duration(started.elapsed())
         ),
         Ok(PublishOutcome::Replaced) => eprintln!(
             "==> replaced the remote cache's entry for key {} in `{}` with this build{signed}",
@@ -427,6 +502,298 @@ fn publish_build(
         ),
         Ok(PublishOutcome::AlreadyPublished) => {}
         Err(e) => eprintln!("warning: could not publish the pipeline binary: {e}"),
+    }
+}
+
+/// Dependency sets are used unless `SPARKWING_NO_DEPS_CACHE` is set (to anything but empty, `0`
+/// or `false`).
+fn deps_cache_enabled() -> bool {
+    !std::env::var(sparkwing_contract::env::NO_DEPS_CACHE)
+        .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Restores the dependency set `deps_key` from the cache surface into the build's target
+/// directory, unless that directory already holds it. Only an archive whose size, blake3 and
+/// (with trusted keys) signature match its manifest is unpacked; anything else is a warning and
+/// the build compiles the dependencies itself.
+fn restore_deps(
+    ctx: &BuildContext,
+    rt: &tokio::runtime::Runtime,
+    store: &dyn ArtifactStore,
+    trust: &Trust,
+    deps_key: &str,
+) {
+    use bincache::deps;
+    if deps::present(&ctx.target_dir, deps_key) {
+        return;
+    }
+    // A line before the download, so a log never looks stuck while it runs.
+    eprintln!(
+        "==> looking for dependency set {} in `{}`",
+        short(deps_key),
+        store.describe()
+    );
+    let start = std::time::Instant::now();
+    let archive = match deps::scratch_path(&ctx.target_dir, "fetch") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("warning: dependency set not restored: {e}");
+            return;
+        }
+    };
+    let ticker = Ticker::start(
+        "downloading the dependency set",
+        Some(bincache::remote::partial_path(&archive)),
+    );
+    let fetched = rt.block_on(bincache::remote::fetch_deps(
+        store, deps_key, &archive, trust,
+    ));
+    drop(ticker);
+    let outcome = match fetched {
+        Ok(FetchOutcome::Fetched(m)) => {
+            let downloaded = start.elapsed();
+            let ticker = Ticker::start("unpacking the dependency set", None);
+            let unpacked = deps::unpack(&archive, &ctx.target_dir, ctx.profile);
+            drop(ticker);
+            match unpacked {
+                Ok(stats) => {
+                    deps::mark_present(&ctx.target_dir, deps_key);
+                    eprintln!(
+                        "==> restored dependency set {} ({}, {} files) from `{}` in {} (download {}, unpack {})",
+                        short(deps_key),
+                        human::bytes(m.size),
+                        stats.files,
+                        store.describe(),
+                        human::duration(start.elapsed()),
+                        human::duration(downloaded),
+                        human::duration(stats.elapsed),
+                    );
+                }
+                Err(e) => eprintln!(
+                    "warning: the dependency set {} was not restored ({e}); compiling the dependencies instead",
+                    short(deps_key)
+                ),
+            }
+            None
+        }
+        Ok(FetchOutcome::NotFound) => Some(format!(
+            "==> no dependency set {} in `{}`; compiling the dependencies",
+            short(deps_key),
+            store.describe()
+        )),
+        Ok(FetchOutcome::Rejected { reason }) => Some(format!(
+            "warning: the cache's dependency set {} was rejected and is never used: {reason}; compiling the dependencies instead",
+            short(deps_key)
+        )),
+        Err(e) => Some(format!(
+            "warning: dependency set not restored ({e}); compiling the dependencies instead"
+        )),
+    };
+    let _ = std::fs::remove_file(&archive);
+    if let Some(line) = outcome {
+        eprintln!("{line}");
+    }
+}
+
+/// What a build left to publish as a dependency set.
+struct Built<'a> {
+    key: &'a bincache::CacheKey,
+    report: &'a bincache::BuildReport,
+    deps_key: &'a str,
+}
+
+/// After a build: publishes the target directory's compiled dependencies as the build's
+/// dependency set when this run may publish and the cache surface does not hold it yet — on a
+/// thread of its own, so the pipeline starts without waiting for packing and uploading; the run
+/// waits for it before it exits ([`Obtained`]'s drop). A failure is a warning, never the run's.
+fn spawn_publish_deps(
+    plan: &RunPlan,
+    ctx: &BuildContext,
+    trust: &Trust,
+    built: Built<'_>,
+) -> Option<std::thread::JoinHandle<()>> {
+    // `publish_build` already said why nothing is published when this is an error.
+    let signer = may_publish(plan, trust).ok()?;
+    let job = DepsPublication {
+        // A store of its own: connections opened on the run's runtime are only served while
+        // that runtime runs, and the run waits for this thread outside it.
+        spec: plan.profile.cache.spec_string(),
+        signer,
+        target_dir: ctx.target_dir.clone(),
+        profile: ctx.profile,
+        // The pipeline package and its path dependencies are compiled on every machine.
+        local: bincache::deps::local_packages(&ctx.sparkwing_dir, built.key),
+        // This build's units only: a target directory shared with other projects holds their
+        // artifacts too, which are none of this bucket's business.
+        only: (!built.report.unit_hashes.is_empty()).then(|| built.report.unit_hashes.clone()),
+        deps_key: built.deps_key.to_string(),
+    };
+    std::thread::Builder::new()
+        .name("dependency-set".into())
+        .spawn(move || job.run())
+        .map_err(|e| eprintln!("warning: could not publish the dependency set: {e}"))
+        .ok()
+}
+
+/// One dependency set to pack and publish.
+struct DepsPublication {
+    spec: String,
+    signer: Option<Signer>,
+    target_dir: PathBuf,
+    profile: BuildProfile,
+    local: Vec<String>,
+    only: Option<std::collections::BTreeSet<String>>,
+    deps_key: String,
+}
+
+impl DepsPublication {
+    fn run(self) {
+        use bincache::deps;
+        let deps_key = self.deps_key.as_str();
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("warning: could not publish the dependency set: {e}");
+                return;
+            }
+        };
+        let store = match rt.block_on(async { sparkwing_storage::open_artifact_store(&self.spec) })
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("warning: could not publish the dependency set: {e}");
+                return;
+            }
+        };
+        let store = store.as_ref();
+        match rt.block_on(bincache::remote::deps_published(store, deps_key)) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("warning: could not publish the dependency set: {e}");
+                return;
+            }
+        }
+        eprintln!(
+            "==> packing dependency set {} for `{}` (the pipeline runs meanwhile)",
+            short(deps_key),
+            store.describe()
+        );
+        let start = std::time::Instant::now();
+        let archive = match deps::scratch_path(&self.target_dir, "pack") {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("warning: could not publish the dependency set: {e}");
+                return;
+            }
+        };
+        let packed = deps::pack(
+            &self.target_dir,
+            self.profile,
+            &self.local,
+            self.only.as_ref(),
+            &archive,
+        );
+        let stats = match packed {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_file(&archive);
+                eprintln!("warning: could not pack the dependency set: {e}");
+                return;
+            }
+        };
+        let sdk_version = sdk::sdk_version();
+        let opts = PublishOptions {
+            fields: ManifestFields {
+                target: sdk::TARGET,
+                sdk_version: &sdk_version,
+            },
+            signer: self.signer.as_ref(),
+            replace: false,
+        };
+        let signed = match &self.signer {
+            Some(s) => format!(", signed by key {}", s.key_id()),
+            None => String::new(),
+        };
+        let published = rt.block_on(bincache::remote::publish_deps(
+            store, deps_key, &archive, &opts,
+        ));
+        let _ = std::fs::remove_file(&archive);
+        match published {
+            Ok(PublishOutcome::Published | PublishOutcome::Replaced) => eprintln!(
+                "==> published dependency set {} ({}, {} files, {} unpacked) to `{}` in {} (pack {}){signed}",
+                short(deps_key),
+                human::bytes(stats.archive_bytes),
+                stats.files,
+                human::bytes(stats.bytes),
+                store.describe(),
+                human::duration(start.elapsed()),
+                human::duration(stats.elapsed),
+            ),
+            Ok(PublishOutcome::AlreadyPublished) => {}
+            Err(e) => eprintln!("warning: could not publish the dependency set: {e}"),
+        }
+    }
+}
+
+/// On a terminal, a status line that shows a long step is alive — what it does, the size of the
+/// file it writes so far, the time — rewritten in place and cleared when the step ends (drop).
+/// Off a terminal it prints nothing: the `==>` lines before and after are the log's milestones.
+struct Ticker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(what: &str, watched: Option<PathBuf>) -> Ticker {
+        use std::io::IsTerminal;
+        use std::sync::atomic::Ordering;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if !std::io::stderr().is_terminal() {
+            return Ticker { stop, thread: None };
+        }
+        let (flag, what) = (stop.clone(), what.to_string());
+        let thread = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            let mut shown = false;
+            let mut last = t0;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if last.elapsed() < std::time::Duration::from_millis(500) {
+                    continue;
+                }
+                last = std::time::Instant::now();
+                let size = watched
+                    .as_ref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| format!(", {}", human::bytes(m.len())))
+                    .unwrap_or_default();
+                eprint!(
+                    "\r\x1b[2K    {what}{size}, {}",
+                    human::duration(t0.elapsed())
+                );
+                shown = true;
+            }
+            if shown {
+                eprint!("\r\x1b[2K");
+            }
+        });
+        Ticker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
