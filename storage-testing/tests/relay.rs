@@ -169,6 +169,18 @@ async fn the_relay_refuses_foreign_stores_binary_cache_writes_and_strangers() {
     assert!(stranger.artifact_store("cache").get("once").await.is_err());
     let e = served.await.unwrap().unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+    // A call made after the supervisor hung up fails at once; it never waits for a reply that
+    // cannot come.
+    for _ in 0..20 {
+        let late = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stranger.artifact_store("cache").get("once"),
+        )
+        .await
+        .expect("a call on a closed relay must not hang");
+        assert!(late.is_err());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     // Once connected, the socket is gone: nobody else can reach the supervisor.
     assert!(!socket.exists());
 }

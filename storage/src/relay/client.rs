@@ -81,11 +81,26 @@ impl RelayClient {
         StoreError::config(format!("the supervisor's relay is gone: {why}"))
     }
 
+    /// A reply slot for a new request. When the connection is already gone the slot is closed
+    /// at once, so waiting on it fails instead of hanging: the reader marks the connection gone
+    /// before it drops every slot, so a slot added after that drop still sees the mark.
     fn register(&self) -> (u64, oneshot::Receiver<Reply>) {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.inner.pending).insert(id, tx);
+        if lock(&self.inner.gone).is_some() {
+            lock(&self.inner.pending).remove(&id);
+        }
         (id, rx)
+    }
+
+    /// The chunk channel of stream `id`, closed at once when the connection is gone (as
+    /// [`RelayClient::register`]).
+    fn register_stream(&self, id: u64, tx: mpsc::Sender<Vec<u8>>) {
+        lock(&self.inner.streams).insert(id, tx);
+        if lock(&self.inner.gone).is_some() {
+            lock(&self.inner.streams).remove(&id);
+        }
     }
 
     async fn wait(&self, rx: oneshot::Receiver<Reply>) -> Reply {
@@ -161,7 +176,7 @@ impl RelayClient {
     ) -> Result<u64> {
         let (id, rx) = self.register();
         let (chunks_tx, mut chunks) = mpsc::channel::<Vec<u8>>(1);
-        lock(&self.inner.streams).insert(id, chunks_tx);
+        self.register_stream(id, chunks_tx);
         let msg = Msg::Call {
             id,
             store: store.to_string(),
@@ -210,7 +225,7 @@ impl RelayClient {
         // Registered before the call leaves: a reply that comes at once (a refused key) must
         // find the channel to close it.
         let (ack_tx, mut acks) = mpsc::channel::<Vec<u8>>(1);
-        lock(&self.inner.streams).insert(id, ack_tx);
+        self.register_stream(id, ack_tx);
         let msg = Msg::Call {
             id,
             store: store.to_string(),
