@@ -66,19 +66,6 @@ pub(crate) struct StateStream {
 }
 
 impl StateStream {
-    /// Starts streaming `run` and its `nodes` to `store`; failed uploads are kept at `spool`.
-    /// Starts streaming to `key` (the run's state dump, or its shard's file) every `heartbeat`.
-    pub fn start(
-        store: Arc<dyn ArtifactStore>,
-        key: String,
-        run: &RunRecord,
-        nodes: &[NodeRecord],
-        spool: PathBuf,
-        heartbeat: Duration,
-    ) -> StateStream {
-        Self::start_at(store, key, run, nodes, spool, heartbeat)
-    }
-
     #[cfg(test)]
     fn start_with_heartbeat(
         store: Arc<dyn ArtifactStore>,
@@ -87,10 +74,12 @@ impl StateStream {
         spool: PathBuf,
         heartbeat: Duration,
     ) -> StateStream {
-        Self::start_at(store, state_key(&run.id), run, nodes, spool, heartbeat)
+        Self::start(store, state_key(&run.id), run, nodes, spool, heartbeat)
     }
 
-    fn start_at(
+    /// Starts streaming `run` and its `nodes` to `store` under `key` (the run's state dump, or its
+    /// shard's file), rewritten at least every `heartbeat`; failed uploads are kept at `spool`.
+    pub fn start(
         store: Arc<dyn ArtifactStore>,
         key: String,
         run: &RunRecord,

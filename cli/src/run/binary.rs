@@ -481,10 +481,7 @@ fn publish_build(
         signer: signer.as_ref(),
         replace: rejected,
     };
-    let signed = match &signer {
-        Some(s) => format!(", signed by key {}", s.key_id()),
-        None => String::new(),
-    };
+    let signed = signed_by(signer.as_ref());
     let started = std::time::Instant::now();
     let size = std::fs::metadata(binary).map(|m| m.len()).unwrap_or(0);
     match rt.block_on(bincache::remote::publish(store, key, binary, &opts)) {
@@ -648,34 +645,28 @@ struct DepsPublication {
 
 impl DepsPublication {
     fn run(self) {
+        if let Err(e) = self.publish() {
+            eprintln!("warning: could not publish the dependency set: {e}");
+        }
+    }
+
+    /// Packs and uploads the set unless the cache surface holds it already.
+    fn publish(&self) -> Result<(), String> {
         use bincache::deps;
         let deps_key = self.deps_key.as_str();
-        let rt = match tokio::runtime::Builder::new_current_thread()
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("warning: could not publish the dependency set: {e}");
-                return;
-            }
-        };
-        let store = match rt.block_on(async { sparkwing_storage::open_artifact_store(&self.spec) })
-        {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("warning: could not publish the dependency set: {e}");
-                return;
-            }
-        };
+            .map_err(|e| e.to_string())?;
+        let store = rt
+            .block_on(async { sparkwing_storage::open_artifact_store(&self.spec) })
+            .map_err(|e| e.to_string())?;
         let store = store.as_ref();
-        match rt.block_on(bincache::remote::deps_published(store, deps_key)) {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(e) => {
-                eprintln!("warning: could not publish the dependency set: {e}");
-                return;
-            }
+        if rt
+            .block_on(bincache::remote::deps_published(store, deps_key))
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(());
         }
         eprintln!(
             "==> packing dependency set {} for `{}` (the pipeline runs meanwhile)",
@@ -683,13 +674,7 @@ impl DepsPublication {
             store.describe()
         );
         let start = std::time::Instant::now();
-        let archive = match deps::scratch_path(&self.target_dir, "pack") {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("warning: could not publish the dependency set: {e}");
-                return;
-            }
-        };
+        let archive = deps::scratch_path(&self.target_dir, "pack").map_err(|e| e.to_string())?;
         let packed = deps::pack(
             &self.target_dir,
             self.profile,
@@ -697,14 +682,10 @@ impl DepsPublication {
             self.only.as_ref(),
             &archive,
         );
-        let stats = match packed {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = std::fs::remove_file(&archive);
-                eprintln!("warning: could not pack the dependency set: {e}");
-                return;
-            }
-        };
+        let stats = packed.map_err(|e| {
+            let _ = std::fs::remove_file(&archive);
+            format!("pack it: {e}")
+        })?;
         let sdk_version = sdk::sdk_version();
         let opts = PublishOptions {
             fields: ManifestFields {
@@ -714,17 +695,15 @@ impl DepsPublication {
             signer: self.signer.as_ref(),
             replace: false,
         };
-        let signed = match &self.signer {
-            Some(s) => format!(", signed by key {}", s.key_id()),
-            None => String::new(),
-        };
         let published = rt.block_on(bincache::remote::publish_deps(
             store, deps_key, &archive, &opts,
         ));
         let _ = std::fs::remove_file(&archive);
-        match published {
-            Ok(PublishOutcome::Published | PublishOutcome::Replaced) => eprintln!(
-                "==> published dependency set {} ({}, {} files, {} unpacked) to `{}` in {} (pack {}){signed}",
+        if let PublishOutcome::Published | PublishOutcome::Replaced =
+            published.map_err(|e| e.to_string())?
+        {
+            eprintln!(
+                "==> published dependency set {} ({}, {} files, {} unpacked) to `{}` in {} (pack {}){}",
                 short(deps_key),
                 human::bytes(stats.archive_bytes),
                 stats.files,
@@ -732,11 +711,18 @@ impl DepsPublication {
                 store.describe(),
                 human::duration(start.elapsed()),
                 human::duration(stats.elapsed),
-            ),
-            Ok(PublishOutcome::AlreadyPublished) => {}
-            Err(e) => eprintln!("warning: could not publish the dependency set: {e}"),
+                signed_by(self.signer.as_ref()),
+            );
         }
+        Ok(())
     }
+}
+
+/// `, signed by key <id>` when a signer vouches for what is published, else nothing.
+fn signed_by(signer: Option<&Signer>) -> String {
+    signer
+        .map(|s| format!(", signed by key {}", s.key_id()))
+        .unwrap_or_default()
 }
 
 /// On a terminal, a status line that shows a long step is alive — what it does, the size of the
