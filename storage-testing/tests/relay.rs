@@ -22,7 +22,10 @@ impl RecordHost for Kept {
         self.0.lock().unwrap().push(format!("run {}", run.status));
     }
     fn node(&self, node: NodeRecord) {
-        self.0.lock().unwrap().push(format!("node {}", node.id));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("node {} {}", node.id, node.status));
     }
     fn sync(&self) -> Result<(), String> {
         Ok(())
@@ -146,16 +149,41 @@ async fn the_relay_refuses_foreign_stores_binary_cache_writes_and_strangers() {
         cache.put_if_absent("once", b"2".to_vec()).await,
         Err(StoreError::PreconditionFailed(_))
     ));
-    // Records arrive in order, and sync waits for them.
+    // Records arrive in order, and sync waits for them. A node's later record sent before the
+    // batch leaves takes the place of its earlier one.
+    use sparkwing_contract::record::NodeStatus;
+    let node = |id: &str, status| NodeRecord::new("run-20261202-000000-00000000", id, status);
     for i in 0..3 {
-        client.put_node(NodeRecord::new(
-            "run-20261202-000000-00000000",
-            format!("n{i}"),
-            sparkwing_contract::record::NodeStatus::Pending,
-        ));
+        client.put_node(node(&format!("n{i}"), NodeStatus::Pending));
     }
+    client.put_node(node("n0", NodeStatus::Running));
+    client.put_run(RunRecord::new(
+        "run-20261202-000000-00000000",
+        "ci",
+        sparkwing_contract::record::RunStatus::Running,
+        "2026-12-02T00:00:00Z",
+    ));
     client.sync().await.unwrap();
-    assert_eq!(*kept.0.lock().unwrap(), ["node n0", "node n1", "node n2"]);
+    assert_eq!(
+        *kept.0.lock().unwrap(),
+        [
+            "node n0 running",
+            "node n1 pending",
+            "node n2 pending",
+            "run running"
+        ]
+    );
+    // Without a sync, records still leave within moments.
+    client.put_node(node("n1", NodeStatus::Done));
+    let waited = std::time::Instant::now();
+    while kept.0.lock().unwrap().len() < 5 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(5),
+            "a record without a sync never left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(kept.0.lock().unwrap()[4], "node n1 done");
 
     // Without the token, the supervisor hangs up before serving anything.
     let listener = RelayListener::bind(None).unwrap();

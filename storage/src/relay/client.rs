@@ -1,6 +1,6 @@
 //! The pipeline process's end: stores and a record writer whose calls travel to the supervisor.
 
-use super::wire::{self, Answer, CHUNK, Call, Msg, WireReadOpts};
+use super::wire::{self, Answer, CHUNK, Call, Msg, Record, WireReadOpts};
 use crate::artifact::ArtifactStore;
 use crate::error::{Result, StoreError};
 use crate::logs::{LogStore, ReadOpts};
@@ -9,10 +9,17 @@ use sparkwing_contract::record::{NodeRecord, RunRecord};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// How long a record waits for company before it leaves. A job that starts and ends within it
+/// sends one record instead of two, and a burst of records leaves as one frame.
+const RECORDS_LINGER: Duration = Duration::from_millis(5);
+/// Records that leave at once, without waiting out the linger.
+const RECORDS_BATCH: usize = 2048;
 
 /// What a call gets back: its answer or error, and the payload.
 type Reply = std::result::Result<(Answer, Vec<u8>), StoreError>;
@@ -38,6 +45,80 @@ struct Inner {
     streams: Mutex<HashMap<u64, mpsc::Sender<Vec<u8>>>>,
     /// Why the connection ended, once it has.
     gone: Mutex<Option<String>>,
+    /// Records not sent yet.
+    outbox: Mutex<Outbox>,
+    /// Wakes the task that sends the outbox after the linger.
+    linger: Arc<Notify>,
+}
+
+/// Records waiting to leave, in the order first queued. A node queued again before they leave
+/// goes once, as its latest record, in the place of its first: the database keeps only the
+/// latest record of a node anyway.
+#[derive(Default)]
+struct Outbox {
+    records: Vec<Record>,
+    /// Where each node's record sits in `records`, by node id.
+    nodes: HashMap<String, usize>,
+}
+
+impl Outbox {
+    /// Queues `r`; whether the outbox was empty before.
+    fn push(&mut self, r: Record) -> bool {
+        let was_empty = self.records.is_empty();
+        if let Record::Node(n) = &r {
+            if let Some(&at) = self.nodes.get(&n.id)
+                && matches!(&self.records[at], Record::Node(old) if old.run_id == n.run_id)
+            {
+                self.records[at] = r;
+                return was_empty;
+            }
+            self.nodes.insert(n.id.clone(), self.records.len());
+        }
+        self.records.push(r);
+        was_empty
+    }
+}
+
+impl Inner {
+    /// Sends every queued record in one frame. The frame is queued while the outbox is held, so
+    /// frames leave in the order their records were queued.
+    fn send_records(&self) -> bool {
+        let mut outbox = lock(&self.outbox);
+        if outbox.records.is_empty() {
+            return true;
+        }
+        let payload = wire::encode_records(&outbox.records);
+        outbox.records.clear();
+        outbox.nodes.clear();
+        self.out.send(wire::encode(&Msg::Records, &payload)).is_ok()
+    }
+
+    fn queue_record(&self, r: Record) {
+        let (was_empty, full) = {
+            let mut outbox = lock(&self.outbox);
+            let was_empty = outbox.push(r);
+            (was_empty, outbox.records.len() >= RECORDS_BATCH)
+        };
+        if full {
+            self.send_records();
+        } else if was_empty {
+            self.linger.notify_one();
+        }
+    }
+}
+
+/// Sends the outbox a linger after its first record; ends with the client.
+async fn linger_loop(inner: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        tokio::time::sleep(RECORDS_LINGER).await;
+        match inner.upgrade() {
+            Some(inner) => {
+                inner.send_records();
+            }
+            None => return,
+        }
+    }
 }
 
 impl RelayClient {
@@ -51,14 +132,18 @@ impl RelayClient {
         })?;
         let (read, write) = stream.into_split();
         let (out, rx) = mpsc::unbounded_channel();
+        let linger = Arc::new(Notify::new());
         let inner = Arc::new(Inner {
             out,
             next: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
             gone: Mutex::new(None),
+            outbox: Mutex::default(),
+            linger: linger.clone(),
         });
         tokio::spawn(write_loop(write, rx));
+        tokio::spawn(linger_loop(Arc::downgrade(&inner), linger));
         tokio::spawn(read_loop(read, inner.clone()));
         let client = RelayClient { inner };
         client.send(
@@ -140,26 +225,23 @@ impl RelayClient {
         })
     }
 
-    /// Queues the run record for the supervisor's record database. Never blocks.
+    /// Queues the run record for the supervisor's record database. Never blocks; records leave
+    /// in batches within a few milliseconds, or at the next [`RelayClient::sync`].
     pub fn put_run(&self, run: RunRecord) {
-        self.send(&Msg::Run { run: Box::new(run) }, &[]);
+        self.inner.queue_record(Record::Run(run));
     }
 
-    /// Queues a node record for the supervisor's record database. Never blocks.
+    /// Queues a node record for the supervisor's record database, as
+    /// [`RelayClient::put_run`]. A node's later record may replace an earlier one not yet sent.
     pub fn put_node(&self, node: NodeRecord) {
-        self.send(
-            &Msg::Node {
-                node: Box::new(node),
-            },
-            &[],
-        );
+        self.inner.queue_record(Record::Node(node));
     }
 
-    /// Waits until every record queued so far is committed; the first failure since the last
-    /// sync, as the supervisor saw it.
+    /// Sends every queued record and waits until the supervisor committed them; the first
+    /// failure since the last sync, as the supervisor saw it.
     pub async fn sync(&self) -> std::result::Result<(), String> {
         let (id, rx) = self.register();
-        if !self.send(&Msg::Sync { id }, &[]) {
+        if !self.inner.send_records() || !self.send(&Msg::Sync { id }, &[]) {
             lock(&self.inner.pending).remove(&id);
         }
         match self.wait(rx).await {

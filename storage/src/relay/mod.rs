@@ -5,10 +5,12 @@
 //! runs), so the child does not: a pipeline binary builds without a TLS, HTTP or SQLite stack,
 //! and holds no bucket connection of its own. Calls are multiplexed by id; object bodies travel
 //! as frame payloads, large objects as acknowledged 1 MiB chunks so neither side holds more than
-//! a chunk of a stream in memory. Records are one-way and ordered; `sync` waits for the commit.
+//! a chunk of a stream in memory. Records are one-way and ordered; they
+//! leave in batches a few milliseconds apart (a node's record may replace its earlier one still
+//! waiting), and `sync` sends what waits and then waits for the commit.
 //!
 //! ```text
-//! child (RelayClient)  ──Hello{token}, Call{id,store,op}, Run, Node, Sync, Chunk/End/Abort──▶
+//! child (RelayClient)  ──Hello{token}, Call{id,store,op}, Records, Sync, Chunk/End/Abort──▶
 //!                      ◀─────────────── Reply{id,ok|err}, Chunk, Ack ─────────────── supervisor
 //! ```
 

@@ -134,13 +134,18 @@ pub async fn serve(
             Err(e) => break Err(e),
         };
         match frame.msg {
-            Msg::Run { run } => {
-                stats.records += 1;
-                records.run(*run);
-            }
-            Msg::Node { node } => {
-                stats.records += 1;
-                records.node(*node);
+            Msg::Records => {
+                let batch = match wire::decode_records(&frame.payload) {
+                    Ok(b) => b,
+                    Err(e) => break Err(e),
+                };
+                stats.records += batch.len() as u64;
+                for r in batch {
+                    match r {
+                        wire::Record::Run(run) => records.run(run),
+                        wire::Record::Node(node) => records.node(node),
+                    }
+                }
             }
             Msg::Sync { id } => {
                 let (records, out) = (records.clone(), out.clone());

@@ -32,10 +32,9 @@ pub(crate) enum Msg {
     End { id: u64 },
     /// A streamed upload given up (its source failed): store nothing.
     Abort { id: u64 },
-    /// The run record, queued for the record database.
-    Run { run: Box<RunRecord> },
-    /// A node record, queued for the record database.
-    Node { node: Box<NodeRecord> },
+    /// Records for the record database, in order: the payload holds one per line (see
+    /// [`encode_records`]).
+    Records,
     /// Waits until every record sent before it is committed.
     Sync { id: u64 },
     /// The answer to `Call` or `Sync`; payload for calls that return bytes.
@@ -292,6 +291,57 @@ impl From<WireError> for StoreError {
     }
 }
 
+/// A record on its way to the supervisor's record database. Node records are the many; run
+/// records are few, so neither is boxed.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Record {
+    Run(RunRecord),
+    Node(NodeRecord),
+}
+
+/// The payload of a `Records` frame: per record one line, `r` or `n` and the record's JSON.
+/// Compact JSON has no raw newline, and each record decodes straight into its type.
+pub(crate) fn encode_records(records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.len() * 256);
+    for r in records {
+        let written = match r {
+            Record::Run(run) => {
+                out.push(b'r');
+                serde_json::to_writer(&mut out, run)
+            }
+            Record::Node(node) => {
+                out.push(b'n');
+                serde_json::to_writer(&mut out, node)
+            }
+        };
+        written.expect("records serialize");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Reads a `Records` payload back; an unreadable line fails the whole frame.
+pub(crate) fn decode_records(payload: &[u8]) -> std::io::Result<Vec<Record>> {
+    let mut records = Vec::new();
+    for (i, line) in payload.split(|&b| b == b'\n').enumerate() {
+        let decoded = match line.split_first() {
+            None => continue,
+            Some((b'r', json)) => serde_json::from_slice(json).map(Record::Run),
+            Some((b'n', json)) => serde_json::from_slice(json).map(Record::Node),
+            Some((k, _)) => {
+                return Err(bad(format!(
+                    "record {} of a batch has the unknown kind {:?}",
+                    i + 1,
+                    char::from(*k)
+                )));
+            }
+        };
+        records.push(decoded.map_err(|e| bad(format!("record {} of a batch: {e}", i + 1)))?);
+    }
+    Ok(records)
+}
+
 /// One frame as read: the header and its payload.
 pub(crate) struct Frame {
     pub msg: Msg,
@@ -340,4 +390,37 @@ pub(crate) async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> std::io::Res
 
 fn bad(what: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, format!("relay: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparkwing_contract::record::{NodeStatus, RunStatus};
+
+    #[test]
+    fn records_round_trip_and_a_bad_line_names_itself() {
+        let mut node = NodeRecord::new("run-20261202-000000-00000000", "build", NodeStatus::Done);
+        node.error = "line one\nline two".into();
+        let run = RunRecord::new(
+            "run-20261202-000000-00000000",
+            "ci",
+            RunStatus::Running,
+            "2026-12-02T00:00:00Z",
+        );
+        let batch = vec![Record::Node(node), Record::Run(run)];
+        let payload = encode_records(&batch);
+        assert_eq!(payload.iter().filter(|&&b| b == b'\n').count(), 2);
+        assert_eq!(decode_records(&payload).unwrap(), batch);
+        assert!(decode_records(b"").unwrap().is_empty());
+
+        let mut bad = payload.clone();
+        bad.extend_from_slice(b"x{}\n");
+        let e = decode_records(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("record 3") && e.contains("unknown kind 'x'"),
+            "{e}"
+        );
+        let e = decode_records(b"n{\"id\":1}\n").unwrap_err().to_string();
+        assert!(e.contains("record 1 of a batch"), "{e}");
+    }
 }

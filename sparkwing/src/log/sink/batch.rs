@@ -20,16 +20,17 @@ struct Batcher {
 }
 
 impl Batcher {
+    /// Hands the node's buffered lines on as a part. The buffer goes with them, so `bufs` holds
+    /// only nodes with lines waiting and every scan of it stays short however many jobs the run
+    /// has had.
     fn cut(&mut self, node: &Arc<str>) {
-        if let Some(p) = self.bufs.get_mut(node)
-            && !p.data.is_empty()
+        if self.bufs.get(node).is_some_and(|p| !p.data.is_empty())
+            && let Some(p) = self.bufs.remove(node)
         {
-            let data = std::mem::take(&mut p.data);
-            let permits = std::mem::take(&mut p.permits);
             let _ = self.out.send(Out::Part {
                 node: node.clone(),
-                data,
-                permits,
+                data: p.data,
+                permits: p.permits,
             });
         }
     }
