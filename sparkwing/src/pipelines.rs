@@ -204,7 +204,19 @@ impl Pipelines {
                 return exit::FAILURE;
             }
         };
-        let code = runtime.block_on(run::execute(settings, &entry.name, &args, plan, masker));
+        // The run is a task on the worker threads rather than the future of this thread: a job
+        // task it starts, and the wake-up when a job ends, then stay on the worker that ran it
+        // instead of crossing threads twice per job.
+        let name = entry.name.clone();
+        let run =
+            runtime.spawn(async move { run::execute(settings, &name, &args, plan, masker).await });
+        let code = match runtime.block_on(run) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: the run stopped unexpectedly: {e}");
+                exit::FAILURE
+            }
+        };
         // Abandoned step futures must not hold the exit.
         runtime.shutdown_timeout(std::time::Duration::from_millis(200));
         code
