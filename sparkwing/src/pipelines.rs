@@ -212,6 +212,9 @@ impl Pipelines {
             runtime.spawn(async move { run::execute(settings, &name, &args, plan, masker).await });
         let code = match runtime.block_on(run) {
             Ok(code) => code,
+            // A panic ends the process as it would have on this thread: the supervisor then
+            // finalizes the run as abandoned.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => {
                 eprintln!("error: the run stopped unexpectedly: {e}");
                 exit::FAILURE

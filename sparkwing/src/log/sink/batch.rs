@@ -158,3 +158,37 @@ pub(super) async fn batcher(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_buffer_leaves_the_batcher_with_its_permits() {
+        let (out, mut parts) = mpsc::unbounded_channel();
+        let mut b = Batcher {
+            out,
+            bufs: HashMap::new(),
+        };
+        for i in 0..1000 {
+            let node: Arc<str> = format!("job-{i}").into();
+            b.add(node.clone(), b"{\"msg\":\"x\"}\n".to_vec(), 2);
+            b.cut(&node);
+        }
+        // Every node's lines left as a part, and nothing stays behind to scan.
+        assert!(b.bufs.is_empty());
+        assert_eq!(b.next_quiet(Duration::from_millis(5)), None);
+        let mut permits = 0;
+        let mut n = 0;
+        while let Ok(Out::Part { permits: p, .. }) = parts.try_recv() {
+            permits += p;
+            n += 1;
+        }
+        assert_eq!((n, permits), (1000, 2000));
+        // A node with lines waiting is the one the quiet timer looks at.
+        let node: Arc<str> = "late".into();
+        b.add(node.clone(), b"{}\n".to_vec(), 1);
+        assert_eq!(b.bufs.len(), 1);
+        assert!(b.next_quiet(Duration::from_millis(5)).is_some());
+    }
+}
