@@ -225,6 +225,42 @@ pub fn scratch_path(target_dir: &Path, name: &str) -> Result<PathBuf, FsError> {
     Ok(dir.join(format!("{name}-{}", std::process::id())))
 }
 
+/// Removes what a process that died mid-pack or mid-restore left in the state directory: its
+/// scratch files and directories (`<name>-<pid>`) whose process is gone. Markers (bare keys)
+/// and the scratch of live processes stay. Best effort.
+fn sweep_leftovers(target_dir: &Path) {
+    let dir = target_dir.join(STATE_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.rsplit_once('-'))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid <= 0 || pid == std::process::id() as i32 || process_alive(pid) {
+            continue;
+        }
+        let path = e.path();
+        let _ = match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    use nix::errno::Errno;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) | Err(Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
 fn build_lock(target_dir: &Path) -> Result<lock::Held, FsError> {
     std::fs::create_dir_all(target_dir).map_err(io("create directory", target_dir))?;
     let path = target_dir.join(".sparkwing-build.lock");
@@ -245,6 +281,7 @@ pub fn pack(
 ) -> Result<DepsStats, DepsError> {
     let start = Instant::now();
     let _held = build_lock(target_dir)?;
+    sweep_leftovers(target_dir);
     let pdir = profile_dir(profile);
     let file = std::fs::File::create(out).map_err(io("create", out))?;
     let enc = lz4_flex::frame::FrameEncoder::new(BufWriter::new(file));
@@ -339,6 +376,7 @@ pub fn unpack(
 ) -> Result<DepsStats, DepsError> {
     let start = Instant::now();
     let _held = build_lock(target_dir)?;
+    sweep_leftovers(target_dir);
     let archive_bytes = std::fs::metadata(archive)
         .map_err(io("stat", archive))?
         .len();
@@ -436,7 +474,31 @@ fn move_tree(from: &Path, to: &Path) -> Result<(), FsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::belongs_to;
+    use super::{STATE_DIR, belongs_to, mark_present, present, scratch_path, sweep_leftovers};
+
+    #[test]
+    fn leftovers_of_dead_processes_are_swept_and_live_ones_kept() {
+        let target = tempfile::tempdir().unwrap();
+        let state = target.path().join(STATE_DIR);
+        let key = "0123456789abcdef0123456789abcdef";
+        mark_present(target.path(), key);
+        // Above Linux's largest pid: that process cannot be alive.
+        let dead_dir = state.join("unpack-999999999");
+        std::fs::create_dir_all(dead_dir.join("release/deps")).unwrap();
+        std::fs::write(dead_dir.join("release/deps/libx.rlib"), b"half").unwrap();
+        let dead_file = state.join("fetch-999999998");
+        std::fs::write(&dead_file, b"half an archive").unwrap();
+        let mine = scratch_path(target.path(), "fetch").unwrap();
+        std::fs::write(&mine, b"in progress").unwrap();
+        // pid 1 is always alive.
+        let live = state.join("pack-1");
+        std::fs::write(&live, b"someone else's").unwrap();
+
+        sweep_leftovers(target.path());
+        assert!(!dead_dir.exists() && !dead_file.exists());
+        assert!(mine.exists() && live.exists());
+        assert!(present(target.path(), key));
+    }
 
     #[test]
     fn local_package_entries_are_recognized() {
