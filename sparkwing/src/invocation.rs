@@ -76,13 +76,16 @@ pub(crate) fn git_info(dir: &Path, ci: &CiInfo) -> GitInfo {
     if info.remote.is_empty() {
         info.remote = ci.repo_url.clone();
     }
-    if info.sha.is_empty() {
-        info.sha = git(dir, &["rev-parse", "HEAD"]);
-    }
-    if info.branch.is_empty() {
-        let b = git(dir, &["rev-parse", "--abbrev-ref", "HEAD"]);
-        if b != "HEAD" {
-            info.branch = b;
+    if info.sha.is_empty() || info.branch.is_empty() {
+        // One process for both: the commit, then the branch (`HEAD` when detached).
+        let out = git(dir, &["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]);
+        let mut lines = out.lines().map(str::trim);
+        let (sha, branch) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        if info.sha.is_empty() {
+            info.sha = sha.to_string();
+        }
+        if info.branch.is_empty() && branch != "HEAD" {
+            info.branch = branch.to_string();
         }
     }
     info
@@ -302,6 +305,44 @@ mod tests {
             },
         );
         assert_eq!((info.branch.as_str(), info.sha.as_str()), ("main", "abc"));
+    }
+
+    #[test]
+    fn branch_and_commit_come_from_the_checkout_outside_ci() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-C"])
+                .arg(dir.path())
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        run(&["init", "-q", "-b", "feature"]);
+        // No commit yet: nothing to claim.
+        let info = git_info(dir.path(), &CiInfo::default());
+        assert_eq!((info.branch.as_str(), info.sha.as_str()), ("", ""));
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        run(&["add", "f"]);
+        run(&["commit", "-q", "-m", "one"]);
+        let info = git_info(dir.path(), &CiInfo::default());
+        assert_eq!(info.branch, "feature");
+        assert!(
+            info.sha.len() == 40 && info.sha.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{}",
+            info.sha
+        );
+        // A detached checkout has a commit but no branch.
+        run(&["checkout", "-q", "--detach"]);
+        let detached = git_info(dir.path(), &CiInfo::default());
+        assert_eq!(
+            (detached.branch.as_str(), detached.sha.as_str()),
+            ("", info.sha.as_str())
+        );
     }
 
     #[test]
