@@ -242,7 +242,7 @@ fn sweep_leftovers(target_dir: &Path) {
         else {
             continue;
         };
-        if pid <= 0 || pid == std::process::id() as i32 || process_alive(pid) {
+        if pid <= 0 || pid == std::process::id() as i32 || crate::process::alive(pid) {
             continue;
         }
         let path = e.path();
@@ -250,14 +250,6 @@ fn sweep_leftovers(target_dir: &Path) {
             Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
             _ => std::fs::remove_file(&path),
         };
-    }
-}
-
-fn process_alive(pid: i32) -> bool {
-    use nix::errno::Errno;
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) | Err(Errno::EPERM) => true,
-        Err(_) => false,
     }
 }
 

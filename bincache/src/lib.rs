@@ -19,6 +19,7 @@ pub mod key;
 pub mod limits;
 pub mod local;
 mod lock;
+pub mod process;
 pub mod remote;
 pub mod signing;
 pub mod sparks;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use sparkwing_contract::Home;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The marker's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ pub fn local_run_is_live(home: &Home, run_id: &str) -> bool {
         Err(_) => true,
         Ok(Some(m)) => [m.supervisor_pid, m.child_pid]
             .into_iter()
-            .any(|pid| pid > 1 && process_alive(pid)),
+            .any(|pid| pid > 1 && sparkwing_bincache::process::alive(pid)),
     }
 }
 
@@ -90,25 +90,6 @@ pub fn program_of(pid: i32) -> Option<String> {
     let name = String::from_utf8_lossy(argv0);
     let name = name.rsplit('/').next().unwrap_or_default();
     (!name.is_empty()).then(|| name.to_string())
-}
-
-/// A process that exists and is not a zombie. Without `/proc` (not Linux), a process that
-/// exists: a zombie then counts as alive, which only makes a reader wait longer.
-fn process_alive(pid: i32) -> bool {
-    if !Path::new("/proc/self/stat").exists() {
-        return matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Ok(()) | Err(nix::errno::Errno::EPERM)
-        );
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // `pid (comm) state …`: the state follows the last `)`.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X'),
-        Err(_) => false,
-    }
 }
 
 #[cfg(test)]

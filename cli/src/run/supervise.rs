@@ -133,6 +133,11 @@ async fn end_leftovers(grace: std::time::Duration) {
     let mut groups = std::collections::BTreeSet::new();
     // Killing a group can orphan more processes (children of the ones that died): a few rounds.
     for _ in 0..3 {
+        // Reading every process's stat costs milliseconds on a busy machine; with no child at
+        // all there is nothing to find.
+        if childless() {
+            break;
+        }
         let found = children_of(me);
         if found.is_empty() {
             break;
@@ -201,11 +206,6 @@ fn childless() -> bool {
 
 /// The processes whose parent is `parent`, read from `/proc` (empty where there is no `/proc`).
 fn children_of(parent: Pid) -> Vec<Orphan> {
-    // Reading every process's stat costs milliseconds on a busy machine; a process with no
-    // children at all skips it.
-    if parent == nix::unistd::getpid() && childless() {
-        return Vec::new();
-    }
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
