@@ -361,6 +361,8 @@ impl State<'_> {
         };
         let took = sparkwing_contract::human::duration(running.started.elapsed());
         let log = running.log;
+        // What the job's own code wrote to the console comes before its end line.
+        crate::log::settle_stdio();
         let error = log.masker().mask(&result.error).into_owned();
         match result.outcome {
             Outcome::Cached => log.lifecycle(Mark::Success, &format!("cached: {}", result.detail)),

@@ -11,6 +11,7 @@ pub(crate) use mask::Masker;
 pub(crate) use mask::visible;
 pub(crate) use sink::{Sink, SinkStats};
 pub(crate) use stdio::Route;
+pub(crate) use stdio::settle as settle_stdio;
 #[cfg(any(test, feature = "fuzz"))]
 pub(crate) use stdio::{held_back, masked_text};
 

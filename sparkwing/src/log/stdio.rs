@@ -17,6 +17,7 @@ use super::mask::Masker;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,9 @@ struct Installed {
     marker: Vec<u8>,
     /// Markers passed, counted by both threads.
     drained: (Mutex<u64>, Condvar),
+    /// Per stream (stdout, stderr): a line step code began is not finished on the real stream
+    /// yet (part of it passed on, or held back).
+    open: [AtomicBool; 2],
 }
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
@@ -73,18 +77,19 @@ impl Route {
             masker: masker.clone(),
             marker: format!("\0\u{1}sparkwing-drain-{}\0", super::random_token()).into_bytes(),
             drained: (Mutex::new(0), Condvar::new()),
+            open: [AtomicBool::new(false), AtomicBool::new(false)],
         };
         if INSTALLED.set(installed).is_err() {
             return None;
         }
         let i = INSTALLED.get()?;
-        for (reader, to, name) in [
-            (out_r, &i.out, "sparkwing-stdout"),
-            (err_r, &i.err, "sparkwing-stderr"),
+        for (reader, to, open, name) in [
+            (out_r, &i.out, &i.open[0], "sparkwing-stdout"),
+            (err_r, &i.err, &i.open[1], "sparkwing-stderr"),
         ] {
             std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || pass_on(reader, to, i))
+                .spawn(move || pass_on(reader, to, open, i))
                 .ok()?;
         }
         // From here on the process writes into the pipes. A failure leaves that stream as it was.
@@ -98,37 +103,57 @@ impl Route {
 
 impl Drop for Route {
     fn drop(&mut self) {
-        let Some(i) = INSTALLED.get() else { return };
-        let count = |i: &Installed| *i.drained.0.lock().unwrap_or_else(|p| p.into_inner());
-        let before = count(i);
-        // The marker follows whatever Rust's stdout still buffers; a pipe write this small is
-        // atomic, so it cannot land inside another writer's line.
-        let mut out = std::io::stdout().lock();
-        let _ = out.flush();
-        let _ = out.write_all(&i.marker);
-        let _ = out.flush();
-        drop(out);
-        let _ = std::io::stderr().lock().write_all(&i.marker);
-        let end = Instant::now() + DRAIN_WAIT;
-        let mut n = i.drained.0.lock().unwrap_or_else(|p| p.into_inner());
-        while *n < before + 2 {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            n = i
-                .drained
-                .1
-                .wait_timeout(n, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+        if let Some(i) = INSTALLED.get() {
+            drain(i);
         }
     }
 }
 
+/// When step code left a line unfinished on the console, passes on everything written to fds 1
+/// and 2 so far before the caller writes (bounded): a job's end line then never splits a line
+/// the job wrote in pieces. Costs two atomic loads when no line is open.
+pub(crate) fn settle() {
+    if let Some(i) = INSTALLED.get()
+        && i.open.iter().any(|o| o.load(Ordering::Acquire))
+    {
+        drain(i);
+    }
+}
+
+/// Writes a marker through each pipe and waits (bounded) until both threads passed on
+/// everything before it.
+fn drain(i: &Installed) {
+    let count = |i: &Installed| *i.drained.0.lock().unwrap_or_else(|p| p.into_inner());
+    let before = count(i);
+    // The marker follows whatever Rust's stdout still buffers; a pipe write this small is
+    // atomic, so it cannot land inside another writer's line.
+    let mut out = std::io::stdout().lock();
+    let _ = out.flush();
+    let _ = out.write_all(&i.marker);
+    let _ = out.flush();
+    drop(out);
+    let _ = std::io::stderr().lock().write_all(&i.marker);
+    let end = Instant::now() + DRAIN_WAIT;
+    let mut n = i.drained.0.lock().unwrap_or_else(|p| p.into_inner());
+    while *n < before + 2 {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        n = i
+            .drained
+            .1
+            .wait_timeout(n, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+}
+
 /// Reads one pipe to its end and passes the text on, masked, to `to`.
-fn pass_on(mut reader: std::io::PipeReader, to: &Mutex<File>, i: &Installed) {
+fn pass_on(mut reader: std::io::PipeReader, to: &Mutex<File>, open: &AtomicBool, i: &Installed) {
     let mut pending: Vec<u8> = Vec::new();
+    // Whether what went out last ends mid-line.
+    let mut mid_line = false;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match reader.read(&mut buf) {
@@ -144,18 +169,26 @@ fn pass_on(mut reader: std::io::PipeReader, to: &Mutex<File>, i: &Installed) {
             let rest = pending.split_off(at + i.marker.len());
             pending.truncate(at);
             write_masked(to, &i.masker, &pending);
+            mid_line = ends_mid_line(&pending, mid_line);
             pending = rest;
             marks += 1;
         }
         let keep = held_back(&pending, &i.masker, &i.marker);
         let out: Vec<u8> = pending.drain(..pending.len() - keep).collect();
         write_masked(to, &i.masker, &out);
+        mid_line = ends_mid_line(&out, mid_line);
+        open.store(mid_line || !pending.is_empty(), Ordering::Release);
         if marks > 0 {
             *i.drained.0.lock().unwrap_or_else(|p| p.into_inner()) += marks;
             i.drained.1.notify_all();
         }
     }
     write_masked(to, &i.masker, &pending);
+}
+
+/// Whether the stream ends mid-line after `written` went out (unchanged when nothing did).
+fn ends_mid_line(written: &[u8], before: bool) -> bool {
+    written.last().map_or(before, |&b| b != b'\n')
 }
 
 /// How many bytes at the end of `pending` must wait for more: the unfinished line from where a
