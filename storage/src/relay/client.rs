@@ -1,6 +1,6 @@
 //! The pipeline process's end: stores and a record writer whose calls travel to the supervisor.
 
-use super::wire::{self, Answer, CHUNK, Call, Msg, Record, WireReadOpts};
+use super::wire::{self, Answer, CHUNK, Call, Msg, Record, ToChild, WireReadOpts};
 use crate::artifact::ArtifactStore;
 use crate::error::{Result, StoreError};
 use crate::logs::{LogStore, ReadOpts};
@@ -405,13 +405,14 @@ async fn write_loop(
 
 async fn read_loop(mut read: tokio::net::unix::OwnedReadHalf, inner: Arc<Inner>) {
     let why = loop {
-        let frame = match wire::read_frame(&mut read).await {
+        let frame: wire::Frame<ToChild> = match wire::read_frame(&mut read).await {
             Ok(Some(f)) => f,
             Ok(None) => break "the supervisor closed the connection".to_string(),
             Err(e) => break e.to_string(),
         };
-        match frame.msg {
-            Msg::Reply { id, ok, err } => {
+        let ToChild { t, id, ok, err } = frame.msg;
+        match t.as_str() {
+            "reply" => {
                 let reply = match err {
                     Some(e) => Err(StoreError::from(e)),
                     None => Ok((ok.unwrap_or_default(), frame.payload)),
@@ -422,7 +423,7 @@ async fn read_loop(mut read: tokio::net::unix::OwnedReadHalf, inner: Arc<Inner>)
                     let _ = tx.send(reply);
                 }
             }
-            Msg::Chunk { id } | Msg::Ack { id } => {
+            "chunk" | "ack" => {
                 let tx = lock(&inner.streams).get(&id).cloned();
                 if let Some(tx) = tx {
                     let _ = tx.send(frame.payload).await;

@@ -108,7 +108,7 @@ pub async fn serve(
     records: Arc<dyn RecordHost>,
 ) -> std::io::Result<RelayStats> {
     let (mut read, write) = stream.into_split();
-    match wire::read_frame(&mut read).await? {
+    match wire::read_frame::<Msg>(&mut read).await? {
         Some(wire::Frame {
             msg: Msg::Hello { token: t },
             ..
@@ -128,7 +128,7 @@ pub async fn serve(
     // Downloads in progress: where their acknowledgements go.
     let downloads: Arc<Mutex<HashMap<u64, mpsc::Sender<()>>>> = Arc::default();
     let result = loop {
-        let frame = match wire::read_frame(&mut read).await {
+        let frame: wire::Frame = match wire::read_frame(&mut read).await {
             Ok(Some(f)) => f,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),

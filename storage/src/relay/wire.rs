@@ -47,6 +47,22 @@ pub(crate) enum Msg {
     },
 }
 
+/// A header as the pipeline process reads it. The supervisor only ever sends it `Reply`, `Chunk`
+/// and `Ack`, so the child decodes one flat struct instead of the tagged [`Msg`]: serde reads an
+/// internally tagged enum through a buffered copy of every variant, code that every pipeline build
+/// would otherwise compile. The JSON on the wire is the same.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ToChild {
+    /// `reply`, `chunk` or `ack`; anything else is skipped.
+    pub t: String,
+    #[serde(default)]
+    pub id: u64,
+    #[serde(default)]
+    pub ok: Option<Answer>,
+    #[serde(default)]
+    pub err: Option<WireError>,
+}
+
 /// The store calls: every method of `ArtifactStore` and `LogStore` that does I/O.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -343,8 +359,8 @@ pub(crate) fn decode_records(payload: &[u8]) -> std::io::Result<Vec<Record>> {
 }
 
 /// One frame as read: the header and its payload.
-pub(crate) struct Frame {
-    pub msg: Msg,
+pub(crate) struct Frame<H = Msg> {
+    pub msg: H,
     pub payload: Vec<u8>,
 }
 
@@ -360,7 +376,9 @@ pub(crate) fn encode(msg: &Msg, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Reads the next frame; `Ok(None)` at a clean end of stream.
-pub(crate) async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Frame>> {
+pub(crate) async fn read_frame<H: serde::de::DeserializeOwned>(
+    r: &mut (impl AsyncRead + Unpin),
+) -> std::io::Result<Option<Frame<H>>> {
     let mut lens = [0u8; 8];
     match r.read_exact(&mut lens).await {
         Ok(_) => {}
@@ -396,6 +414,42 @@ fn bad(what: String) -> std::io::Error {
 mod tests {
     use super::*;
     use sparkwing_contract::record::{NodeStatus, RunStatus};
+
+    #[test]
+    fn the_child_reads_every_header_the_host_sends_it() {
+        let header = |m: &Msg| -> ToChild {
+            let frame = encode(m, b"");
+            serde_json::from_slice(&frame[8..]).expect("the child reads the header")
+        };
+        let answer = Answer {
+            etag: Some("\"e\"".into()),
+            names: vec!["a".into()],
+            ..Answer::default()
+        };
+        let got = header(&Msg::Reply {
+            id: 7,
+            ok: Some(answer),
+            err: None,
+        });
+        assert_eq!((got.t.as_str(), got.id), ("reply", 7));
+        let ok = got.ok.expect("ok");
+        assert_eq!(
+            (ok.etag.as_deref(), ok.names),
+            (Some("\"e\""), vec!["a".to_string()])
+        );
+        let got = header(&Msg::Reply {
+            id: 8,
+            ok: None,
+            err: Some(WireError::from(&StoreError::NotFound("k".into()))),
+        });
+        assert!(
+            matches!(StoreError::from(got.err.expect("err")), StoreError::NotFound(k) if k == "k")
+        );
+        assert_eq!(header(&Msg::Chunk { id: 9 }).t, "chunk");
+        assert_eq!(header(&Msg::Ack { id: 10 }).id, 10);
+        // A header the child has no use for still reads (and is skipped by its read loop).
+        assert_eq!(header(&Msg::Sync { id: 11 }).t, "sync");
+    }
 
     #[test]
     fn records_round_trip_and_a_bad_line_names_itself() {
