@@ -402,7 +402,24 @@ pub struct StateDump {
 
 impl StateDump {
     /// Parses a state.ndjson blob, skipping (and reporting) unreadable lines and unknown kinds.
+    ///
+    /// Each line is read once: its `kind` and the raw text of its `data`, then `data` straight into
+    /// its record type (no `serde_json::Value` in between, whose generic decoding of every record
+    /// type would be compiled into every program that reads a dump).
     pub fn parse(text: &str) -> StateDump {
+        /// A line's envelope, with `data` left unparsed until the kind is known.
+        #[derive(Deserialize)]
+        struct Line<'a> {
+            #[serde(default, borrow)]
+            kind: Option<&'a serde_json::value::RawValue>,
+            #[serde(default, borrow)]
+            data: Option<&'a serde_json::value::RawValue>,
+        }
+        fn data<'a, T: Deserialize<'a>>(line: &Line<'a>) -> Result<T, String> {
+            let raw = line.data.ok_or("missing field `data`")?;
+            serde_json::from_str(raw.get()).map_err(|e| e.to_string())
+        }
+
         let mut dump = StateDump::default();
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
@@ -410,34 +427,40 @@ impl StateDump {
             if line.is_empty() {
                 continue;
             }
-            let value: serde_json::Value = match serde_json::from_str(line) {
-                Ok(v) => v,
+            let envelope: Line = match serde_json::from_str(line) {
+                Ok(l) => l,
                 Err(e) => {
-                    dump.bad_lines.push((i + 1, format!("not JSON: {e}")));
+                    match serde_json::from_str::<serde::de::IgnoredAny>(line) {
+                        Err(e) => dump.bad_lines.push((i + 1, format!("not JSON: {e}"))),
+                        // An object that is no envelope (a repeated key, say) is a bad record;
+                        // other JSON has no kind, and unknown kinds are ignored by contract.
+                        Ok(_) if line.starts_with('{') => {
+                            dump.bad_lines.push((i + 1, format!("bad record: {e}")))
+                        }
+                        Ok(_) => {}
+                    }
                     continue;
                 }
             };
-            let kind = value
-                .get("kind")
-                .and_then(|k| k.as_str())
-                .unwrap_or("")
-                .to_string();
-            if !matches!(kind.as_str(), "run" | "node" | "event") {
-                continue; // unknown kinds are ignored by contract
-            }
-            match serde_json::from_value::<Envelope>(value) {
-                Ok(Envelope::Run(r)) => dump.run = Some(*r),
-                Ok(Envelope::Node(n)) => match index.get(&n.id) {
+            let kind = envelope
+                .kind
+                .and_then(|k| serde_json::from_str::<String>(k.get()).ok())
+                .unwrap_or_default();
+            let read = match kind.as_str() {
+                "run" => data::<RunRecord>(&envelope).map(|r| dump.run = Some(r)),
+                "node" => data::<NodeRecord>(&envelope).map(|n| match index.get(&n.id) {
                     Some(&pos) => dump.nodes[pos] = n,
                     None => {
                         index.insert(n.id.clone(), dump.nodes.len());
                         dump.nodes.push(n);
                     }
-                },
-                Ok(Envelope::Event(e)) => dump.events.push(e),
-                Err(e) => dump
-                    .bad_lines
-                    .push((i + 1, format!("bad `{kind}` record: {e}"))),
+                }),
+                "event" => data::<serde_json::Value>(&envelope).map(|e| dump.events.push(e)),
+                _ => continue, // unknown kinds are ignored by contract
+            };
+            if let Err(e) = read {
+                dump.bad_lines
+                    .push((i + 1, format!("bad `{kind}` record: {e}")));
             }
         }
         dump
@@ -528,6 +551,39 @@ mod tests {
         assert!(dump.nodes[0].deps.is_empty());
         assert_eq!(dump.bad_lines.len(), 1);
         assert_eq!(dump.bad_lines[0].0, 3);
+    }
+
+    #[test]
+    fn parse_reads_each_envelope_shape_as_before() {
+        let text = [
+            r#"[1, 2]"#,                                      // JSON, no kind: ignored
+            r#"{"kind": 5, "data": {}}"#,                     // a kind that is no string: ignored
+            r#"{"kind": "node"}"#,                            // no data: bad
+            r#"{"kind": "node", "kind": "run", "data": {}}"#, // a repeated key: bad
+            r#"{"kind": "n\u006fde", "data": {"id": "x", "status": "done"}}"#,
+            r#"{"data": {"a": 1}, "kind": "event"}"#, // data before kind
+            r#"{"kind": "node", "data": {"id": "y", "status": "nope"}}"#,
+        ]
+        .join("\n");
+        let dump = StateDump::parse(&text);
+        let bad: Vec<(usize, &str)> = dump
+            .bad_lines
+            .iter()
+            .map(|(n, why)| (*n, why.as_str()))
+            .collect();
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert_eq!(bad[0].0, 3);
+        assert!(bad[0].1.contains("missing field `data`"), "{bad:?}");
+        assert_eq!(bad[1].0, 4);
+        assert!(
+            bad[1].1.starts_with("bad record: duplicate field"),
+            "{bad:?}"
+        );
+        assert_eq!(bad[2].0, 7);
+        assert!(bad[2].1.starts_with("bad `node` record"), "{bad:?}");
+        assert_eq!(dump.nodes.len(), 1);
+        assert_eq!(dump.nodes[0].id, "x");
+        assert_eq!(dump.events, vec![serde_json::json!({"a": 1})]);
     }
 }
 
