@@ -81,12 +81,13 @@ def main():
 
     # 1. Warm `sparkwing run` vs the cached binary run directly with the same environment.
     binary = cached_binary(home)
-    direct_env = dict(env, SPARKWING_RUN_ID="run-20260101-000000-00000000", SPARKWING_WORKERS="2",
-                      SPARKWING_MODE="local", SPARKWING_WORK_DIR=repo)
+    def direct_env(extra=None):
+        """What the supervisor would hand the binary, with a fresh run id each time."""
+        return dict(env, SPARKWING_RUN_ID="run-20260101-000000-%08x" % (time.perf_counter_ns() & 0xffffffff),
+                    SPARKWING_WORKERS="2", SPARKWING_MODE="local", SPARKWING_WORK_DIR=repo, **(extra or {}))
     n = 20
     def direct():
-        e = dict(direct_env, SPARKWING_RUN_ID="run-20260101-000000-%08x" % (time.perf_counter_ns() & 0xffffffff))
-        return timed([binary, "noop", "--count", "1"], repo, e)
+        return timed([binary, "noop", "--count", "1"], repo, direct_env())
     # Interleaved, so that both medians see the same state of a shared machine.
     vias, raws = [], []
     for _ in range(n):
@@ -128,15 +129,13 @@ def main():
     floor_bin = os.path.join(ROOT, "target", "release", "examples", "spawn-floor")
     # The same pipeline binary without its supervisor, with its log parts in local files and with
     # the console as its only log (`logs: stdout`): what the records and the log parts cost a job.
-    direct_env = lambda extra: dict(env, SPARKWING_RUN_ID="run-20260101-000000-%08x" % (time.perf_counter_ns() & 0xffffffff),
-                                    SPARKWING_WORKERS="2", SPARKWING_MODE="local", SPARKWING_WORK_DIR=repo, **extra)
     no_logs = {"SPARKWING_BACKENDS": '{"logs":"stdout"}'}
     sws, makes, floors, directs, bare, bases = [], [], [], [], [], []
     for _ in range(7):  # interleaved, so all of them see the same machine
         sws.append(timed([SPARKWING, "run", "shell", "--count", "1000", "--sw-workers=2"], repo, env))
         makes.append(timed(["make", "-j2", "-f", mk], WORK, env))
         floors.append(timed([floor_bin, "1000", "true"], WORK, env))
-        directs.append(timed([binary, "shell", "--count", "1000"], repo, direct_env({})))
+        directs.append(timed([binary, "shell", "--count", "1000"], repo, direct_env()))
         bare.append(timed([binary, "shell", "--count", "1000"], repo, direct_env(no_logs)))
         if baseline:
             bases.append(timed([baseline, "run", "shell", "--count", "1000", "--sw-workers=2"], repo, env))
