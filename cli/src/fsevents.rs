@@ -209,6 +209,22 @@ mod tests {
         std::fs::write(logs.join("run-1/test/p2.ndjson"), b"{}\n").unwrap();
         assert!(ev.changed(Duration::from_secs(5)).await);
         while ev.changed(Duration::from_millis(100)).await {}
+        // Small parts are appended to a pack file of the run: an append is a change too.
+        std::fs::write(logs.join("run-1/.parts-1-0.pack"), b"header\n").unwrap();
+        assert!(ev.changed(Duration::from_secs(5)).await);
+        while ev.changed(Duration::from_millis(100)).await {}
+        let before = ev.stamp();
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(logs.join("run-1/.parts-1-0.pack"))
+                .unwrap();
+            f.write_all(b"more\n").unwrap();
+        }
+        assert!(ev.changed(Duration::from_secs(5)).await);
+        assert_ne!(ev.stamp(), before);
+        while ev.changed(Duration::from_millis(100)).await {}
         // Another run's logs are not this run's change; the database's WAL is.
         std::fs::create_dir_all(logs.join("run-2/x")).unwrap();
         assert!(!ev.changed(Duration::from_millis(200)).await);

@@ -8,8 +8,9 @@ use crate::error::{Result, StoreError};
 use crate::logs::{LogStore, ReadOpts, validate_part_name};
 use async_trait::async_trait;
 use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Artifacts under `<root>/<key>`.
@@ -322,14 +323,24 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
-/// Log parts under `<root>/<runID>/<nodeID>/<part>.ndjson`.
+mod pack;
+
+/// Log parts under `<root>/<runID>/<nodeID>/<part>.ndjson`; small parts appended to a pack file
+/// of the run instead (see [`pack`]).
 #[derive(Debug)]
 pub struct FsLogStore {
     root: PathBuf,
     /// Node directories this store has created (or found) since it was opened: later parts of a
     /// node skip the `mkdir`, which on a large run directory is not free.
     made: Mutex<std::collections::HashSet<PathBuf>>,
+    /// This store's pack per run it writes.
+    writers: Mutex<HashMap<String, pack::Writer>>,
+    /// What this store has read of each run's packs.
+    indexes: Arc<Mutex<HashMap<String, pack::Index>>>,
 }
+
+/// Runs whose pack index a store keeps; past this it starts over (a dashboard open for days).
+const INDEXED_RUNS: usize = 64;
 
 impl FsLogStore {
     /// A log store rooted at `root`.
@@ -337,7 +348,37 @@ impl FsLogStore {
         FsLogStore {
             root: root.into(),
             made: Mutex::default(),
+            writers: Mutex::default(),
+            indexes: Arc::default(),
         }
+    }
+
+    /// `run`'s packs, for a blocking task to read.
+    fn packs(&self, run: &str) -> RunPacks {
+        RunPacks {
+            indexes: self.indexes.clone(),
+            run: run.to_string(),
+            dir: self.root.join(run),
+        }
+    }
+
+    /// Appends a small part to this store's pack of `run`, making the pack on first use and
+    /// again when it was removed behind the store's back.
+    fn put_packed(&self, run: &str, node: &str, part: &str, data: &[u8]) -> Result<()> {
+        let mut writers = self
+            .writers
+            .lock()
+            .map_err(|_| StoreError::config("log pack writer lock poisoned"))?;
+        if writers.get(run).is_some_and(|w| !w.is_linked()) {
+            writers.remove(run);
+        }
+        let writer = match writers.entry(run.to_string()) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(pack::Writer::create(&self.root.join(run))?)
+            }
+        };
+        writer.append(node, part, data)
     }
 
     /// The root directory.
@@ -415,6 +456,10 @@ impl LogStore for FsLogStore {
         if !data.is_empty() && data.last() != Some(&b'\n') {
             data.push(b'\n');
         }
+        if data.len() <= pack::MAX_PACKED {
+            // A small write to the page cache: cheaper here than a hop to the blocking pool.
+            return self.put_packed(run, node, part, &data);
+        }
         let path = dir.join(part);
         let known = self.made.lock().is_ok_and(|m| m.contains(&dir));
         // One blocking call per part (not one per file operation): a run of many short jobs
@@ -430,18 +475,25 @@ impl LogStore for FsLogStore {
 
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>> {
         let dir = self.node_dir(run, node)?;
-        let opts = opts.clone();
+        let (opts, node) = (opts.clone(), node.to_string());
+        let packs = self.packs(run);
         tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            for p in parts_in(&dir)? {
-                let mut b =
-                    std::fs::read(&p).map_err(|e| StoreError::io("read", p.display(), e))?;
-                if !b.is_empty() && b.last() != Some(&b'\n') {
-                    b.push(b'\n');
+            packs.with(true, |index| {
+                let mut all = Vec::new();
+                for (_, source) in node_parts(&dir, index, &node)? {
+                    let mut b = match source {
+                        Source::File(p) => {
+                            std::fs::read(&p).map_err(|e| StoreError::io("read", p.display(), e))?
+                        }
+                        Source::Pack(part) => index.read(&node, &part)?.unwrap_or_default(),
+                    };
+                    if !b.is_empty() && b.last() != Some(&b'\n') {
+                        b.push(b'\n');
+                    }
+                    all.extend_from_slice(&b);
                 }
-                all.extend_from_slice(&b);
-            }
-            Ok(opts.apply(&all))
+                Ok(opts.apply(&all))
+            })
         })
         .await
         .map_err(|e| StoreError::config(format!("read task failed: {e}")))?
@@ -449,11 +501,16 @@ impl LogStore for FsLogStore {
 
     async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>> {
         validate_segment(run)?;
-        let run_dir = self.root.join(run);
+        let packs = self.packs(run);
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            collect_parts(&run_dir, &run_dir, &mut out)?;
+            collect_parts(&packs.dir, &packs.dir, &mut out)?;
+            packs.with(true, |index| {
+                out.extend(index.parts().cloned());
+                Ok(())
+            })?;
             out.sort();
+            out.dedup();
             Ok(out)
         })
         .await
@@ -462,11 +519,15 @@ impl LogStore for FsLogStore {
 
     async fn list_node_parts(&self, run: &str, node: &str) -> Result<Vec<String>> {
         let dir = self.node_dir(run, node)?;
+        let node = node.to_string();
+        let packs = self.packs(run);
         tokio::task::spawn_blocking(move || {
-            Ok(parts_in(&dir)?
-                .iter()
-                .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
-                .collect())
+            packs.with(true, |index| {
+                Ok(node_parts(&dir, index, &node)?
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .collect())
+            })
         })
         .await
         .map_err(|e| StoreError::config(format!("list task failed: {e}")))?
@@ -476,10 +537,21 @@ impl LogStore for FsLogStore {
         validate_part_name(part)?;
         let path = self.node_dir(run, node)?.join(part);
         match tokio::fs::read(&path).await {
-            Ok(b) => Ok(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(StoreError::io("read", path.display(), e)),
+            Ok(b) => return Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("read", path.display(), e)),
         }
+        let (node, part) = (node.to_string(), part.to_string());
+        let packs = self.packs(run);
+        tokio::task::spawn_blocking(move || {
+            // A reader lists parts before it reads them, so the index usually has this one.
+            let known = packs.with(false, |i| Ok(i.has(&node, &part)))?;
+            packs.with(!known, |index| {
+                Ok(index.read(&node, &part)?.unwrap_or_default())
+            })
+        })
+        .await
+        .map_err(|e| StoreError::config(format!("read task failed: {e}")))?
     }
 
     async fn delete_run(&self, run: &str) -> Result<()> {
@@ -488,11 +560,69 @@ impl LogStore for FsLogStore {
         if let Ok(mut m) = self.made.lock() {
             m.retain(|d| !d.starts_with(&dir));
         }
+        if let Ok(mut w) = self.writers.lock() {
+            w.remove(run);
+        }
+        if let Ok(mut i) = self.indexes.lock() {
+            i.remove(run);
+        }
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StoreError::io("remove", dir.display(), e)),
         }
+    }
+}
+
+/// Where a part of a node is kept.
+enum Source {
+    File(PathBuf),
+    Pack(String),
+}
+
+/// A node's parts, from its directory and from the run's packs, in name order; a part in both
+/// (written again after a retry) is read from its file.
+fn node_parts(dir: &Path, index: &pack::Index, node: &str) -> Result<Vec<(String, Source)>> {
+    let mut out: Vec<(String, Source)> = parts_in(dir)?
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?.to_string();
+            Some((name, Source::File(p)))
+        })
+        .collect();
+    let files: std::collections::HashSet<String> = out.iter().map(|(n, _)| n.clone()).collect();
+    let mut packed: Vec<(String, Source)> = index
+        .node_parts(node)
+        .filter(|part| !files.contains(*part))
+        .map(|part| (part.clone(), Source::Pack(part.clone())))
+        .collect();
+    out.append(&mut packed);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// One run's packs as a blocking task reads them.
+struct RunPacks {
+    indexes: Arc<Mutex<HashMap<String, pack::Index>>>,
+    run: String,
+    dir: PathBuf,
+}
+
+impl RunPacks {
+    /// Runs `f` with the run's pack index, first read on from where it stopped if `refresh`.
+    fn with<T>(&self, refresh: bool, f: impl FnOnce(&pack::Index) -> Result<T>) -> Result<T> {
+        let mut all = self
+            .indexes
+            .lock()
+            .map_err(|_| StoreError::config("log pack index lock poisoned"))?;
+        if !all.contains_key(&self.run) && all.len() >= INDEXED_RUNS {
+            all.clear();
+        }
+        let index = all.entry(self.run.clone()).or_default();
+        if refresh {
+            index.refresh(&self.dir)?;
+        }
+        f(index)
     }
 }
 

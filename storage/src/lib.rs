@@ -7,6 +7,7 @@
 //! <artifact store>/runs/<runID>/state.ndjson
 //! <artifact store>/bin/<key>, bin/<key>.json
 //! <log store>/<runID>/<nodeID>/<20-digit unix-ns>-<10-digit seq>.ndjson
+//! <log store>/<runID>/.parts-<pid>-<n>.pack   (filesystem: small parts, appended)
 //! ```
 //!
 //! Stores are usually opened from a store URL:

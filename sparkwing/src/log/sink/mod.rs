@@ -172,6 +172,15 @@ mod tests {
         v
     }
 
+    /// How many parts of `job` in `run-1` a reader of the store under `root` finds.
+    async fn stored(root: &std::path::Path) -> usize {
+        FsLogStore::new(root)
+            .list_node_parts("run-1", "job")
+            .await
+            .unwrap()
+            .len()
+    }
+
     #[tokio::test]
     async fn lines_are_batched_by_size_and_kept_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -206,11 +215,11 @@ mod tests {
         let sink = Sink::start(store, "run-1".into(), dir.path().join("spool"));
         sink.send_now("job".into(), b"{\"msg\":\"one\"}\n".to_vec());
         sink.send_now("job".into(), b"{\"msg\":\"two\"}\n".to_vec());
-        let node_dir = dir.path().join("logs/run-1/job");
+        let logs = dir.path().join("logs");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(parts(&node_dir).is_empty(), "written too early");
+        assert_eq!(stored(&logs).await, 0, "written too early");
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        assert_eq!(parts(&node_dir).len(), 1, "both lines in one part");
+        assert_eq!(stored(&logs).await, 1, "both lines in one part");
         sink.close(Instant::now() + Duration::from_secs(5)).await;
     }
 
@@ -222,10 +231,9 @@ mod tests {
         let store = Arc::new(FsLogStore::new(dir.path()));
         assert!(store.parts_are_cheap());
         let sink = Sink::start(store, "run-1".into(), dir.path().join("spool"));
-        let node_dir = dir.path().join("run-1/job");
         let sent = Instant::now();
         sink.send_now("job".into(), b"{\"msg\":\"one\"}\n".to_vec());
-        while parts(&node_dir).is_empty() {
+        while stored(dir.path()).await == 0 {
             assert!(sent.elapsed() < Duration::from_millis(500), "not written");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -240,7 +248,7 @@ mod tests {
             sink.send_now("job".into(), format!("{{\"msg\":\"{i}\"}}\n").into_bytes());
         }
         sink.close(Instant::now() + Duration::from_secs(5)).await;
-        let n = parts(&node_dir).len();
+        let n = stored(dir.path()).await;
         assert!(n <= 5, "{n} parts for one line and a burst");
     }
 
@@ -360,7 +368,7 @@ mod tests {
             "{\"msg\":\"once\"}\n{\"msg\":\"after\"}\n",
             "the retry replaced the part that had landed"
         );
-        assert_eq!(parts(&dir.path().join("logs/run-1/job")).len(), 2);
+        assert_eq!(stored(&dir.path().join("logs")).await, 2);
     }
 
     #[tokio::test]
