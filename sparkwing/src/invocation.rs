@@ -1,5 +1,7 @@
 //! What the run record says about where and how it ran: git state and the CI environment.
 
+mod gitfiles;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -68,27 +70,50 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// Reads branch, commit and `origin` of `dir`, preferring what the CI says (a CI checkout is
 /// often a detached HEAD).
 pub(crate) fn git_info(dir: &Path, ci: &CiInfo) -> GitInfo {
+    // The repository's files answer the common layouts without starting `git`; git answers the
+    // rest. `Some(None)`: no repository at all.
+    let repo = gitfiles::find(dir);
+    let files = repo.as_ref().map(|r| r.as_ref());
+    let remote = match files {
+        Some(None) => String::new(),
+        Some(Some(r)) => r.origin_url().unwrap_or_else(|| origin_from_git(dir)),
+        None => origin_from_git(dir),
+    };
     let mut info = GitInfo {
         branch: ci.branch.clone(),
         sha: ci.sha.clone(),
-        remote: strip_credentials(&git(dir, &["config", "--get", "remote.origin.url"])),
+        remote: strip_credentials(&remote),
     };
     if info.remote.is_empty() {
         info.remote = ci.repo_url.clone();
     }
     if info.sha.is_empty() || info.branch.is_empty() {
-        // One process for both: the commit, then the branch (`HEAD` when detached).
-        let out = git(dir, &["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]);
-        let mut lines = out.lines().map(str::trim);
-        let (sha, branch) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        let (sha, branch) = match files {
+            Some(None) => (String::new(), String::new()),
+            Some(Some(r)) => r.head().unwrap_or_else(|| head_from_git(dir)),
+            None => head_from_git(dir),
+        };
         if info.sha.is_empty() {
-            info.sha = sha.to_string();
+            info.sha = sha;
         }
-        if info.branch.is_empty() && branch != "HEAD" {
-            info.branch = branch.to_string();
+        if info.branch.is_empty() {
+            info.branch = branch;
         }
     }
     info
+}
+
+fn origin_from_git(dir: &Path) -> String {
+    git(dir, &["config", "--get", "remote.origin.url"])
+}
+
+/// `(commit, branch)` from one `git` process; the branch is empty when detached.
+fn head_from_git(dir: &Path) -> (String, String) {
+    let out = git(dir, &["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]);
+    let mut lines = out.lines().map(str::trim);
+    let (sha, branch) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    let branch = if branch == "HEAD" { "" } else { branch };
+    (sha.to_string(), branch.to_string())
 }
 
 /// `https://user:token@host/x` → `https://host/x`: the record must never hold a credential.
