@@ -223,3 +223,29 @@ async fn a_run_deleted_elsewhere_is_not_read_from_memory() {
         .unwrap();
     assert_eq!(read(&reader, "build").await, "new\n");
 }
+
+/// A pack left by an earlier process that had this process's pid (the supervisor delivering a
+/// spool days later) is neither appended to nor in the way.
+#[tokio::test]
+async fn a_pack_of_an_earlier_process_with_the_same_pid_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join(RUN);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let pid = std::process::id();
+    let (p1, p2) = (next_part_name(), next_part_name());
+    let earlier = format!(
+        "{{\"sparkwing_log_pack\":1}}\n{{\"node\":\"a\",\"part\":\"{p1}\",\"len\":4}}\nold\n"
+    );
+    // Every name this process is about to try (the other tests here make a few packs each).
+    for n in 0..100 {
+        std::fs::write(run_dir.join(format!(".parts-{pid}-{n}.pack")), &earlier).unwrap();
+    }
+    let s = FsLogStore::new(dir.path());
+    s.put_part(RUN, "a", &p2, b"new\n".to_vec()).await.unwrap();
+    assert_eq!(read(&s, "a").await, "old\nnew\n");
+    assert_eq!(packs(dir.path()).len(), 101);
+    for n in 0..100 {
+        let kept = std::fs::read_to_string(run_dir.join(format!(".parts-{pid}-{n}.pack"))).unwrap();
+        assert_eq!(kept, earlier, "pack {n} untouched");
+    }
+}

@@ -66,16 +66,20 @@ impl Writer {
         static N: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(run_dir)
             .map_err(|e| StoreError::io("create directory", run_dir.display(), e))?;
-        let path = run_dir.join(format!(
-            "{PREFIX}{}-{}{SUFFIX}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StoreError::io("create", path.display(), e))?;
+        // A pack of an earlier process that had the same pid may be there: take the next name.
+        let (mut file, path) = loop {
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let path = run_dir.join(format!("{PREFIX}{}-{n}{SUFFIX}", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(f) => break (f, path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+                Err(e) => return Err(StoreError::io("create", path.display(), e)),
+            }
+        };
         file.write_all(MAGIC)
             .map_err(|e| StoreError::io("write", path.display(), e))?;
         Ok(Writer {
