@@ -242,22 +242,6 @@ mod tests {
     use super::*;
     use std::process::{Command, Stdio};
 
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-C"])
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
-        // As the run asks it: a failed command (no commit yet, no origin) answers nothing.
-        if !out.status.success() {
-            return String::new();
-        }
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
     fn ok(dir: &Path, args: &[&str]) {
         let st = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-C"])
@@ -270,20 +254,11 @@ mod tests {
         assert!(st.success(), "git {args:?}");
     }
 
-    /// What git itself answers, in the shape of [`Repo::head`] and [`Repo::origin_url`].
+    /// What git itself answers: the run's own fallback, the same two commands.
     fn from_git(dir: &Path) -> ((String, String), String) {
-        let out = git(dir, &["rev-parse", "HEAD", "--abbrev-ref", "HEAD"]);
-        let mut lines = out.lines();
-        let sha = lines.next().unwrap_or("").to_string();
-        let branch = lines.next().unwrap_or("").to_string();
-        let branch = if branch == "HEAD" {
-            String::new()
-        } else {
-            branch
-        };
         (
-            (sha, branch),
-            git(dir, &["config", "--get", "remote.origin.url"]),
+            super::super::head_from_git(dir),
+            super::super::origin_from_git(dir),
         )
     }
 
