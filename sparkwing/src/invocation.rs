@@ -70,15 +70,9 @@ fn git(dir: &Path, args: &[&str]) -> String {
 /// Reads branch, commit and `origin` of `dir`, preferring what the CI says (a CI checkout is
 /// often a detached HEAD).
 pub(crate) fn git_info(dir: &Path, ci: &CiInfo) -> GitInfo {
-    // The repository's files answer the common layouts without starting `git`; git answers the
-    // rest. `Some(None)`: no repository at all.
     let repo = gitfiles::find(dir);
     let files = repo.as_ref().map(|r| r.as_ref());
-    let remote = match files {
-        Some(None) => String::new(),
-        Some(Some(r)) => r.origin_url().unwrap_or_else(|| origin_from_git(dir)),
-        None => origin_from_git(dir),
-    };
+    let remote = answer(files, gitfiles::Repo::origin_url, || origin_from_git(dir));
     let mut info = GitInfo {
         branch: ci.branch.clone(),
         sha: ci.sha.clone(),
@@ -88,11 +82,7 @@ pub(crate) fn git_info(dir: &Path, ci: &CiInfo) -> GitInfo {
         info.remote = ci.repo_url.clone();
     }
     if info.sha.is_empty() || info.branch.is_empty() {
-        let (sha, branch) = match files {
-            Some(None) => (String::new(), String::new()),
-            Some(Some(r)) => r.head().unwrap_or_else(|| head_from_git(dir)),
-            None => head_from_git(dir),
-        };
+        let (sha, branch) = answer(files, gitfiles::Repo::head, || head_from_git(dir));
         if info.sha.is_empty() {
             info.sha = sha;
         }
@@ -101,6 +91,20 @@ pub(crate) fn git_info(dir: &Path, ci: &CiInfo) -> GitInfo {
         }
     }
     info
+}
+
+/// The repository's files answer the common layouts without starting `git`; git answers the
+/// rest. `files`: `Some(None)` when there is no repository at all, `None` when only git can say.
+fn answer<T: Default>(
+    files: Option<Option<&gitfiles::Repo>>,
+    read: impl FnOnce(&gitfiles::Repo) -> Option<T>,
+    ask_git: impl FnOnce() -> T,
+) -> T {
+    match files {
+        Some(None) => T::default(),
+        Some(Some(repo)) => read(repo).unwrap_or_else(ask_git),
+        None => ask_git(),
+    }
 }
 
 fn origin_from_git(dir: &Path) -> String {

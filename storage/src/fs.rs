@@ -478,14 +478,14 @@ impl LogStore for FsLogStore {
         let (opts, node) = (opts.clone(), node.to_string());
         let packs = self.packs(run);
         tokio::task::spawn_blocking(move || {
-            packs.with(true, |index| {
+            packs.with(|index| {
                 let mut all = Vec::new();
-                for (_, source) in node_parts(&dir, index, &node)? {
+                for (name, source) in node_parts(&dir, index, &node)? {
                     let mut b = match source {
                         Source::File(p) => {
                             std::fs::read(&p).map_err(|e| StoreError::io("read", p.display(), e))?
                         }
-                        Source::Pack(part) => index.read(&node, &part)?.unwrap_or_default(),
+                        Source::Pack => index.read(&node, &name)?.unwrap_or_default(),
                     };
                     if !b.is_empty() && b.last() != Some(&b'\n') {
                         b.push(b'\n');
@@ -505,7 +505,7 @@ impl LogStore for FsLogStore {
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
             collect_parts(&packs.dir, &packs.dir, &mut out)?;
-            packs.with(true, |index| {
+            packs.with(|index| {
                 out.extend(index.parts().cloned());
                 Ok(())
             })?;
@@ -522,7 +522,7 @@ impl LogStore for FsLogStore {
         let node = node.to_string();
         let packs = self.packs(run);
         tokio::task::spawn_blocking(move || {
-            packs.with(true, |index| {
+            packs.with(|index| {
                 Ok(node_parts(&dir, index, &node)?
                     .into_iter()
                     .map(|(name, _)| name)
@@ -543,15 +543,9 @@ impl LogStore for FsLogStore {
         }
         let (node, part) = (node.to_string(), part.to_string());
         let packs = self.packs(run);
-        tokio::task::spawn_blocking(move || {
-            // A reader lists parts before it reads them, so the index usually has this one.
-            let known = packs.with(false, |i| Ok(i.has(&node, &part)))?;
-            packs.with(!known, |index| {
-                Ok(index.read(&node, &part)?.unwrap_or_default())
-            })
-        })
-        .await
-        .map_err(|e| StoreError::config(format!("read task failed: {e}")))?
+        tokio::task::spawn_blocking(move || packs.read_part(&node, &part))
+            .await
+            .map_err(|e| StoreError::config(format!("read task failed: {e}")))?
     }
 
     async fn delete_run(&self, run: &str) -> Result<()> {
@@ -577,7 +571,7 @@ impl LogStore for FsLogStore {
 /// Where a part of a node is kept.
 enum Source {
     File(PathBuf),
-    Pack(String),
+    Pack,
 }
 
 /// A node's parts, from its directory and from the run's packs, in name order; a part in both
@@ -594,7 +588,7 @@ fn node_parts(dir: &Path, index: &pack::Index, node: &str) -> Result<Vec<(String
     let mut packed: Vec<(String, Source)> = index
         .node_parts(node)
         .filter(|part| !files.contains(*part))
-        .map(|part| (part.clone(), Source::Pack(part.clone())))
+        .map(|part| (part.clone(), Source::Pack))
         .collect();
     out.append(&mut packed);
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -609,8 +603,7 @@ struct RunPacks {
 }
 
 impl RunPacks {
-    /// Runs `f` with the run's pack index, first read on from where it stopped if `refresh`.
-    fn with<T>(&self, refresh: bool, f: impl FnOnce(&pack::Index) -> Result<T>) -> Result<T> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, pack::Index>>> {
         let mut all = self
             .indexes
             .lock()
@@ -618,11 +611,26 @@ impl RunPacks {
         if !all.contains_key(&self.run) && all.len() >= INDEXED_RUNS {
             all.clear();
         }
+        Ok(all)
+    }
+
+    /// Runs `f` with the run's pack index, first read on from where it stopped.
+    fn with<T>(&self, f: impl FnOnce(&pack::Index) -> Result<T>) -> Result<T> {
+        let mut all = self.lock()?;
         let index = all.entry(self.run.clone()).or_default();
-        if refresh {
+        index.refresh(&self.dir)?;
+        f(index)
+    }
+
+    /// One packed part. A reader lists parts before it reads them, so the index usually has it
+    /// already and the run's packs are looked at again only when it does not.
+    fn read_part(&self, node: &str, part: &str) -> Result<Vec<u8>> {
+        let mut all = self.lock()?;
+        let index = all.entry(self.run.clone()).or_default();
+        if !index.has(node, part) {
             index.refresh(&self.dir)?;
         }
-        f(index)
+        Ok(index.read(node, part)?.unwrap_or_default())
     }
 }
 

@@ -37,13 +37,10 @@ pub(super) fn find(dir: &Path) -> Option<Option<Repo>> {
     }
     let dir = std::path::absolute(dir).ok()?;
     use std::os::unix::fs::MetadataExt;
-    let device = std::fs::metadata(&dir).ok()?.dev();
+    let mut device = None;
     for at in dir.ancestors() {
-        let meta = match std::fs::metadata(at) {
-            Ok(m) => m,
-            Err(_) => return None,
-        };
-        if meta.dev() != device {
+        let here = std::fs::metadata(at).ok()?.dev();
+        if *device.get_or_insert(here) != here {
             // git stops looking at a filesystem boundary; whatever lies beyond is not its answer.
             return Some(None);
         }

@@ -21,7 +21,7 @@
 use crate::error::{Result, StoreError};
 use crate::logs::validate_part_name;
 use sparkwing_contract::id::validate_hierarchical;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -124,13 +124,19 @@ struct Slot {
     len: u64,
 }
 
+/// One pack as a reader knows it.
+#[derive(Debug)]
+struct Pack {
+    path: PathBuf,
+    /// Bytes indexed so far (`None`: not a pack this version reads).
+    read_to: Option<u64>,
+}
+
 /// What a reader knows of one run's packs: how far each was read, and where each part is.
 #[derive(Debug, Default)]
 pub(super) struct Index {
-    /// Pack paths; a [`Slot`] names its pack by position here.
-    packs: Vec<PathBuf>,
-    /// Bytes of each pack indexed so far (`None`: not a pack this version reads).
-    read_to: HashMap<PathBuf, Option<u64>>,
+    /// The run's packs; a [`Slot`] names its pack by position here.
+    packs: Vec<Pack>,
     parts: BTreeMap<(String, String), Slot>,
     /// The run directory's modification time when it was last listed.
     listed: Option<SystemTime>,
@@ -159,39 +165,42 @@ impl Index {
         if !settled {
             let rd = std::fs::read_dir(run_dir)
                 .map_err(|e| StoreError::io("read directory", run_dir.display(), e))?;
-            let found: Vec<PathBuf> = rd
+            let mut found: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok())
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                 .filter(|e| e.file_name().to_str().is_some_and(is_pack))
                 .map(|e| e.path())
                 .collect();
-            if self.read_to.keys().any(|p| !found.contains(p)) {
+            found.sort();
+            if self.packs.iter().any(|p| !found.contains(&p.path)) {
                 // A pack went away (the run was deleted and written again): start over.
                 *self = Index::default();
             }
             for path in found {
-                self.read_to.entry(path).or_insert(Some(0));
+                if !self.packs.iter().any(|p| p.path == path) {
+                    self.packs.push(Pack {
+                        path,
+                        read_to: Some(0),
+                    });
+                }
             }
             self.listed = mtime;
         }
-        let mut known: Vec<(PathBuf, u64)> = self
-            .read_to
-            .iter()
-            .filter_map(|(p, to)| to.map(|to| (p.clone(), to)))
-            .collect();
-        known.sort();
-        for (path, from) in known {
-            if std::fs::metadata(&path).is_ok_and(|m| m.len() > from) {
-                let to = self.scan(&path, from)?;
-                self.read_to.insert(path, to);
+        for i in 0..self.packs.len() {
+            let Some(from) = self.packs[i].read_to else {
+                continue;
+            };
+            if std::fs::metadata(&self.packs[i].path).is_ok_and(|m| m.len() > from) {
+                self.packs[i].read_to = self.scan(i, from)?;
             }
         }
         Ok(())
     }
 
-    /// Reads `path` from `from` on and indexes every complete record; returns how far it got, or
-    /// `None` for a file that does not start as a pack of this version.
-    fn scan(&mut self, path: &Path, from: u64) -> Result<Option<u64>> {
+    /// Reads pack `pack` from `from` on and indexes every complete record; returns how far it
+    /// got, or `None` for a file that does not start as a pack of this version.
+    fn scan(&mut self, pack: usize, from: u64) -> Result<Option<u64>> {
+        let path = &self.packs[pack].path;
         let mut file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(from)),
@@ -212,13 +221,6 @@ impl Index {
             }
             pos = MAGIC.len();
         }
-        let pack = match self.packs.iter().position(|p| p == path) {
-            Some(i) => i,
-            None => {
-                self.packs.push(path.to_path_buf());
-                self.packs.len() - 1
-            }
-        };
         let (records, used) = records(&buf[pos..]);
         for (node, part, start, len) in records {
             let offset = from + (pos + start) as u64;
@@ -245,7 +247,7 @@ impl Index {
         let Some(slot) = self.parts.get(&(node.to_string(), part.to_string())) else {
             return Ok(None);
         };
-        let path = &self.packs[slot.pack];
+        let path = &self.packs[slot.pack].path;
         let mut out = vec![0; slot.len as usize];
         match File::open(path).and_then(|f| f.read_exact_at(&mut out, slot.offset)) {
             Ok(()) => Ok(Some(out)),
