@@ -5,6 +5,7 @@
 #   scripts/s3-server.sh stop     stop by PID, wait, remove its stray sockets
 #   scripts/s3-server.sh status   exit 0 if running and the bucket answers
 #   scripts/s3-server.sh env      print `export …` lines for the tests:  eval "$(scripts/s3-server.sh env)"
+#   scripts/s3-server.sh errors   print the free space under its data dir and its last error lines
 #
 # Settings (environment): SPARKWING_S3_DIR (default <repo>/target/s3), SPARKWING_S3_PORT
 # (default 8333; the server also uses the next nine ports), SPARKWING_S3_BUCKET
@@ -154,6 +155,17 @@ status() {
   fi
 }
 
+# A full disk is the usual cause of the server answering `500 InternalError` to every write.
+errors() {
+  local where=$RUN
+  [ -d "$where" ] || where=$DIR
+  echo "s3-server: free space under $where: $(df -Ph "$where" | awk 'NR == 2 { print $4 }')" >&2
+  if [ -f "$LOG" ] && grep -qE '^E[0-9]{4} ' "$LOG"; then
+    echo "s3-server: last error lines of $LOG:" >&2
+    grep -E '^E[0-9]{4} ' "$LOG" | tail -n 20 | cut -c1-400 >&2
+  fi
+}
+
 print_env() {
   cat <<EOF
 export SPARKWING_TEST_S3_ENDPOINT=$ENDPOINT
@@ -169,5 +181,6 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  errors) errors ;;
+  *) echo "usage: $0 start|stop|status|env|errors" >&2; exit 2 ;;
 esac

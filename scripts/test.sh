@@ -4,6 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A run from a clean checkout writes about 10 GiB under target/ (builds, the S3 server's data,
+# test scratch). A disk that fills mid-run fails the tests that write to the S3 server with
+# `HTTP 500 InternalError`, far from the cause: say so up front.
+mkdir -p target
+free_gib=$(df -Pk target | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "${free_gib:-0}" -lt 12 ]; then
+  echo "warning: only ${free_gib} GiB free under target/; a full run needs about 10 GiB (make clean frees the previous run's)" >&2
+fi
+# A fresh CI machine builds everything once: incremental compilation state would only cost time
+# and about 2 GiB of disk.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -21,7 +33,8 @@ scripts/package-check.sh
 
 echo "==> local S3 server"
 scripts/s3-server.sh start
-trap 'scripts/s3-server.sh stop' EXIT
+# On a failure, what the server saw (a full disk makes it answer every write with HTTP 500).
+trap 'rc=$?; if [ "$rc" != 0 ]; then scripts/s3-server.sh errors || true; fi; scripts/s3-server.sh stop' EXIT
 eval "$(scripts/s3-server.sh env)"
 
 echo "==> headless Chromium and playwright-core for the browser tests"

@@ -28,18 +28,43 @@ pub fn shared_target_dir() -> PathBuf {
     workspace().join("target").join("e2e-pipelines")
 }
 
-/// Scratch space for this test process.
+/// Scratch space for this test process. Scratch left by test processes that are gone (about a
+/// gigabyte each: homes, spools, restored dependency sets) is removed first, so repeated runs
+/// do not fill the disk; a failed run's scratch stays until the next run starts.
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let d = workspace()
-            .join("target")
-            .join("e2e-work")
-            .join(format!("{}", std::process::id()));
+        let root = workspace().join("target").join("e2e-work");
+        remove_scratch_of_gone_processes(&root);
+        let d = root.join(format!("{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
     })
+}
+
+/// Removes `root/<pid>` for every pid that names no live process (a reused pid keeps its
+/// directory until the next run: harmless).
+fn remove_scratch_of_gone_processes(root: &Path) {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = pid > 0 && kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn unique(prefix: &str) -> PathBuf {
