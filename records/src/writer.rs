@@ -20,6 +20,8 @@ const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 enum Op {
     Run(Box<RunRecord>),
     Node(Box<NodeRecord>),
+    /// Records sent together, in order: one wake-up of the writer thread for all of them.
+    Many(Vec<Op>),
     Sync(mpsc::Sender<()>),
 }
 
@@ -228,6 +230,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
         for op in batch.drain(..) {
             match op {
                 Op::Sync(w) => waiters.push(w),
+                Op::Many(ops) => records.extend(ops),
                 other => records.push(other),
             }
         }
@@ -241,7 +244,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
                 match op {
                     Op::Run(r) => upsert_run(&tx, r)?,
                     Op::Node(n) => upsert_node(&tx, n)?,
-                    Op::Sync(_) => {}
+                    Op::Many(_) | Op::Sync(_) => {}
                 }
             }
             tx.commit()
@@ -268,11 +271,18 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
 
 /// The pipeline process hands its records to the supervisor's writer over the relay.
 impl sparkwing_storage::relay::RecordHost for Writer {
-    fn run(&self, run: RunRecord) {
-        self.put_run(run);
-    }
-    fn node(&self, node: NodeRecord) {
-        self.put_node(node);
+    fn records(&self, batch: Vec<sparkwing_storage::relay::Record>) {
+        use sparkwing_storage::relay::Record;
+        let ops: Vec<Op> = batch
+            .into_iter()
+            .map(|r| match r {
+                Record::Run(run) => Op::Run(Box::new(run)),
+                Record::Node(node) => Op::Node(Box::new(node)),
+            })
+            .collect();
+        if !ops.is_empty() {
+            self.send(Op::Many(ops));
+        }
     }
     fn sync(&self) -> std::result::Result<(), String> {
         Writer::sync(self).map_err(|e| e.to_string())

@@ -168,6 +168,32 @@ fn the_writer_batches_records_into_few_transactions() {
     assert!(nodes.iter().all(|n| n.outcome == Some(Outcome::Success)));
 }
 
+/// A frame of records from the pipeline process is handed to the writer whole: written in the
+/// order sent (a node's later record wins, nodes list in first-written order), counted one by
+/// one, and committed together.
+#[test]
+fn a_relay_batch_is_written_in_order_in_one_transaction() {
+    use sparkwing_storage::relay::{Record, RecordHost};
+    let dir = tempfile::tempdir().unwrap();
+    let w = Writer::open(&db(dir.path())).unwrap();
+    let r = run(R1, "shell", RunStatus::Running, "2026-11-27T14:15:00Z");
+    let done = |id: &str| node(R1, id, NodeStatus::Done, Some(Outcome::Success));
+    w.records(vec![
+        Record::Run(r.clone()),
+        Record::Node(node(R1, "b", NodeStatus::Running, None)),
+        Record::Node(done("a")),
+        Record::Node(done("b")),
+    ]);
+    w.records(Vec::new());
+    RecordHost::sync(&w).unwrap();
+    assert_eq!(w.stats().records, 4);
+    assert_eq!(w.stats().transactions, 1);
+    let reader = Reader::open(&db(dir.path())).unwrap();
+    assert_eq!(reader.get_run(R1).unwrap().unwrap(), r);
+    assert_eq!(reader.list_nodes(R1).unwrap(), vec![done("b"), done("a")]);
+    w.close().unwrap();
+}
+
 #[test]
 fn finalize_abandoned_closes_a_running_run_once() {
     let dir = tempfile::tempdir().unwrap();

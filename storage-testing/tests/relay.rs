@@ -3,7 +3,9 @@
 //! streamed both ways with bounded memory and create-only races.
 
 use sparkwing_contract::record::{NodeRecord, RunRecord};
-use sparkwing_storage::relay::{RecordHost, RelayClient, RelayListener, RelayStores, serve};
+use sparkwing_storage::relay::{
+    Record, RecordHost, RelayClient, RelayListener, RelayStores, serve,
+};
 use sparkwing_storage::{ArtifactStore, FsArtifactStore, FsLogStore, LogStore, StoreError};
 use sparkwing_storage_testing::TestS3;
 use sparkwing_storage_testing::conformance::{self, SuiteOptions};
@@ -18,14 +20,14 @@ static ALLOC: conformance::CountingAlloc = conformance::CountingAlloc;
 struct Kept(Mutex<Vec<String>>);
 
 impl RecordHost for Kept {
-    fn run(&self, run: RunRecord) {
-        self.0.lock().unwrap().push(format!("run {}", run.status));
-    }
-    fn node(&self, node: NodeRecord) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("node {} {}", node.id, node.status));
+    fn records(&self, batch: Vec<Record>) {
+        let mut kept = self.0.lock().unwrap();
+        for r in batch {
+            kept.push(match r {
+                Record::Run(run) => format!("run {}", run.status),
+                Record::Node(node) => format!("node {} {}", node.id, node.status),
+            });
+        }
     }
     fn sync(&self) -> Result<(), String> {
         Ok(())

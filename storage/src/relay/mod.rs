@@ -6,7 +6,7 @@
 //! and holds no bucket connection of its own. Calls are multiplexed by id; object bodies travel
 //! as frame payloads, large objects as acknowledged 1 MiB chunks so neither side holds more than
 //! a chunk of a stream in memory. Records are one-way and ordered; they
-//! leave in batches a few milliseconds apart (a node's record may replace its earlier one still
+//! leave in batches about 25 ms apart (a node's record may replace its earlier one still
 //! waiting), and `sync` sends what waits and then waits for the commit.
 //!
 //! ```text
@@ -28,3 +28,4 @@ pub use client::RelayClient;
 pub use listener::RelayListener;
 #[cfg(feature = "relay-server")]
 pub use server::{RecordHost, RelayStats, RelayStores, serve};
+pub use wire::Record;

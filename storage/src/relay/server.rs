@@ -1,11 +1,10 @@
 //! The supervisor's end: serves the child's store calls with the real stores and hands its
 //! records to the record database.
 
-use super::wire::{self, Answer, CHUNK, Call, Msg, WireError};
+use super::wire::{self, Answer, CHUNK, Call, Msg, Record, WireError};
 use crate::artifact::ArtifactStore;
 use crate::error::{Result, StoreError};
 use crate::logs::LogStore;
-use sparkwing_contract::record::{NodeRecord, RunRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,10 +13,9 @@ use tokio::sync::mpsc;
 
 /// Where the child's records go (the supervisor's SQLite writer).
 pub trait RecordHost: Send + Sync {
-    /// Queues the run record.
-    fn run(&self, run: RunRecord);
-    /// Queues a node record.
-    fn node(&self, node: NodeRecord);
+    /// Queues one batch of records, in the order the child sent them: the whole batch at once,
+    /// so a host on another thread is woken once per batch rather than once per record.
+    fn records(&self, batch: Vec<Record>);
     /// Blocks until everything queued is committed; the first failure since the last sync.
     fn sync(&self) -> std::result::Result<(), String>;
 }
@@ -140,12 +138,7 @@ pub async fn serve(
                     Err(e) => break Err(e),
                 };
                 stats.records += batch.len() as u64;
-                for r in batch {
-                    match r {
-                        wire::Record::Run(run) => records.run(run),
-                        wire::Record::Node(node) => records.node(node),
-                    }
-                }
+                records.records(batch);
             }
             Msg::Sync { id } => {
                 let (records, out) = (records.clone(), out.clone());

@@ -311,8 +311,10 @@ impl From<WireError> for StoreError {
 /// records are few, so neither is boxed.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Record {
+pub enum Record {
+    /// The run's own record.
     Run(RunRecord),
+    /// One node's record.
     Node(NodeRecord),
 }
 
