@@ -47,15 +47,6 @@ pub(crate) struct Dispatched {
     pub cancelled_at: Option<Instant>,
 }
 
-/// A job whose task ended, not yet written down.
-struct Ended {
-    i: usize,
-    result: NodeResult,
-    took: std::time::Duration,
-    finished_at: String,
-    log: crate::log::NodeLog,
-}
-
 struct Running {
     stop: watch::Sender<Stop>,
     started: Instant,
@@ -213,7 +204,10 @@ pub(crate) async fn dispatch(
     let mut progress_at = progress_every.map(|every| Instant::now() + every);
     loop {
         if signals == 0 {
-            st.fill(workers);
+            while st.running.len() < workers {
+                let Some(i) = st.ready.pop_front() else { break };
+                st.start(i);
+            }
         }
         if st.running.is_empty()
             && (signals > 0 || (st.ready.is_empty() && !st.waits_on_other_shards()))
@@ -222,17 +216,7 @@ pub(crate) async fn dispatch(
         }
         hub.console.flush();
         tokio::select! {
-            Some(joined) = st.tasks.join_next_with_id() => {
-                // The slot is free from the moment the job ended: the next job's command starts
-                // first, and the finished job is written down while it runs.
-                if let Some(ended) = st.take(joined) {
-                    // Yielding lets the started job's task run up to its command's spawn.
-                    if signals == 0 && st.fill(workers) {
-                        tokio::task::yield_now().await;
-                    }
-                    st.finish(ended, signals > 0);
-                }
-            }
+            Some(joined) = st.tasks.join_next_with_id() => st.joined(joined, signals > 0),
             Some(done) = remote_rx.recv() => st.remote_done(done, signals > 0),
             _ = sleep_until_opt(progress_at), if progress_at.is_some() => {
                 hub.console.progress();
@@ -336,24 +320,11 @@ impl State<'_> {
         );
     }
 
-    /// Starts ready jobs while a slot is free; whether any started.
-    fn fill(&mut self, workers: usize) -> bool {
-        let mut started = false;
-        while self.running.len() < workers {
-            let Some(i) = self.ready.pop_front() else {
-                break;
-            };
-            self.start(i);
-            started = true;
-        }
-        started
-    }
-
-    /// Frees the slot of the job that ended; what [`State::finish`] writes down.
-    fn take(
+    fn joined(
         &mut self,
         joined: Result<(tokio::task::Id, NodeResult), tokio::task::JoinError>,
-    ) -> Option<Ended> {
+        cancelling: bool,
+    ) {
         let (id, result) = match joined {
             Ok((id, r)) => (id, r),
             Err(e) => {
@@ -382,28 +353,14 @@ impl State<'_> {
                 )
             }
         };
-        let i = self.task_ids.remove(&id)?;
-        let running = self.running.remove(&i)?;
-        Some(Ended {
-            i,
-            result,
-            took: running.started.elapsed(),
-            finished_at: now_rfc3339(),
-            log: running.log,
-        })
-    }
-
-    /// Writes down a job that ended: its console line, record and log, and what it means for
-    /// the jobs that need it.
-    fn finish(&mut self, ended: Ended, cancelling: bool) {
-        let Ended {
-            i,
-            result,
-            took,
-            finished_at,
-            log,
-        } = ended;
-        let took = sparkwing_contract::human::duration(took);
+        let Some(i) = self.task_ids.remove(&id) else {
+            return;
+        };
+        let Some(running) = self.running.remove(&i) else {
+            return;
+        };
+        let took = sparkwing_contract::human::duration(running.started.elapsed());
+        let log = running.log;
         // What the job's own code wrote to the console comes before its end line.
         crate::log::settle_stdio();
         let error = log.masker().mask(&result.error).into_owned();
@@ -437,8 +394,7 @@ impl State<'_> {
         rec.outputs = result.outputs.clone();
         rec.artifacts = result.artifacts;
         rec.status_detail = result.detail;
-        // When the slot was freed, so the record never shows more jobs running than the cap.
-        rec.finished_at = Some(finished_at);
+        rec.finished_at = Some(now_rfc3339());
         self.sink.node(rec);
         self.outputs[i] = Arc::new(result.outputs);
         if result.outcome.satisfies_dependents() {
