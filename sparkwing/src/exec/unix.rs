@@ -45,18 +45,30 @@ pub(crate) fn find_in_path(program: &str, path: &std::ffi::OsStr) -> Option<std:
     if program.is_empty() || program.contains('/') {
         return None;
     }
-    for entry in path.as_bytes().split(|&b| b == b':') {
-        let dir = Path::new(std::ffi::OsStr::from_bytes(entry));
-        if !dir.is_absolute() {
+    // One buffer for every candidate, and an entry listed twice is looked at once (the answer
+    // cannot differ): this runs before every command a job starts.
+    let mut candidate: Vec<u8> = Vec::with_capacity(path.len() + program.len() + 1);
+    let entries: Vec<&[u8]> = path.as_bytes().split(|&b| b == b':').collect();
+    for (i, &entry) in entries.iter().enumerate() {
+        if entries[..i].contains(&entry) {
+            continue;
+        }
+        if entry.first() != Some(&b'/') {
             return None;
         }
-        let candidate = dir.join(program);
-        match std::fs::metadata(&candidate) {
+        candidate.clear();
+        candidate.extend_from_slice(entry);
+        if entry.last() != Some(&b'/') {
+            candidate.push(b'/');
+        }
+        candidate.extend_from_slice(program.as_bytes());
+        let file = Path::new(std::ffi::OsStr::from_bytes(&candidate));
+        match std::fs::metadata(file) {
             // A directory is not executable: `execvp` moves on, and so does this.
             Ok(m) if m.is_dir() => continue,
             Ok(_) => {
-                if nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() {
-                    return Some(candidate);
+                if nix::unistd::access(file, nix::unistd::AccessFlags::X_OK).is_ok() {
+                    return Some(file.to_path_buf());
                 }
             }
             Err(e) => match e.raw_os_error() {
@@ -119,6 +131,13 @@ mod tests {
             Some(c.join("tool"))
         );
         assert_eq!(find_in_path("nothing", OsStr::new(&path)), None);
+        // An entry listed twice (a `PATH` extended by more than one profile script) changes
+        // nothing, nor does a trailing slash.
+        let twice = format!("{}:{path}:{}/", a.display(), c.display());
+        assert_eq!(
+            find_in_path("tool", OsStr::new(&twice)),
+            Some(c.join("tool"))
+        );
     }
 
     #[test]
