@@ -475,19 +475,27 @@ fn run_cargo_build(req: &BuildRequest<'_>, bin: &str) -> Result<BuildOutcome, Bu
 }
 
 /// The settings a release build of a pipeline gets unless `.sparkwing/Cargo.toml` has a
-/// `[profile]` table of its own: optimisation level 1 for every crate, no debug info, and no
-/// link-time optimisation between a crate's codegen units.
+/// `[profile]` table of its own: optimisation level 1 for every crate but tokio and mio (3), no
+/// debug info, and no link-time optimisation between a crate's codegen units.
 ///
 /// Pipelines are glue, and their cold build is what a team waits for on every new dependency
-/// set; opt-level 3 spends most of that build optimising the SDK and tokio. Measured on the
-/// sample pipelines (2-core machine, docs/benchmarks.md): opt-level 1 builds with 14 % less
-/// CPU than 3 and dispatches 26,000–29,000 no-op jobs/s (3: 30,000); opt-level 0 needs a third of
-/// the CPU but dispatches under 8,000 jobs/s, and 0 for the SDK with 1 for the rest 13,000 (at
-/// levels 0 and 1 crates share their generic code, so the SDK's hot paths would run code built
-/// at 0). Turning off cargo's default thin LTO between codegen units takes another 15 % off the
-/// cold build's CPU and about 10 % off the dispatch rate.
-pub const PIPELINE_PROFILE: &[(&str, &str)] =
-    &[("opt-level", "1"), ("debug", "false"), ("lto", "\"off\"")];
+/// set; opt-level 3 spends most of that build optimising the SDK. Measured on the sample
+/// pipelines (2-core machine, docs/benchmarks.md): opt-level 1 builds with 14 % less CPU than 3
+/// and dispatches 26,000–29,000 no-op jobs/s (3: 30,000); opt-level 0 needs a third of the CPU
+/// but dispatches under 8,000 jobs/s, and 0 for the SDK with 1 for the rest 13,000 (at levels 0
+/// and 1 crates share their generic code, so the SDK's hot paths would run code built at 0).
+/// Turning off cargo's default thin LTO between codegen units takes another 15 % off the cold
+/// build's CPU and about 10 % off the dispatch rate. tokio and mio at 3 cost no measurable build
+/// time (their code that is not generic is small) and take about a tenth off the pipeline
+/// process's CPU per short command: the runtime's scheduler, I/O driver and process reaping
+/// run for every job.
+pub const PIPELINE_PROFILE: &[(&str, &str)] = &[
+    ("opt-level", "1"),
+    ("debug", "false"),
+    ("lto", "\"off\""),
+    ("package.tokio.opt-level", "3"),
+    ("package.mio.opt-level", "3"),
+];
 
 /// Whether `.sparkwing/Cargo.toml` declares any `[profile.*]` settings (then they apply as
 /// written and [`PIPELINE_PROFILE`] is not passed, since cargo's `--config` would override them).
@@ -506,11 +514,12 @@ fn profile_args(req: &BuildRequest<'_>, verb: &str) -> Vec<OsString> {
         if !manifest_sets_profile(req.sparkwing_dir) {
             for (k, v) in PIPELINE_PROFILE {
                 // cargo's `--config` outranks its environment: a setting the user made there wins.
+                // (Settings for one package have no environment variable.)
                 let var = format!(
                     "CARGO_PROFILE_RELEASE_{}",
                     k.to_uppercase().replace('-', "_")
                 );
-                if std::env::var_os(&var).is_some_and(|v| !v.is_empty()) {
+                if !k.contains('.') && std::env::var_os(&var).is_some_and(|v| !v.is_empty()) {
                     continue;
                 }
                 args.push("--config".into());
