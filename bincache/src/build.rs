@@ -497,6 +497,19 @@ pub const PIPELINE_PROFILE: &[(&str, &str)] = &[
     ("package.mio.opt-level", "3"),
 ];
 
+/// The settings sparkwing adds to a build of the package at `sparkwing_dir` in `profile`:
+/// [`PIPELINE_PROFILE`] for a release build whose manifest has no `[profile]` table, else none.
+/// Part of both the binary key and the dependency-set key.
+pub fn default_profile(sparkwing_dir: &Path, profile: BuildProfile) -> Vec<(String, String)> {
+    if profile != BuildProfile::Release || manifest_sets_profile(sparkwing_dir) {
+        return Vec::new();
+    }
+    PIPELINE_PROFILE
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Whether `.sparkwing/Cargo.toml` declares any `[profile.*]` settings (then they apply as
 /// written and [`PIPELINE_PROFILE`] is not passed, since cargo's `--config` would override them).
 pub fn manifest_sets_profile(sparkwing_dir: &Path) -> bool {

@@ -99,14 +99,7 @@ pub fn deps_key(req: &KeyRequest<'_>) -> Result<String, KeyError> {
         toolchain: toolchain.toolchain,
         profile: req.profile,
         rustc_env,
-        default_profile: if manifest_profile.is_none() && req.profile == BuildProfile::Release {
-            crate::build::PIPELINE_PROFILE
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        } else {
-            Vec::new()
-        },
+        default_profile: crate::build::default_profile(dir, req.profile),
         manifest_profile,
         cargo_lock: crate::key::hash_optional(&dir.join("Cargo.lock"))?,
         resolved_lock: crate::key::hash_optional(&dir.join(".resolved.lock"))?,

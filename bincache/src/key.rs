@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 /// Bumped whenever the preimage changes shape or meaning, so old keys can never be confused
 /// with new ones.
-pub const KEY_FORMAT_VERSION: u32 = 2;
+pub const KEY_FORMAT_VERSION: u32 = 3;
 
 /// Number of hex characters of a key (128 bits).
 const KEY_HEX_LEN: usize = 32;
@@ -210,6 +210,9 @@ struct Material {
     target: String,
     toolchain: Toolchain,
     profile: BuildProfile,
+    /// The settings sparkwing passes when the manifest has none ([`crate::build::PIPELINE_PROFILE`]):
+    /// a CLI that builds with other settings must not reuse this CLI's binaries.
+    default_profile: Vec<(String, String)>,
     rustc_env: BTreeMap<String, String>,
     tree: Vec<TreeFile>,
     cargo_lock: Option<String>,
@@ -306,6 +309,7 @@ fn compute_versioned(req: &KeyRequest<'_>, format_version: u32) -> Result<CacheK
         target: req.target.to_string(),
         toolchain: toolchain.toolchain.clone(),
         profile: req.profile,
+        default_profile: crate::build::default_profile(dir, req.profile),
         rustc_env,
         tree,
         cargo_lock,
@@ -323,7 +327,24 @@ fn compute_versioned(req: &KeyRequest<'_>, format_version: u32) -> Result<CacheK
         input("sdk", &material.sdk_version, material.sdk_version.clone()),
         input("target", &material.target, material.target.clone()),
         input("toolchain", &material.toolchain, toolchain.detail),
-        input("profile", &material.profile, material.profile.to_string()),
+        input(
+            "profile",
+            &(&material.profile, &material.default_profile),
+            if material.default_profile.is_empty() {
+                material.profile.to_string()
+            } else {
+                format!(
+                    "{} with sparkwing's pipeline settings ({})",
+                    material.profile,
+                    material
+                        .default_profile
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+        ),
         input(
             "rustc-env",
             &material.rustc_env,

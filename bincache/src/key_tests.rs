@@ -253,6 +253,38 @@ fn profile_changes_key() {
     assert_changed_by(&r.key(), &after, "profile");
 }
 
+/// The settings sparkwing adds to a release build are part of the key (a CLI that builds with
+/// others must not reuse the binary) and `explain` names them; a manifest with its own
+/// `[profile]` table replaces them, which both the tree and the profile input then show.
+#[test]
+fn the_added_build_settings_are_part_of_the_profile_input() {
+    let r = Repo::new();
+    let before = r.key();
+    let detail = |k: &CacheKey| {
+        k.inputs
+            .iter()
+            .find(|i| i.label == "profile")
+            .map(|i| i.detail.clone())
+            .unwrap()
+    };
+    assert!(
+        detail(&before).contains("opt-level=1") && detail(&before).contains("package.tokio"),
+        "{}",
+        detail(&before)
+    );
+    let text = fs::read_to_string(r.dir().join("Cargo.toml")).unwrap();
+    r.write(
+        ".sparkwing/Cargo.toml",
+        &format!("{text}\n[profile.release]\nopt-level = 3\n"),
+    );
+    let after = r.key();
+    assert_eq!(
+        changed_inputs(&before.inputs, &after.inputs),
+        vec!["profile".to_string(), "tree".to_string()]
+    );
+    assert_eq!(detail(&after), "release");
+}
+
 #[test]
 fn rustc_env_changes_key() {
     let r = Repo::new();
