@@ -59,7 +59,7 @@ struct DepsMaterial {
     rustc_env: BTreeMap<String, String>,
     /// The `[profile]` table of `.sparkwing/Cargo.toml` (profile settings of dependencies).
     manifest_profile: Option<String>,
-    /// The settings sparkwing passes when the manifest has none ([`crate::build::PIPELINE_PROFILE`]).
+    /// The settings sparkwing passes when the manifest has none ([`crate::profile::PIPELINE_PROFILE`]).
     default_profile: Vec<(String, String)>,
     cargo_lock: Option<String>,
     resolved_lock: Option<String>,
@@ -99,7 +99,7 @@ pub fn deps_key(req: &KeyRequest<'_>) -> Result<String, KeyError> {
         toolchain: toolchain.toolchain,
         profile: req.profile,
         rustc_env,
-        default_profile: crate::build::default_profile(dir, req.profile),
+        default_profile: crate::profile::default_profile(dir, req.profile == BuildProfile::Release),
         manifest_profile,
         cargo_lock: crate::key::hash_optional(&dir.join("Cargo.lock"))?,
         resolved_lock: crate::key::hash_optional(&dir.join(".resolved.lock"))?,

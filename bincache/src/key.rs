@@ -210,7 +210,7 @@ struct Material {
     target: String,
     toolchain: Toolchain,
     profile: BuildProfile,
-    /// The settings sparkwing passes when the manifest has none ([`crate::build::PIPELINE_PROFILE`]):
+    /// The settings sparkwing passes when the manifest has none ([`crate::profile::PIPELINE_PROFILE`]):
     /// a CLI that builds with other settings must not reuse this CLI's binaries.
     default_profile: Vec<(String, String)>,
     rustc_env: BTreeMap<String, String>,
@@ -309,7 +309,7 @@ fn compute_versioned(req: &KeyRequest<'_>, format_version: u32) -> Result<CacheK
         target: req.target.to_string(),
         toolchain: toolchain.toolchain.clone(),
         profile: req.profile,
-        default_profile: crate::build::default_profile(dir, req.profile),
+        default_profile: crate::profile::default_profile(dir, req.profile == BuildProfile::Release),
         rustc_env,
         tree,
         cargo_lock,

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod local;
 mod lock;
 pub mod process;
+pub mod profile;
 pub mod remote;
 pub mod signing;
 pub mod sparks;
