@@ -99,7 +99,10 @@ pub fn deps_key(req: &KeyRequest<'_>) -> Result<String, KeyError> {
         toolchain: toolchain.toolchain,
         profile: req.profile,
         rustc_env,
-        default_profile: crate::profile::default_profile(dir, req.profile == BuildProfile::Release),
+        default_profile: crate::profile::default_profile(
+            &manifest,
+            req.profile == BuildProfile::Release,
+        ),
         manifest_profile,
         cargo_lock: crate::key::hash_optional(&dir.join("Cargo.lock"))?,
         resolved_lock: crate::key::hash_optional(&dir.join(".resolved.lock"))?,

@@ -301,7 +301,8 @@ fn compute_versioned(req: &KeyRequest<'_>, format_version: u32) -> Result<CacheK
     let cargo_lock = hash_optional(&dir.join("Cargo.lock"))?;
     let resolved_lock = hash_optional(&dir.join(".resolved.lock"))?;
     let cargo_config = project_cargo_config(dir)?;
-    let (path_deps, dep_roots) = path_deps(dir)?;
+    let manifest = read_manifest(&dir.join("Cargo.toml"))?;
+    let (path_deps, dep_roots) = path_deps(dir, &manifest)?;
 
     let material = Material {
         format_version,
@@ -309,7 +310,10 @@ fn compute_versioned(req: &KeyRequest<'_>, format_version: u32) -> Result<CacheK
         target: req.target.to_string(),
         toolchain: toolchain.toolchain.clone(),
         profile: req.profile,
-        default_profile: crate::profile::default_profile(dir, req.profile == BuildProfile::Release),
+        default_profile: crate::profile::default_profile(
+            &manifest,
+            req.profile == BuildProfile::Release,
+        ),
         rustc_env,
         tree,
         cargo_lock,
@@ -521,7 +525,8 @@ fn declared_path_deps(t: &toml::Table) -> Vec<(String, String)> {
 
 /// Trees of the local path dependencies of the package, transitively, named by package name.
 /// Dependencies inside `.sparkwing/` are already part of its tree and are only followed.
-fn path_deps(dir: &Path) -> Result<(Vec<PathDep>, Vec<KeyedRoot>), KeyError> {
+/// The path dependencies of the package at `dir`, whose own manifest is `root`.
+fn path_deps(dir: &Path, root: &toml::Table) -> Result<(Vec<PathDep>, Vec<KeyedRoot>), KeyError> {
     let root_canon = dir
         .canonicalize()
         .map_err(|_| KeyError::NoPackage(dir.to_path_buf()))?;
@@ -530,12 +535,14 @@ fn path_deps(dir: &Path) -> Result<(Vec<PathDep>, Vec<KeyedRoot>), KeyError> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
     while let Some(manifest_dir) = queue.pop_front() {
         let manifest = manifest_dir.join("Cargo.toml");
-        let table = match read_manifest(&manifest) {
-            Ok(t) => t,
-            // A dependency without a manifest fails the build anyway; the package itself must
-            // have one.
-            Err(e) if manifest_dir == dir => return Err(e),
-            Err(_) => continue,
+        let table = if manifest_dir == dir {
+            std::borrow::Cow::Borrowed(root)
+        } else {
+            // A dependency without a manifest fails the build anyway.
+            match read_manifest(&manifest) {
+                Ok(t) => std::borrow::Cow::Owned(t),
+                Err(_) => continue,
+            }
         };
         for (dep_key, rel) in declared_path_deps(&table) {
             let path = manifest_dir.join(&rel);

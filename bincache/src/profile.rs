@@ -25,12 +25,11 @@ pub const PIPELINE_PROFILE: &[(&str, &str)] = &[
     ("package.mio.opt-level", "3"),
 ];
 
-/// The settings sparkwing adds to a build of the package at `sparkwing_dir` (`release`: in the release
-/// profile):
-/// [`PIPELINE_PROFILE`] for a release build whose manifest has no `[profile]` table, else none.
-/// Part of both the binary key and the dependency-set key.
-pub fn default_profile(sparkwing_dir: &Path, release: bool) -> Vec<(String, String)> {
-    if !release || manifest_sets_profile(sparkwing_dir) {
+/// The settings sparkwing adds to a build of the package whose parsed `Cargo.toml` is
+/// `manifest`: [`PIPELINE_PROFILE`] for a release build whose manifest has no `[profile]` table,
+/// else none. Part of both the binary key and the dependency-set key.
+pub fn default_profile(manifest: &toml::Table, release: bool) -> Vec<(String, String)> {
+    if !release || manifest.contains_key("profile") {
         return Vec::new();
     }
     PIPELINE_PROFILE

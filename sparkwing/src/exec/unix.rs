@@ -48,9 +48,9 @@ pub(crate) fn find_in_path(program: &str, path: &std::ffi::OsStr) -> Option<std:
     // One buffer for every candidate, and an entry listed twice is looked at once (the answer
     // cannot differ): this runs before every command a job starts.
     let mut candidate: Vec<u8> = Vec::with_capacity(path.len() + program.len() + 1);
-    let entries: Vec<&[u8]> = path.as_bytes().split(|&b| b == b':').collect();
-    for (i, &entry) in entries.iter().enumerate() {
-        if entries[..i].contains(&entry) {
+    let entries = || path.as_bytes().split(|&b| b == b':');
+    for (i, entry) in entries().enumerate() {
+        if entries().take(i).any(|earlier| earlier == entry) {
             continue;
         }
         if entry.first() != Some(&b'/') {
