@@ -31,26 +31,58 @@ scripts/lint-actions.sh
 echo "==> every crate packages; the packaged CLI carries the SDK and builds pipelines"
 scripts/package-check.sh
 
+# Each test phase is also written to target/test-logs/, so that what failed can be printed again
+# at the very end: a CI log is often read from its last lines.
+LOGS=target/test-logs
+status=0
+# run_logged NAME COMMAND...: run COMMAND, its output to the console and to $LOGS/NAME.log.
+run_logged() {
+  local name=$1 started=$SECONDS
+  shift
+  set +e
+  "$@" 2>&1 | tee "$LOGS/$name.log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  echo "==> $name: exit code $rc after $((SECONDS - started)) s (the whole run so far: ${SECONDS} s)"
+  if [ "$rc" != 0 ]; then status=$rc; fi
+}
+# what_failed: the failing tests of every phase, with the output cargo kept for each (its first
+# lines), after everything else.
+what_failed() {
+  [ -d "$LOGS" ] || return 0
+  echo "==> what failed"
+  for log in "$LOGS"/*.log; do
+    grep -E '^test .* \.\.\. FAILED$|^error(\[|:)|^fuzz: .* found a failing input' "$log" | sed "s|^|$(basename "$log" .log): |" || true
+  done
+  for log in "$LOGS"/*.log; do
+    awk '/^---- .* stdout ----$/ { shown = 0; keep = 1 }
+         /^failures:$/ && keep { keep = 0 }
+         keep && shown < 40 { print; shown++ }' "$log"
+  done
+}
+
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+
 echo "==> local S3 server"
 scripts/s3-server.sh start
 # On a failure, what the server saw (a full disk makes it answer every write with HTTP 500).
-trap 'rc=$?; if [ "$rc" != 0 ]; then scripts/s3-server.sh errors || true; fi; scripts/s3-server.sh stop' EXIT
+trap 'rc=$?; if [ "$rc" != 0 ]; then scripts/s3-server.sh errors || true; fi; scripts/s3-server.sh stop; if [ "$rc" != 0 ]; then what_failed; fi' EXIT
 eval "$(scripts/s3-server.sh env)"
 
 echo "==> headless Chromium and playwright-core for the browser tests"
 scripts/browser-setup.sh
 
 echo "==> cargo test (libraries)"
-status=0
-cargo test --workspace --exclude sparkwing-cli --no-fail-fast || status=$?
+run_logged libraries cargo test --workspace --exclude sparkwing-cli --no-fail-fast
 
 # The end-to-end tests run real pipelines, signals and timing bounds (a cancel within 5 s, a
 # worker cap observed from timestamps): one at a time, so a 2-core machine never starves them.
 echo "==> cargo test (sparkwing CLI and end-to-end, one test at a time)"
-cargo test -p sparkwing-cli --no-fail-fast -- --test-threads=1 || status=$?
+run_logged e2e cargo test -p sparkwing-cli --no-fail-fast -- --test-threads=1
 
 # Every fuzz target for a few seconds: enough to catch a parser that panics on what a hostile
 # repository or bucket can hold; `make fuzz` runs them for longer.
 echo "==> fuzz targets (${SPARKWING_FUZZ_SECONDS:-10} s each)"
-scripts/fuzz.sh "${SPARKWING_FUZZ_SECONDS:-10}" || status=$?
+run_logged fuzz scripts/fuzz.sh "${SPARKWING_FUZZ_SECONDS:-10}"
 exit "$status"
