@@ -12,6 +12,7 @@ use sparkwing_contract::timefmt::now_rfc3339;
 use sparkwing_storage::ArtifactStore;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -49,6 +50,10 @@ struct Snap {
 struct Shared {
     snap: Mutex<Snap>,
     wake: Notify,
+    /// Set while the upload loop waits for a change. A change wakes the loop only then: while it
+    /// paces its uploads or one is in flight, the change is picked up at the next look anyway, so
+    /// a run of short jobs costs no wake-up per record.
+    idle: AtomicBool,
     /// Longest time a running run's state goes without a rewrite (its `last_heartbeat_at`).
     heartbeat: Duration,
 }
@@ -56,6 +61,13 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Snap> {
         self.snap.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a change to the snapshot: wakes the loop if it waits for one.
+    fn changed(&self) {
+        if self.idle.swap(false, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -101,6 +113,7 @@ impl StateStream {
                 closing: None,
             }),
             wake: Notify::new(),
+            idle: AtomicBool::new(false),
             heartbeat,
         });
         let task = tokio::spawn(upload_loop(store, key, spool, shared.clone()));
@@ -114,7 +127,7 @@ impl StateStream {
             s.run = run.clone();
             s.version += 1;
             drop(s);
-            self.shared.wake.notify_one();
+            self.shared.changed();
         }
     }
 
@@ -131,7 +144,7 @@ impl StateStream {
         }
         s.version += 1;
         drop(s);
-        self.shared.wake.notify_one();
+        self.shared.changed();
     }
 
     /// Uploads the latest state, retrying until `deadline`, and stops the task.
@@ -162,6 +175,9 @@ async fn upload_loop(
     // `heartbeat` even when nothing changed, so readers can tell a live run from a lost one.
     let mut last_put = Instant::now();
     loop {
+        // Marked before the snapshot is read: a change made after the read then finds the mark
+        // and wakes the loop (a wake-up with nobody waiting yet is kept for the next wait).
+        shared.idle.store(true, Ordering::Release);
         let (version, closing, running) = {
             let s = shared.lock();
             (s.version, s.closing, s.run.status == RunStatus::Running)
@@ -182,6 +198,7 @@ async fn upload_loop(
             }
             continue;
         }
+        shared.idle.store(false, Ordering::Release);
         if closing.is_none() && Instant::now() < next_at {
             // Pace the uploads; a close (or any change) wakes the loop to look again.
             tokio::select! {
