@@ -86,7 +86,7 @@ impl RecordSink for Records<'_> {
         if let Some(state) = self.state {
             state.node(&masked);
         }
-        self.writer.put_node(masked);
+        self.writer.put_node(masked.into_owned());
     }
 }
 
@@ -647,11 +647,28 @@ impl RunEnd<'_> {
     }
 }
 
-fn records_mask(masker: &Masker, n: &NodeRecord) -> NodeRecord {
+/// The record as it may be stored: its error and outputs masked. Borrowed when there is nothing
+/// to mask (nearly always), so a record is not copied once more for the check.
+fn records_mask<'r>(masker: &Masker, n: &'r NodeRecord) -> std::borrow::Cow<'r, NodeRecord> {
+    let clean = matches!(masker.mask(&n.error), std::borrow::Cow::Borrowed(_))
+        && n.outputs.values().all(|v| value_is_clean(masker, v));
+    if clean {
+        return std::borrow::Cow::Borrowed(n);
+    }
     let mut r = n.clone();
     r.error = masker.mask(&r.error).into_owned();
     for v in r.outputs.values_mut() {
         mask_value(masker, v);
     }
-    r
+    std::borrow::Cow::Owned(r)
+}
+
+/// Whether masking leaves `v` as it is.
+fn value_is_clean(masker: &Masker, v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => matches!(masker.mask(s), std::borrow::Cow::Borrowed(_)),
+        serde_json::Value::Array(a) => a.iter().all(|x| value_is_clean(masker, x)),
+        serde_json::Value::Object(o) => o.values().all(|x| value_is_clean(masker, x)),
+        _ => true,
+    }
 }
