@@ -5,7 +5,7 @@
 
 use crate::artifact::ArtifactStore;
 use crate::error::{Result, StoreError};
-use crate::logs::{LogStore, ReadOpts, validate_part_name};
+use crate::logs::{LogPart, LogStore, ReadOpts, validate_part_name};
 use async_trait::async_trait;
 use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
 use std::collections::HashMap;
@@ -365,6 +365,11 @@ impl FsLogStore {
     /// Appends a small part to this store's pack of `run`, making the pack on first use and
     /// again when it was removed behind the store's back.
     fn put_packed(&self, run: &str, node: &str, part: &str, data: &[u8]) -> Result<()> {
+        self.put_packed_all(run, &[(node, part, data)])
+    }
+
+    /// Appends parts `(node, part, data)` to this process's pack of `run` in one write.
+    fn put_packed_all(&self, run: &str, parts: &[(&str, &str, &[u8])]) -> Result<()> {
         let mut writers = self
             .writers
             .lock()
@@ -378,7 +383,7 @@ impl FsLogStore {
                 v.insert(pack::Writer::create(&self.root.join(run))?)
             }
         };
-        writer.append(node, part, data)
+        writer.append_all(parts)
     }
 
     /// The root directory.
@@ -471,6 +476,33 @@ impl LogStore for FsLogStore {
             m.insert(dir);
         }
         Ok(())
+    }
+
+    async fn put_parts(&self, run: &str, parts: &[LogPart]) -> Result<()> {
+        // The small parts go into the pack in one write; a large one keeps a file of its own.
+        let mut packed: Vec<(&str, &str, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+        for p in parts {
+            validate_part_name(&p.name)?;
+            self.node_dir(run, &p.node)?;
+            if p.data.len() < pack::MAX_PACKED {
+                let data = if !p.data.is_empty() && p.data.last() != Some(&b'\n') {
+                    let mut d = p.data.clone();
+                    d.push(b'\n');
+                    std::borrow::Cow::Owned(d)
+                } else {
+                    std::borrow::Cow::Borrowed(&p.data[..])
+                };
+                packed.push((&p.node, &p.name, data));
+            } else {
+                self.put_part(run, &p.node, &p.name, p.data.clone()).await?;
+            }
+        }
+        if packed.is_empty() {
+            return Ok(());
+        }
+        let all: Vec<(&str, &str, &[u8])> =
+            packed.iter().map(|(n, p, d)| (*n, *p, &d[..])).collect();
+        self.put_packed_all(run, &all)
     }
 
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>> {

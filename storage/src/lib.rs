@@ -35,7 +35,7 @@ pub use sparkwing_contract::url;
 pub use artifact::ArtifactStore;
 pub use error::StoreError;
 pub use fs::{FsArtifactStore, FsLogStore};
-pub use logs::{LogStore, ReadOpts, next_part_name, validate_part_name};
+pub use logs::{LogPart, LogStore, ReadOpts, next_part_name, validate_part_name};
 pub use url::{StoreUrl, UrlError};
 
 use std::sync::Arc;

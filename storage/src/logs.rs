@@ -81,6 +81,17 @@ pub fn validate_part_name(name: &str) -> Result<()> {
     }
 }
 
+/// One part of a batch given to [`LogStore::put_parts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPart {
+    /// The node whose log the part belongs to.
+    pub node: String,
+    /// The part's name, from [`next_part_name`].
+    pub name: String,
+    /// Newline-terminated records.
+    pub data: Vec<u8>,
+}
+
 /// Where node logs live.
 #[async_trait]
 pub trait LogStore: Send + Sync + std::fmt::Debug {
@@ -98,6 +109,16 @@ pub trait LogStore: Send + Sync + std::fmt::Debug {
     /// names a part once and retries it after a timeout never stores it twice. Parts of one node
     /// are read back in name order.
     async fn put_part(&self, run: &str, node: &str, part: &str, data: Vec<u8>) -> Result<()>;
+    /// Writes several parts of `run`, in order, as [`LogStore::put_part`] would one by one. A
+    /// store that can take them in one request or one write does (a run of many short jobs cuts
+    /// a small part per job). On an error some of the parts may have been written: a writer
+    /// retries the batch under the same names, which replaces them.
+    async fn put_parts(&self, run: &str, parts: &[LogPart]) -> Result<()> {
+        for p in parts {
+            self.put_part(run, &p.node, &p.name, p.data.clone()).await?;
+        }
+        Ok(())
+    }
     /// Writes one part under a fresh name; returns the name.
     async fn append_part(&self, run: &str, node: &str, data: Vec<u8>) -> Result<String> {
         let name = next_part_name();

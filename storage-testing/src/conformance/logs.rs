@@ -169,6 +169,42 @@ pub(super) async fn part_written_twice_is_stored_once(
     Ok(())
 }
 
+pub(super) async fn parts_written_together_read_as_written(
+    s: Arc<dyn LogStore>,
+    _: SuiteOptions,
+) -> CaseResult {
+    let part = |node: &str, data: &[u8]| sparkwing_storage::LogPart {
+        node: node.into(),
+        name: sparkwing_storage::next_part_name(),
+        data: data.to_vec(),
+    };
+    let batch = vec![
+        part("build", b"b1\n"),
+        part("test", b"t1"),
+        part("build", b"b2\n"),
+        part("deploy/eu", b"e1\n"),
+    ];
+    s.put_parts(RUN, &batch).await?;
+    // The same batch again (a retry after a lost answer) replaces the parts; nothing doubles.
+    s.put_parts(RUN, &batch).await?;
+    let got = s.read(RUN, "build", &ReadOpts::default()).await?;
+    ensure!(got == b"b1\nb2\n", "build = {}", show(&got));
+    let got = s.read(RUN, "test", &ReadOpts::default()).await?;
+    ensure!(got == b"t1\n", "test = {}", show(&got));
+    let got = s.read(RUN, "deploy/eu", &ReadOpts::default()).await?;
+    ensure!(got == b"e1\n", "deploy/eu = {}", show(&got));
+    let listed = s.list_parts(RUN).await?.len();
+    ensure!(listed == 4, "{listed} parts listed, 4 written");
+    // A part with a name no writer makes is refused, batch and all.
+    let mut bad = part("build", b"x\n");
+    bad.name = "../escape".into();
+    ensure!(
+        s.put_parts(RUN, &[bad]).await.is_err(),
+        "a bad part name in a batch was accepted"
+    );
+    Ok(())
+}
+
 pub(super) async fn parts_are_listed_and_read_one_by_one(
     s: Arc<dyn LogStore>,
     _: SuiteOptions,

@@ -303,6 +303,7 @@ pub async fn run_log_suite(
         append_after_delete_works,
         many_parts_read_in_order,
         part_written_twice_is_stored_once,
+        parts_written_together_read_as_written,
         parts_are_listed_and_read_one_by_one,
         bad_part_names_are_refused,
         hierarchical_nodes,

@@ -11,8 +11,8 @@
 //! <N bytes of the part>                             its data, newline-terminated
 //! ```
 //!
-//! One process appends to a pack and nobody else, so records never interleave; a record is one
-//! `write` and a failed write is cut off again, so only a crash mid-write can leave a torn record,
+//! One process appends to a pack and nobody else, so records never interleave; a record (or a
+//! batch of them, the parts of many short jobs) is one `write` and a failed write is cut off again, so only a crash mid-write can leave a torn record,
 //! and then only at the end. Readers index packs incrementally (a pack only grows), stop at a
 //! record that is not complete yet and read it on a later look, and read a part from the pack by
 //! offset. A part written twice (a retry) is read once: the last record wins. A pack is a file at
@@ -95,18 +95,21 @@ impl Writer {
         self.file.metadata().is_ok_and(|m| m.nlink() > 0)
     }
 
-    /// Appends one part as a single write; on failure the file is cut back, so no torn record
-    /// stays behind.
-    pub(super) fn append(&mut self, node: &str, part: &str, data: &[u8]) -> Result<()> {
-        let header = Header {
-            node: node.into(),
-            part: part.into(),
-            len: data.len() as u64,
-        };
-        let mut rec = serde_json::to_vec(&header)
-            .map_err(|e| StoreError::config(format!("encode a log pack header: {e}")))?;
-        rec.push(b'\n');
-        rec.extend_from_slice(data);
+    /// Appends parts `(node, part, data)` in order as a single write, each a record of its own;
+    /// on failure the file is cut back, so no torn record stays behind.
+    pub(super) fn append_all(&mut self, parts: &[(&str, &str, &[u8])]) -> Result<()> {
+        let mut rec = Vec::with_capacity(parts.iter().map(|(_, _, d)| d.len() + 96).sum());
+        for &(node, part, data) in parts {
+            let header = Header {
+                node: node.into(),
+                part: part.into(),
+                len: data.len() as u64,
+            };
+            serde_json::to_writer(&mut rec, &header)
+                .map_err(|e| StoreError::config(format!("encode a log pack header: {e}")))?;
+            rec.push(b'\n');
+            rec.extend_from_slice(data);
+        }
         if let Err(e) = self.file.write_all(&rec) {
             let _ = self.file.set_len(self.len);
             return Err(StoreError::io("write", self.path.display(), e));

@@ -1,9 +1,9 @@
 //! The pipeline process's end: stores and a record writer whose calls travel to the supervisor.
 
-use super::wire::{self, Answer, CHUNK, Call, Msg, Record, ToChild, WireReadOpts};
+use super::wire::{self, Answer, CHUNK, Call, Msg, Record, ToChild, WirePart, WireReadOpts};
 use crate::artifact::ArtifactStore;
 use crate::error::{Result, StoreError};
-use crate::logs::{LogStore, ReadOpts};
+use crate::logs::{LogPart, LogStore, ReadOpts};
 use async_trait::async_trait;
 use sparkwing_contract::record::{NodeRecord, RunRecord};
 use std::collections::HashMap;
@@ -553,6 +553,22 @@ impl LogStore for RelayStore {
             part: k(part),
         };
         self.call(call, &data).await?;
+        Ok(())
+    }
+    async fn put_parts(&self, run: &str, parts: &[LogPart]) -> Result<()> {
+        let call = Call::PutParts {
+            run: k(run),
+            parts: parts
+                .iter()
+                .map(|p| WirePart {
+                    node: k(&p.node),
+                    part: k(&p.name),
+                    len: p.data.len() as u64,
+                })
+                .collect(),
+        };
+        let payload: Vec<u8> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        self.call(call, &payload).await?;
         Ok(())
     }
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>> {

@@ -355,6 +355,11 @@ async fn one_call(
                 .await?;
             none()
         }
+        Call::PutParts { run, parts } => {
+            let parts = wire::split_parts(parts, payload)?;
+            stores.log(spec)?.put_parts(&run, &parts).await?;
+            none()
+        }
         Call::ReadLog { run, node, opts } => (
             Answer::default(),
             stores.log(spec)?.read(&run, &node, &opts.into()).await?,

@@ -2,7 +2,7 @@
 //! header's `n` bytes of payload (object bodies, log parts, stream chunks).
 
 use crate::error::StoreError;
-use crate::logs::ReadOpts;
+use crate::logs::{LogPart, ReadOpts};
 use serde::{Deserialize, Serialize};
 use sparkwing_contract::IdError;
 use sparkwing_contract::record::{NodeRecord, RunRecord};
@@ -110,6 +110,11 @@ pub(crate) enum Call {
         node: String,
         part: String,
     },
+    /// Several parts of one run; their data follows in the payload, one after the other.
+    PutParts {
+        run: String,
+        parts: Vec<WirePart>,
+    },
     ReadLog {
         run: String,
         node: String,
@@ -147,6 +152,41 @@ impl Call {
             _ => None,
         }
     }
+}
+
+/// One part of a [`Call::PutParts`]: its data is the next `len` bytes of the payload.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WirePart {
+    pub node: String,
+    pub part: String,
+    pub len: u64,
+}
+
+/// The parts of a [`Call::PutParts`]: each takes its `len` bytes of `payload` in turn, and the
+/// lengths must add up to the payload's.
+pub(crate) fn split_parts(
+    parts: Vec<WirePart>,
+    mut payload: Vec<u8>,
+) -> Result<Vec<LogPart>, StoreError> {
+    let total: u64 = parts.iter().map(|p| p.len).sum();
+    if total != payload.len() as u64 {
+        return Err(StoreError::config(format!(
+            "relay: a batch of log parts says {total} bytes but carries {}",
+            payload.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    // From the end, so each part's bytes are split off without copying the rest.
+    for p in parts.into_iter().rev() {
+        let data = payload.split_off(payload.len() - p.len as usize);
+        out.push(LogPart {
+            node: p.node,
+            name: p.part,
+            data,
+        });
+    }
+    out.reverse();
+    Ok(out)
 }
 
 /// `ReadOpts` on the wire.

@@ -1,7 +1,13 @@
-//! The batcher: one task owns every node's buffer and cuts a part when a buffer reaches
-//! [`MAX_PART`] or its oldest line is about [`MAX_AGE`] old, never a part per line. Over a store
-//! whose parts are cheap (a local directory), a buffer is also cut once its node has been quiet
-//! for [`QUIET`], so a reader on the same machine sees a line within milliseconds.
+//! The batcher: every node's buffer, cut into a part when it reaches [`MAX_PART`] or its oldest
+//! line is about [`MAX_AGE`] old, never a part per line. Over a store whose parts are cheap (a
+//! local directory), a buffer is also cut once its node has been quiet for [`QUIET`], so a reader
+//! on the same machine sees a line within milliseconds. The parts of jobs that ended leave
+//! together [`LINGER`] after the first; lines cut for their age or a pause leave at once.
+//!
+//! The buffers are changed in place by whoever writes a line or ends a job, under one lock: a job
+//! that writes a line or two costs no task wake-up. A timer task does what is due by a clock
+//! (aged and quiet buffers, the linger) and is woken only when a change brings a deadline earlier
+//! than the one it sleeps toward.
 
 use super::*;
 
@@ -13,43 +19,107 @@ struct Pending {
     permits: u32,
 }
 
-/// Owns every node's buffer; cuts parts and hands them to the delivery task.
-struct Batcher {
+/// Every node's buffer, and the parts cut and not handed to the delivery task yet.
+pub(super) struct Batcher {
     out: mpsc::UnboundedSender<Out>,
     bufs: HashMap<Arc<str>, Pending>,
+    /// Parts cut and not handed on yet: they leave together [`LINGER`] after the first.
+    ready: Vec<Cut>,
+    ready_bytes: usize,
+    linger_until: Option<Instant>,
+    /// Cut a buffer once its node wrote nothing for this long (cheap stores only).
+    quiet: Option<Duration>,
+    /// When the timer task wakes next (`None`: only when told); never later than the earliest
+    /// deadline.
+    armed: Option<Instant>,
+    /// Set when a change brought a deadline before `armed`: the timer task is to be woken.
+    poke: bool,
+    /// Set once the sink closed: later lines are dropped and the timer task ends.
+    pub(super) closed: bool,
 }
 
 impl Batcher {
-    /// Hands the node's buffered lines on as a part. The buffer goes with them, so `bufs` holds
-    /// only nodes with lines waiting and every scan of it stays short however many jobs the run
-    /// has had.
-    fn cut(&mut self, node: &Arc<str>) {
-        if self.bufs.get(node).is_some_and(|p| !p.data.is_empty())
-            && let Some(p) = self.bufs.remove(node)
-        {
-            let _ = self.out.send(Out::Part {
-                node: node.clone(),
-                data: p.data,
-                permits: p.permits,
-            });
+    pub(super) fn new(out: mpsc::UnboundedSender<Out>, quiet: Option<Duration>) -> Batcher {
+        Batcher {
+            out,
+            bufs: HashMap::new(),
+            ready: Vec::new(),
+            ready_bytes: 0,
+            linger_until: None,
+            quiet,
+            armed: None,
+            poke: false,
+            closed: false,
         }
     }
 
-    fn cut_all(&mut self, older_than: Option<Duration>) {
-        let now = Instant::now();
-        let due: Vec<Arc<str>> = self
-            .bufs
-            .iter()
-            .filter(|(_, p)| !p.data.is_empty())
-            .filter(|(_, p)| older_than.is_none_or(|age| now.duration_since(p.since) >= age))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for node in due {
+    /// Something is due by `at`: the timer task must wake by then.
+    fn due_by(&mut self, at: Instant) {
+        if self.armed.is_none_or(|a| at < a) {
+            self.armed = Some(at);
+            self.poke = true;
+        }
+    }
+
+    /// Whether the timer task is to be woken; clears the request.
+    pub(super) fn take_poke(&mut self) -> bool {
+        std::mem::take(&mut self.poke)
+    }
+
+    /// Cuts the node's buffered lines as a part. The buffer goes with them, so `bufs` holds
+    /// only nodes with lines waiting and every scan of it stays short however many jobs the run
+    /// has had.
+    pub(super) fn cut(&mut self, node: &Arc<str>) {
+        if self.bufs.get(node).is_some_and(|p| !p.data.is_empty())
+            && let Some(p) = self.bufs.remove(node)
+        {
+            self.queue(node.clone(), p.data, p.permits);
+        }
+    }
+
+    /// Queues a cut part; the queue leaves once it holds a part's worth of bytes, else after the
+    /// linger.
+    fn queue(&mut self, node: Arc<str>, data: Vec<u8>, permits: u32) {
+        if self.ready.is_empty() {
+            let at = Instant::now() + LINGER;
+            self.linger_until = Some(at);
+            self.due_by(at);
+        }
+        self.ready_bytes += data.len();
+        self.ready.push(Cut {
+            node,
+            data,
+            permits,
+        });
+        if self.ready_bytes >= MAX_PART {
+            self.send_ready();
+        }
+    }
+
+    /// Hands every queued part to the delivery task.
+    pub(super) fn send_ready(&mut self) {
+        self.linger_until = None;
+        self.ready_bytes = 0;
+        if !self.ready.is_empty() {
+            let _ = self.out.send(Out::Parts(std::mem::take(&mut self.ready)));
+        }
+    }
+
+    /// Hands `msg` to the delivery task after everything cut so far.
+    pub(super) fn send_after(&mut self, msg: Out) {
+        self.send_ready();
+        let _ = self.out.send(msg);
+    }
+
+    /// Cuts every buffer that holds lines.
+    pub(super) fn cut_all(&mut self) {
+        let all: Vec<Arc<str>> = self.bufs.keys().cloned().collect();
+        for node in all {
             self.cut(&node);
         }
     }
 
-    fn add(&mut self, node: Arc<str>, mut bytes: Vec<u8>, mut permits: u32) {
+    pub(super) fn add(&mut self, node: Arc<str>, mut bytes: Vec<u8>, mut permits: u32) {
         if let Some(p) = self.bufs.get_mut(&node)
             && !p.data.is_empty()
             && p.data.len() + bytes.len() > MAX_PART
@@ -69,92 +139,110 @@ impl Batcher {
             }
         }
         if bytes.len() >= MAX_PART {
-            let _ = self.out.send(Out::Part {
-                node,
-                data: bytes,
-                permits,
-            });
+            self.queue(node, bytes, permits);
             return;
         }
         let now = Instant::now();
+        let quiet = self.quiet;
         let p = self.bufs.entry(node).or_insert_with(|| Pending {
             data: Vec::new(),
             since: now,
             last: now,
             permits: 0,
         });
-        if p.data.is_empty() {
+        let fresh = p.data.is_empty();
+        if fresh {
             p.since = now;
-            p.data.reserve(bytes.len().max(64 * 1024));
+            p.data.reserve(bytes.len().max(4096));
         }
         p.last = now;
         p.data.extend_from_slice(&bytes);
         p.permits += permits;
+        // A buffer that was empty brings the earliest deadlines it can have; a write to one
+        // that was not only moves its quiet deadline later.
+        if fresh {
+            self.due_by(now + quiet.unwrap_or(MAX_AGE).min(MAX_AGE));
+        }
     }
 
-    /// When the earliest quiet buffer is due, if any buffer holds bytes.
-    fn next_quiet(&self, quiet: Duration) -> Option<Instant> {
-        self.bufs
-            .values()
-            .filter(|p| !p.data.is_empty())
-            .map(|p| p.last + quiet)
-            .min()
-    }
-
-    fn cut_quiet(&mut self, quiet: Duration) {
-        let now = Instant::now();
+    /// Does what is due at `now`: cuts aged and quiet buffers, hands on the linger's parts.
+    fn run_due(&mut self, now: Instant) {
+        let quiet = self.quiet;
         let due: Vec<Arc<str>> = self
             .bufs
             .iter()
-            .filter(|(_, p)| !p.data.is_empty() && now.duration_since(p.last) >= quiet)
+            .filter(|(_, p)| {
+                !p.data.is_empty()
+                    && (now.duration_since(p.since) >= MAX_AGE
+                        || quiet.is_some_and(|q| now.duration_since(p.last) >= q))
+            })
             .map(|(n, _)| n.clone())
             .collect();
+        // Lines cut for their age or a pause have waited enough (a reader may be waiting for
+        // them): they leave at once, with whatever else is ready.
+        let waited = !due.is_empty();
         for node in due {
             self.cut(&node);
         }
+        if waited || self.linger_until.is_some_and(|at| at <= now) {
+            self.send_ready();
+        }
+    }
+
+    /// The earliest deadline: the linger, or a buffer's age or quiet limit.
+    fn next_due(&self) -> Option<Instant> {
+        let quiet = self.quiet;
+        self.bufs
+            .values()
+            .filter(|p| !p.data.is_empty())
+            .map(|p| {
+                let aged = p.since + MAX_AGE;
+                quiet.map_or(aged, |q| aged.min(p.last + q))
+            })
+            .chain(self.linger_until)
+            .min()
     }
 }
 
-/// `quiet`: cut a buffer once its node wrote nothing for this long (cheap stores only).
-pub(super) async fn batcher(
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    out: mpsc::UnboundedSender<Out>,
-    quiet: Option<Duration>,
-) {
-    let mut b = Batcher {
-        out,
-        bufs: HashMap::new(),
-    };
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// The buffers and the timer task's wake-up.
+pub(super) struct Shared {
+    pub(super) batcher: std::sync::Mutex<Batcher>,
+    pub(super) wake: tokio::sync::Notify,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Batcher> {
+        self.batcher.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Does what falls due by the clock, until the sink closes.
+pub(super) async fn timer(shared: Arc<Shared>) {
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
     loop {
-        let quiet_due = quiet.and_then(|q| b.next_quiet(q));
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                None => {
-                    b.cut_all(None);
-                    return;
-                }
-                Some(Msg::Data { node, bytes, permits }) => b.add(node, bytes, permits),
-                #[cfg(test)]
-                Some(Msg::Flush { node, done }) => {
-                    match node {
-                        Some(n) => b.cut(&n),
-                        None => b.cut_all(None),
-                    }
-                    let _ = b.out.send(Out::Barrier(done));
-                }
-                Some(Msg::Cut(node)) => b.cut(&node),
-                Some(Msg::Close(done)) => {
-                    b.cut_all(None);
-                    let _ = b.out.send(Out::Close(done));
-                    return;
-                }
-            },
-            _ = tick.tick() => b.cut_all(Some(MAX_AGE)),
-            _ = tokio::time::sleep_until(quiet_due.unwrap_or_else(Instant::now)), if quiet_due.is_some() => {
-                b.cut_quiet(quiet.unwrap_or(MAX_AGE));
+        let next = {
+            let mut b = shared.lock();
+            if b.closed {
+                return;
             }
+            b.run_due(Instant::now());
+            let next = b.next_due();
+            b.armed = next;
+            b.poke = false;
+            next
+        };
+        // A change after the lock was let go wakes this through `wake`, which keeps the wake-up
+        // for the wait below even when it comes first.
+        match next {
+            Some(at) => {
+                sleep.as_mut().reset(at);
+                tokio::select! {
+                    () = &mut sleep => {}
+                    _ = shared.wake.notified() => {}
+                }
+            }
+            None => shared.wake.notified().await,
         }
     }
 }
@@ -164,31 +252,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cut_buffer_leaves_the_batcher_with_its_permits() {
+    fn cut_buffers_leave_together_with_their_permits_and_wake_the_timer_once() {
         let (out, mut parts) = mpsc::unbounded_channel();
-        let mut b = Batcher {
-            out,
-            bufs: HashMap::new(),
-        };
+        let mut b = Batcher::new(out, None);
         for i in 0..1000 {
             let node: Arc<str> = format!("job-{i}").into();
             b.add(node.clone(), b"{\"msg\":\"x\"}\n".to_vec(), 2);
             b.cut(&node);
         }
-        // Every node's lines left as a part, and nothing stays behind to scan.
+        // Every node's lines were cut, and nothing stays behind to scan.
         assert!(b.bufs.is_empty());
-        assert_eq!(b.next_quiet(Duration::from_millis(5)), None);
-        let mut permits = 0;
-        let mut n = 0;
-        while let Ok(Out::Part { permits: p, .. }) = parts.try_recv() {
-            permits += p;
-            n += 1;
-        }
-        assert_eq!((n, permits), (1000, 2000));
-        // A node with lines waiting is the one the quiet timer looks at.
+        // The first line and the first cut brought deadlines; the other 999 jobs none earlier,
+        // so the timer task is woken once, not per job.
+        assert!(b.take_poke());
+        assert_eq!(b.armed, b.linger_until);
+        assert!(!b.take_poke());
+        // The parts wait for the linger (or a part's worth of bytes), then leave as one batch.
+        assert!(parts.try_recv().is_err(), "left before the linger");
+        assert_eq!(b.next_due(), b.linger_until);
+        b.run_due(b.linger_until.unwrap());
+        let Ok(Out::Parts(batch)) = parts.try_recv() else {
+            panic!("no batch");
+        };
+        let permits: u32 = batch.iter().map(|c| c.permits).sum();
+        assert_eq!((batch.len(), permits), (1000, 2000));
+        assert_eq!(&*batch[0].node, "job-0");
+        assert_eq!(&*batch[999].node, "job-999");
+        assert_eq!(b.next_due(), None);
+        // A node with lines waiting is cut when they are about a second old.
         let node: Arc<str> = "late".into();
         b.add(node.clone(), b"{}\n".to_vec(), 1);
-        assert_eq!(b.bufs.len(), 1);
-        assert!(b.next_quiet(Duration::from_millis(5)).is_some());
+        let aged = b.next_due().expect("a deadline for the waiting lines");
+        b.run_due(aged - Duration::from_millis(1));
+        assert_eq!(b.bufs.len(), 1, "cut too early");
+        b.run_due(aged);
+        assert!(b.bufs.is_empty());
+        assert!(matches!(parts.try_recv(), Ok(Out::Parts(p)) if p.len() == 1));
+        // A part's worth of cut bytes leaves at once, without waiting for the linger.
+        let big: Arc<str> = "big".into();
+        b.add(big.clone(), vec![b'x'; MAX_PART / 2], 1);
+        b.cut(&big);
+        assert!(
+            parts.try_recv().is_err(),
+            "half a part waits for the linger"
+        );
+        b.add(big.clone(), vec![b'x'; MAX_PART / 2], 1);
+        b.cut(&big);
+        assert!(matches!(parts.try_recv(), Ok(Out::Parts(p)) if p.len() == 2));
+    }
+
+    #[test]
+    fn over_a_cheap_store_a_pause_cuts_and_sends_the_lines_at_once() {
+        let (out, mut parts) = mpsc::unbounded_channel();
+        let quiet = Duration::from_millis(15);
+        let mut b = Batcher::new(out, Some(quiet));
+        let node: Arc<str> = "job".into();
+        b.add(node.clone(), b"{}\n".to_vec(), 0);
+        let first = b.next_due().unwrap();
+        assert!(b.take_poke());
+        assert_eq!(b.armed, Some(first));
+        b.run_due(first);
+        assert!(b.bufs.is_empty(), "cut once quiet");
+        // Cut for a pause, the lines leave at once: a reader on this machine may be waiting.
+        assert!(matches!(parts.try_recv(), Ok(Out::Parts(p)) if p.len() == 1));
+        assert_eq!(b.linger_until, None);
     }
 }

@@ -89,12 +89,20 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 impl Delivery {
-    /// One bounded delivery attempt: at most [`PART_TIMEOUT`], and never past the close deadline,
-    /// even when the close comes while the attempt is in flight.
+    /// One bounded delivery attempt of one part.
     async fn append(&self, node: &str, part: &str, data: Vec<u8>) -> Result<(), String> {
+        self.bounded(self.store.put_part(&self.run, node, part, data))
+            .await
+    }
+
+    /// Runs `put` for at most [`PART_TIMEOUT`], and never past the close deadline, even when the
+    /// close comes while it is in flight.
+    async fn bounded(
+        &self,
+        put: impl std::future::Future<Output = sparkwing_storage::error::Result<()>>,
+    ) -> Result<(), String> {
         let limit = Instant::now() + PART_TIMEOUT;
         let mut closing = self.closing.clone();
-        let put = self.store.put_part(&self.run, node, part, data);
         tokio::pin!(put);
         loop {
             let at = match *closing.borrow_and_update() {
@@ -102,7 +110,7 @@ impl Delivery {
                 None => limit,
             };
             tokio::select! {
-                r = &mut put => return r.map(|_| ()).map_err(|e| e.to_string()),
+                r = &mut put => return r.map_err(|e| e.to_string()),
                 _ = tokio::time::sleep_until(at) => {
                     return Err("the log store did not answer in time".into());
                 }
@@ -110,7 +118,7 @@ impl Delivery {
                     if changed.is_err() {
                         // The sender is gone: no deadline will come; keep the time limit.
                         return match tokio::time::timeout_at(limit, &mut put).await {
-                            Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+                            Ok(r) => r.map_err(|e| e.to_string()),
                             Err(_) => Err("the log store did not answer in time".into()),
                         };
                     }
@@ -148,24 +156,37 @@ impl Delivery {
         }
     }
 
-    async fn deliver(&mut self, node: Arc<str>, data: Vec<u8>) {
-        if data.is_empty() {
+    /// Delivers cut parts in one request. Each is named once, here; when the store refuses the
+    /// request, every part of it goes to the spool in order under that name (a part that did
+    /// land is then written again, which replaces it).
+    async fn deliver(&mut self, cuts: Vec<Cut>) {
+        let (nodes, batch): (Vec<Arc<str>>, Vec<LogPart>) = cuts
+            .into_iter()
+            .filter(|c| !c.data.is_empty())
+            .map(|c| {
+                let part = LogPart {
+                    node: c.node.to_string(),
+                    name: sparkwing_storage::next_part_name(),
+                    data: c.data,
+                };
+                (c.node, part)
+            })
+            .unzip();
+        if batch.is_empty() {
             return;
         }
-        let part = sparkwing_storage::next_part_name();
-        if !self.spool.queue.is_empty() {
-            return self.spool(&node, part, &data);
+        if self.spool.queue.is_empty() {
+            match self.bounded(self.store.put_parts(&self.run, &batch)).await {
+                Ok(()) => {
+                    self.stats.parts += batch.len() as u64;
+                    self.stats.bytes += batch.iter().map(|p| p.data.len() as u64).sum::<u64>();
+                    return;
+                }
+                Err(e) => self.note_error(&nodes[0], e),
+            }
         }
-        let len = data.len() as u64;
-        match self.append(&node, &part, data.clone()).await {
-            Ok(()) => {
-                self.stats.parts += 1;
-                self.stats.bytes += len;
-            }
-            Err(e) => {
-                self.note_error(&node, e);
-                self.spool(&node, part, &data);
-            }
+        for (node, p) in nodes.iter().zip(batch) {
+            self.spool(node, p.name, &p.data);
         }
     }
 
@@ -222,9 +243,10 @@ impl Delivery {
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(Out::Part { node, data, permits }) => {
-                        self.deliver(node, data).await;
-                        self.budget.add_permits(permits as usize);
+                    Some(Out::Parts(cuts)) => {
+                        let permits: usize = cuts.iter().map(|c| c.permits as usize).sum();
+                        self.deliver(cuts).await;
+                        self.budget.add_permits(permits);
                     }
                     #[cfg(test)]
                     Some(Out::Barrier(done)) => {

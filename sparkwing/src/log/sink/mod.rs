@@ -1,15 +1,16 @@
-//! Batched delivery of log lines to the log store: one task owns every node's buffer and cuts a
-//! part when a buffer reaches 1 MiB or its oldest line is about a second old, never a part per
-//! line. A second task delivers the parts; when the store cannot take one, the part is spooled to
-//! a local file and retried in order in the background, and whatever is still undelivered at exit
-//! stays in the spool and is counted.
+//! Batched delivery of log lines to the log store: every node's lines are buffered and cut into
+//! a part when the buffer reaches 1 MiB, its oldest line is about a second old or its job ends,
+//! never a part per line (see `batch`). A task delivers the parts, those cut close together in one
+//! request; when the store cannot take them, they are spooled to local files and retried in order
+//! in the background, and whatever is still undelivered at exit stays in the spool and is
+//! counted.
 
 mod batch;
 mod deliver;
 
-use batch::batcher;
+use batch::{Batcher, Shared, timer};
 use deliver::Delivery;
-use sparkwing_storage::LogStore;
+use sparkwing_storage::{LogPart, LogStore};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +22,12 @@ use tokio::time::Instant;
 pub(crate) const MAX_PART: usize = 1 << 20;
 /// A line waits at most about this long before its part is written.
 const MAX_AGE: Duration = Duration::from_millis(900);
-const TICK: Duration = Duration::from_millis(100);
+/// How long the part of a job that ended waits for company before it leaves. A run of short
+/// jobs cuts a part per job as each ends; the parts cut within this window reach the store in one
+/// request (one write of the local pack, one call to the supervisor) instead of one each. The same
+/// window as the records', so a finished job's log is in the store about when its record says it
+/// is done.
+const LINGER: Duration = Duration::from_millis(25);
 /// Over a store whose parts are cheap, a buffer is cut once its node wrote nothing for this long:
 /// a pause in output is where a reader is waiting for the line, and a chatty node still batches.
 const QUIET: Duration = Duration::from_millis(15);
@@ -35,30 +41,18 @@ const PART_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(4);
 
-enum Msg {
-    Data {
-        node: Arc<str>,
-        bytes: Vec<u8>,
-        permits: u32,
-    },
-    /// Only tests wait for a flush; the run cuts parts with [`Msg::Cut`] and never waits.
-    #[cfg(test)]
-    Flush {
-        node: Option<Arc<str>>,
-        done: oneshot::Sender<()>,
-    },
-    /// Cut the node's buffer into a part now; nobody waits for it.
-    Cut(Arc<str>),
-    Close(oneshot::Sender<SinkStats>),
+/// One node's lines, cut as a part.
+struct Cut {
+    node: Arc<str>,
+    data: Vec<u8>,
+    /// Budget permits the part holds; they return when it is delivered.
+    permits: u32,
 }
 
 /// What the delivery task is sent by the batching task.
 enum Out {
-    Part {
-        node: Arc<str>,
-        data: Vec<u8>,
-        permits: u32,
-    },
+    /// Parts that leave together, in the order they were cut.
+    Parts(Vec<Cut>),
     #[cfg(test)]
     Barrier(oneshot::Sender<()>),
     Close(oneshot::Sender<SinkStats>),
@@ -81,31 +75,55 @@ pub(crate) struct SinkStats {
     pub spool_dir: Option<PathBuf>,
 }
 
-/// Sender side; cheap to share.
-#[derive(Debug)]
+/// Where a run's log lines are handed in; cheap to share.
 pub(crate) struct Sink {
-    tx: mpsc::UnboundedSender<Msg>,
+    shared: Arc<Shared>,
     budget: Arc<Semaphore>,
     /// Once closing: the instant by which every delivery attempt must give up.
     deadline: watch::Sender<Option<Instant>>,
 }
 
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
+
 impl Sink {
-    /// Starts the writer tasks for `run` on the current runtime; parts the store refuses are
-    /// spooled under `spool_dir`.
+    /// Starts the timer and delivery tasks for `run` on the current runtime; parts the store
+    /// refuses are spooled under `spool_dir`.
     pub fn start(store: Arc<dyn LogStore>, run: String, spool_dir: PathBuf) -> Sink {
-        let (tx, rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let budget = Arc::new(Semaphore::new(BUDGET_KIB));
         let (deadline, closing) = watch::channel(None);
         let quiet = store.parts_are_cheap().then_some(QUIET);
-        tokio::spawn(batcher(rx, out_tx, quiet));
+        let shared = Arc::new(Shared {
+            batcher: std::sync::Mutex::new(Batcher::new(out_tx, quiet)),
+            wake: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(timer(shared.clone()));
         let delivery = Delivery::new(store, run, budget.clone(), closing, spool_dir);
         tokio::spawn(delivery.run(out_rx));
         Sink {
-            tx,
+            shared,
             budget,
             deadline,
+        }
+    }
+
+    /// Changes the buffers with `f`, unless the sink is closed; wakes the timer task when the
+    /// change brought a deadline earlier than the one it waits for.
+    fn with(&self, f: impl FnOnce(&mut Batcher)) {
+        let poke = {
+            let mut b = self.shared.lock();
+            if b.closed {
+                return;
+            }
+            f(&mut b);
+            b.take_poke()
+        };
+        if poke {
+            self.shared.wake.notify_one();
         }
     }
 
@@ -116,20 +134,12 @@ impl Sink {
             Ok(p) => p.forget(),
             Err(_) => return,
         }
-        let _ = self.tx.send(Msg::Data {
-            node,
-            bytes,
-            permits,
-        });
+        self.with(|b| b.add(node, bytes, permits));
     }
 
     /// Queues bytes without waiting (small messages from synchronous code).
     pub fn send_now(&self, node: Arc<str>, bytes: Vec<u8>) {
-        let _ = self.tx.send(Msg::Data {
-            node,
-            bytes,
-            permits: 0,
-        });
+        self.with(|b| b.add(node, bytes, 0));
     }
 
     /// Writes the buffered lines of `node` (or of every node) and waits until they are stored or
@@ -137,14 +147,19 @@ impl Sink {
     #[cfg(test)]
     pub async fn flush(&self, node: Option<Arc<str>>) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Flush { node, done }).is_ok() {
-            let _ = wait.await;
-        }
+        self.with(|b| {
+            match node {
+                Some(n) => b.cut(&n),
+                None => b.cut_all(),
+            }
+            b.send_after(Out::Barrier(done));
+        });
+        let _ = wait.await;
     }
 
     /// Has the buffered lines of `node` written to the store soon, without waiting for them.
     pub fn flush_now(&self, node: Arc<str>) {
-        let _ = self.tx.send(Msg::Cut(node));
+        self.with(|b| b.cut(&node));
     }
 
     /// Writes everything, retries spooled parts until `deadline`, and stops the tasks. Nothing
@@ -152,10 +167,37 @@ impl Sink {
     pub async fn close(&self, deadline: Instant) -> SinkStats {
         self.deadline.send_replace(Some(deadline));
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Close(done)).is_err() {
+        if !self.end(Some(done)) {
             return SinkStats::default();
         }
         wait.await.unwrap_or_default()
+    }
+
+    /// Cuts every buffer, hands everything to the delivery task (with `done` to answer once it
+    /// is through) and stops the timer task; false when the sink was closed already.
+    fn end(&self, done: Option<oneshot::Sender<SinkStats>>) -> bool {
+        {
+            let mut b = self.shared.lock();
+            if b.closed {
+                return false;
+            }
+            b.closed = true;
+            b.cut_all();
+            match done {
+                Some(done) => b.send_after(Out::Close(done)),
+                None => b.send_ready(),
+            }
+        }
+        self.shared.wake.notify_one();
+        true
+    }
+}
+
+impl Drop for Sink {
+    /// A sink dropped without a close still hands on what it holds; the delivery task then ends
+    /// once it has delivered it.
+    fn drop(&mut self) {
+        self.end(None);
     }
 }
 
@@ -445,9 +487,9 @@ mod tests {
         // The part is in flight (hanging) when the close comes.
         let flushing = {
             let (tx, rx) = oneshot::channel();
-            let _ = sink.tx.send(Msg::Flush {
-                node: None,
-                done: tx,
+            sink.with(|b| {
+                b.cut_all();
+                b.send_after(Out::Barrier(tx));
             });
             rx
         };
