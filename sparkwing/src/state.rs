@@ -200,7 +200,7 @@ async fn upload_loop(
         }
         shared.idle.store(false, Ordering::Release);
         if closing.is_none() && Instant::now() < next_at {
-            // Pace the uploads; a close (or any change) wakes the loop to look again.
+            // Pace the uploads; a close wakes the loop to look again (changes wait for the pace).
             tokio::select! {
                 _ = tokio::time::sleep_until(next_at) => {}
                 _ = shared.wake.notified() => {}

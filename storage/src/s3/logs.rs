@@ -4,7 +4,7 @@ use super::artifact::validate_prefix;
 use super::client::{NDJSON, Remote};
 use super::config::{S3Config, S3Options};
 use crate::error::{Result, StoreError};
-use crate::logs::{LogStore, ReadOpts, validate_part_name};
+use crate::logs::{LogPart, LogStore, ReadOpts, validate_part_name};
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use sparkwing_contract::id::{validate_hierarchical, validate_segment};
@@ -87,6 +87,26 @@ impl LogStore for S3LogStore {
         self.remote
             .put_small(&format!("{run}/{node}/{part}"), &data, NDJSON, None)
             .await?;
+        Ok(())
+    }
+
+    async fn put_parts(&self, run: &str, parts: &[LogPart]) -> Result<()> {
+        // Every name is checked before the first request, so a bad one writes nothing.
+        validate_segment(run)?;
+        for p in parts {
+            validate_hierarchical(&p.node)?;
+            validate_part_name(&p.name)?;
+        }
+        // A request per part, several in flight: readers order parts by name, not by arrival.
+        let puts: Vec<_> = parts
+            .iter()
+            .map(|p| self.put_part(run, &p.node, &p.name, p.data.clone()))
+            .collect();
+        let mut puts =
+            stream::iter(puts).buffer_unordered(self.remote.opts.read_concurrency.max(1));
+        while let Some(put) = puts.next().await {
+            put?;
+        }
         Ok(())
     }
 

@@ -77,8 +77,8 @@ impl Batcher {
         }
     }
 
-    /// Queues a cut part; the queue leaves once it holds a part's worth of bytes, else after the
-    /// linger.
+    /// Queues a cut part; the queue leaves once it holds a part's worth of bytes or [`MAX_BATCH`]
+    /// parts, else after the linger.
     fn queue(&mut self, node: Arc<str>, data: Vec<u8>, permits: u32) {
         if self.ready.is_empty() {
             let at = Instant::now() + LINGER;
@@ -91,7 +91,7 @@ impl Batcher {
             data,
             permits,
         });
-        if self.ready_bytes >= MAX_PART {
+        if self.ready_bytes >= MAX_PART || self.ready.len() >= MAX_BATCH {
             self.send_ready();
         }
     }
@@ -265,19 +265,34 @@ mod tests {
         // The first line and the first cut brought deadlines; the other 999 jobs none earlier,
         // so the timer task is woken once, not per job.
         assert!(b.take_poke());
-        assert_eq!(b.armed, b.linger_until);
+        assert!(
+            b.armed.is_some() && b.armed <= b.linger_until,
+            "the timer wakes in time"
+        );
         assert!(!b.take_poke());
-        // The parts wait for the linger (or a part's worth of bytes), then leave as one batch.
-        assert!(parts.try_recv().is_err(), "left before the linger");
+        // The parts leave in batches of at most MAX_BATCH; the rest waits for the linger (or a
+        // part's worth of bytes).
+        let mut batches = Vec::new();
+        while let Ok(Out::Parts(batch)) = parts.try_recv() {
+            batches.push(batch);
+        }
+        assert_eq!(
+            batches.len(),
+            1000 / MAX_BATCH,
+            "full batches leave at once"
+        );
         assert_eq!(b.next_due(), b.linger_until);
         b.run_due(b.linger_until.unwrap());
-        let Ok(Out::Parts(batch)) = parts.try_recv() else {
-            panic!("no batch");
+        let Ok(Out::Parts(last)) = parts.try_recv() else {
+            panic!("no batch after the linger");
         };
-        let permits: u32 = batch.iter().map(|c| c.permits).sum();
-        assert_eq!((batch.len(), permits), (1000, 2000));
-        assert_eq!(&*batch[0].node, "job-0");
-        assert_eq!(&*batch[999].node, "job-999");
+        batches.push(last);
+        let all: Vec<&Cut> = batches.iter().flatten().collect();
+        let permits: u32 = all.iter().map(|c| c.permits).sum();
+        assert_eq!((all.len(), permits), (1000, 2000));
+        assert!(batches.iter().all(|b| b.len() <= MAX_BATCH));
+        assert_eq!(&*all[0].node, "job-0");
+        assert_eq!(&*all[999].node, "job-999");
         assert_eq!(b.next_due(), None);
         // A node with lines waiting is cut when they are about a second old.
         let node: Arc<str> = "late".into();

@@ -31,10 +31,13 @@ const LINGER: Duration = Duration::from_millis(25);
 /// Over a store whose parts are cheap, a buffer is cut once its node wrote nothing for this long:
 /// a pause in output is where a reader is waiting for the line, and a chatty node still batches.
 const QUIET: Duration = Duration::from_millis(15);
+/// Most parts handed to the store in one request: with a request per part (a bucket), a batch
+/// still finishes well within [`PART_TIMEOUT`].
+const MAX_BATCH: usize = 256;
 /// Bytes of captured output held in memory (queued, buffered or in delivery) before producers
 /// wait (back-pressure on a slow store), in KiB permits.
 const BUDGET_KIB: usize = 64 * 1024;
-/// Upper bound of one part delivery, the store's own retries included: a stalled store must never
+/// Upper bound of one delivery (a part, or the parts of one batch), the store's own retries included: a stalled store must never
 /// hold the run.
 const PART_TIMEOUT: Duration = Duration::from_secs(10);
 /// First delay before spooled parts are retried; doubled after each failed round.
