@@ -368,6 +368,22 @@ impl FsLogStore {
         self.put_packed_all(run, &[(node, part, data)])
     }
 
+    /// Appends the parts gathered in `packed` (if any) in one write and empties it.
+    fn put_packed_cows(
+        &self,
+        run: &str,
+        packed: &mut Vec<(&str, &str, std::borrow::Cow<'_, [u8]>)>,
+    ) -> Result<()> {
+        if packed.is_empty() {
+            return Ok(());
+        }
+        let all: Vec<(&str, &str, &[u8])> =
+            packed.iter().map(|(n, p, d)| (*n, *p, &d[..])).collect();
+        self.put_packed_all(run, &all)?;
+        packed.clear();
+        Ok(())
+    }
+
     /// Appends parts `(node, part, data)` to this process's pack of `run` in one write.
     fn put_packed_all(&self, run: &str, parts: &[(&str, &str, &[u8])]) -> Result<()> {
         let mut writers = self
@@ -479,11 +495,16 @@ impl LogStore for FsLogStore {
     }
 
     async fn put_parts(&self, run: &str, parts: &[LogPart]) -> Result<()> {
-        // The small parts go into the pack in one write; a large one keeps a file of its own.
-        let mut packed: Vec<(&str, &str, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+        // Every name is checked before the first write, so a bad one writes nothing.
         for p in parts {
             validate_part_name(&p.name)?;
             self.node_dir(run, &p.node)?;
+        }
+        // Small parts go into the pack together, in one write; a large one keeps a file of its
+        // own, written after the parts before it, so a node's parts land in the order cut (a
+        // follower of the log never sees a later part before an earlier one).
+        let mut packed: Vec<(&str, &str, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+        for p in parts {
             if p.data.len() < pack::MAX_PACKED {
                 let data = if !p.data.is_empty() && p.data.last() != Some(&b'\n') {
                     let mut d = p.data.clone();
@@ -494,15 +515,11 @@ impl LogStore for FsLogStore {
                 };
                 packed.push((&p.node, &p.name, data));
             } else {
+                self.put_packed_cows(run, &mut packed)?;
                 self.put_part(run, &p.node, &p.name, p.data.clone()).await?;
             }
         }
-        if packed.is_empty() {
-            return Ok(());
-        }
-        let all: Vec<(&str, &str, &[u8])> =
-            packed.iter().map(|(n, p, d)| (*n, *p, &d[..])).collect();
-        self.put_packed_all(run, &all)
+        self.put_packed_cows(run, &mut packed)
     }
 
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>> {

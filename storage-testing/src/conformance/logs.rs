@@ -195,12 +195,19 @@ pub(super) async fn parts_written_together_read_as_written(
     ensure!(got == b"e1\n", "deploy/eu = {}", show(&got));
     let listed = s.list_parts(RUN).await?.len();
     ensure!(listed == 4, "{listed} parts listed, 4 written");
-    // A part with a name no writer makes is refused, batch and all.
+    // A part with a name no writer makes is refused, batch and all: the good part before it
+    // (a large one, which a filesystem keeps in a file of its own) is not written either.
     let mut bad = part("build", b"x\n");
     bad.name = "../escape".into();
+    let big = part("build", &vec![b'y'; 100 * 1024]);
     ensure!(
-        s.put_parts(RUN, &[bad]).await.is_err(),
+        s.put_parts(RUN, &[big, bad]).await.is_err(),
         "a bad part name in a batch was accepted"
+    );
+    let listed = s.list_parts(RUN).await?.len();
+    ensure!(
+        listed == 4,
+        "{listed} parts listed after a refused batch, 4 before"
     );
     Ok(())
 }

@@ -168,15 +168,23 @@ pub(crate) fn split_parts(
     parts: Vec<WirePart>,
     mut payload: Vec<u8>,
 ) -> Result<Vec<LogPart>, StoreError> {
-    let total: u64 = parts.iter().map(|p| p.len).sum();
-    if total != payload.len() as u64 {
-        return Err(StoreError::config(format!(
-            "relay: a batch of log parts says {total} bytes but carries {}",
+    let mismatch = |said: String| {
+        StoreError::config(format!(
+            "relay: a batch of log parts says {said} bytes but carries {}",
             payload.len()
-        )));
+        ))
+    };
+    // Checked: the lengths come from the other process and must not wrap around to a match.
+    let total = parts
+        .iter()
+        .try_fold(0u64, |sum, p| sum.checked_add(p.len))
+        .ok_or_else(|| mismatch("more than 2^64".into()))?;
+    if total != payload.len() as u64 {
+        return Err(mismatch(total.to_string()));
     }
     let mut out = Vec::with_capacity(parts.len());
-    // From the end, so each part's bytes are split off without copying the rest.
+    // From the end, so each part's bytes are split off without copying the rest. Each length is
+    // at most what is left: together they are exactly the payload.
     for p in parts.into_iter().rev() {
         let data = payload.split_off(payload.len() - p.len as usize);
         out.push(LogPart {
@@ -456,6 +464,28 @@ fn bad(what: String) -> std::io::Error {
 mod tests {
     use super::*;
     use sparkwing_contract::record::{NodeStatus, RunStatus};
+
+    #[test]
+    fn a_batch_of_parts_is_split_as_its_lengths_say_and_refused_when_they_do_not_add_up() {
+        let part = |node: &str, len: u64| WirePart {
+            node: node.into(),
+            part: format!("{node}.ndjson"),
+            len,
+        };
+        let parts = split_parts(
+            vec![part("a", 2), part("b", 0), part("c", 3)],
+            b"a\nbc\n".to_vec(),
+        )
+        .unwrap();
+        let got: Vec<(&str, &[u8])> = parts.iter().map(|p| (&*p.node, &p.data[..])).collect();
+        assert_eq!(got, [("a", &b"a\n"[..]), ("b", b""), ("c", b"bc\n")]);
+        // Too many bytes, too few, and lengths that wrap around to the payload's: refused, no
+        // panic.
+        assert!(split_parts(vec![part("a", 2)], b"abc".to_vec()).is_err());
+        assert!(split_parts(vec![part("a", 4)], b"abc".to_vec()).is_err());
+        let wraps = vec![part("a", u64::MAX), part("b", 1)];
+        assert!(split_parts(wraps, Vec::new()).is_err());
+    }
 
     #[test]
     fn the_child_reads_every_header_the_host_sends_it() {

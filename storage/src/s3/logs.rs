@@ -97,10 +97,23 @@ impl LogStore for S3LogStore {
             validate_hierarchical(&p.node)?;
             validate_part_name(&p.name)?;
         }
-        // A request per part, several in flight: readers order parts by name, not by arrival.
-        let puts: Vec<_> = parts
-            .iter()
-            .map(|p| self.put_part(run, &p.node, &p.name, p.data.clone()))
+        // A request per part, several nodes at a time; each node's parts one after the other, in
+        // the order cut, so a follower of its log never sees a later part before an earlier one.
+        let mut by_node: Vec<(&str, Vec<&LogPart>)> = Vec::new();
+        for p in parts {
+            match by_node.iter_mut().find(|(n, _)| *n == p.node) {
+                Some((_, v)) => v.push(p),
+                None => by_node.push((&p.node, vec![p])),
+            }
+        }
+        let puts: Vec<_> = by_node
+            .into_iter()
+            .map(|(_, mine)| async move {
+                for p in mine {
+                    self.put_part(run, &p.node, &p.name, p.data.clone()).await?;
+                }
+                Ok::<(), StoreError>(())
+            })
             .collect();
         let mut puts =
             stream::iter(puts).buffer_unordered(self.remote.opts.read_concurrency.max(1));

@@ -91,17 +91,19 @@ async fn sleep_until_opt(at: Option<Instant>) {
 impl Delivery {
     /// One bounded delivery attempt of one part.
     async fn append(&self, node: &str, part: &str, data: Vec<u8>) -> Result<(), String> {
-        self.bounded(self.store.put_part(&self.run, node, part, data))
+        self.bounded(1, self.store.put_part(&self.run, node, part, data))
             .await
     }
 
-    /// Runs `put` for at most [`PART_TIMEOUT`], and never past the close deadline, even when the
-    /// close comes while it is in flight.
+    /// Runs `put` of `parts` parts for at most [`PART_TIMEOUT`] per [`PARTS_PER_TIMEOUT`] parts,
+    /// and never past the close deadline, even when the close comes while it is in flight.
     async fn bounded(
         &self,
+        parts: usize,
         put: impl std::future::Future<Output = sparkwing_storage::error::Result<()>>,
     ) -> Result<(), String> {
-        let limit = Instant::now() + PART_TIMEOUT;
+        let rounds = parts.div_ceil(PARTS_PER_TIMEOUT).max(1) as u32;
+        let limit = Instant::now() + PART_TIMEOUT * rounds;
         let mut closing = self.closing.clone();
         tokio::pin!(put);
         loop {
@@ -176,7 +178,8 @@ impl Delivery {
             return;
         }
         if self.spool.queue.is_empty() {
-            match self.bounded(self.store.put_parts(&self.run, &batch)).await {
+            let put = self.store.put_parts(&self.run, &batch);
+            match self.bounded(batch.len(), put).await {
                 Ok(()) => {
                     self.stats.parts += batch.len() as u64;
                     self.stats.bytes += batch.iter().map(|p| p.data.len() as u64).sum::<u64>();

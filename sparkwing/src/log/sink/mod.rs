@@ -31,9 +31,12 @@ const LINGER: Duration = Duration::from_millis(25);
 /// Over a store whose parts are cheap, a buffer is cut once its node wrote nothing for this long:
 /// a pause in output is where a reader is waiting for the line, and a chatty node still batches.
 const QUIET: Duration = Duration::from_millis(15);
-/// Most parts handed to the store in one request: with a request per part (a bucket), a batch
-/// still finishes well within [`PART_TIMEOUT`].
-const MAX_BATCH: usize = 256;
+/// Most parts handed to the store in one request.
+const MAX_BATCH: usize = 64;
+/// Parts a bucket writes at a time: a batch is given [`PART_TIMEOUT`] per this many parts (a
+/// bucket takes a request per part), so a full batch waits at most four times as long as one
+/// part would.
+const PARTS_PER_TIMEOUT: usize = 16;
 /// Bytes of captured output held in memory (queued, buffered or in delivery) before producers
 /// wait (back-pressure on a slow store), in KiB permits.
 const BUDGET_KIB: usize = 64 * 1024;
