@@ -56,16 +56,33 @@ struct Records<'a> {
     state: Option<&'a StateStream>,
 }
 
-fn mask_value(masker: &Masker, v: &mut serde_json::Value) {
+/// A masked copy of `v`, or `None` when masking leaves it as it is.
+fn masked_value(masker: &Masker, v: &serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value;
     match v {
-        serde_json::Value::String(s) => {
-            if let std::borrow::Cow::Owned(m) = masker.mask(s) {
-                *s = m;
+        Value::String(s) => match masker.mask(s) {
+            std::borrow::Cow::Owned(m) => Some(Value::String(m)),
+            std::borrow::Cow::Borrowed(_) => None,
+        },
+        Value::Array(a) => {
+            let mut copy: Option<Vec<Value>> = None;
+            for (i, x) in a.iter().enumerate() {
+                if let Some(m) = masked_value(masker, x) {
+                    copy.get_or_insert_with(|| a.clone())[i] = m;
+                }
             }
+            copy.map(Value::Array)
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| mask_value(masker, x)),
-        serde_json::Value::Object(o) => o.values_mut().for_each(|x| mask_value(masker, x)),
-        _ => {}
+        Value::Object(o) => {
+            let mut copy: Option<serde_json::Map<String, Value>> = None;
+            for (k, x) in o {
+                if let Some(m) = masked_value(masker, x) {
+                    copy.get_or_insert_with(|| o.clone()).insert(k.clone(), m);
+                }
+            }
+            copy.map(Value::Object)
+        }
+        _ => None,
     }
 }
 
@@ -650,25 +667,50 @@ impl RunEnd<'_> {
 /// The record as it may be stored: its error and outputs masked. Borrowed when there is nothing
 /// to mask (nearly always), so a record is not copied once more for the check.
 fn records_mask<'r>(masker: &Masker, n: &'r NodeRecord) -> std::borrow::Cow<'r, NodeRecord> {
-    let clean = matches!(masker.mask(&n.error), std::borrow::Cow::Borrowed(_))
-        && n.outputs.values().all(|v| value_is_clean(masker, v));
-    if clean {
+    let error = masker.mask(&n.error);
+    let outputs: Vec<(&String, serde_json::Value)> = n
+        .outputs
+        .iter()
+        .filter_map(|(k, v)| masked_value(masker, v).map(|m| (k, m)))
+        .collect();
+    if matches!(error, std::borrow::Cow::Borrowed(_)) && outputs.is_empty() {
         return std::borrow::Cow::Borrowed(n);
     }
     let mut r = n.clone();
-    r.error = masker.mask(&r.error).into_owned();
-    for v in r.outputs.values_mut() {
-        mask_value(masker, v);
+    r.error = error.into_owned();
+    for (k, m) in outputs {
+        r.outputs.insert(k.clone(), m);
     }
     std::borrow::Cow::Owned(r)
 }
 
-/// Whether masking leaves `v` as it is.
-fn value_is_clean(masker: &Masker, v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::String(s) => matches!(masker.mask(s), std::borrow::Cow::Borrowed(_)),
-        serde_json::Value::Array(a) => a.iter().all(|x| value_is_clean(masker, x)),
-        serde_json::Value::Object(o) => o.values().all(|x| value_is_clean(masker, x)),
-        _ => true,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparkwing_contract::record::NodeStatus;
+
+    #[test]
+    fn a_record_is_masked_where_a_secret_shows_and_borrowed_where_none_does() {
+        let masker = Masker::default();
+        masker.add("hunter22");
+        let mut rec = NodeRecord::new("run-20260101-000000-00000001", "job", NodeStatus::Done);
+        rec.outputs
+            .insert("plain".into(), serde_json::json!({"n": 1, "s": "fine"}));
+        assert!(matches!(
+            records_mask(&masker, &rec),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        rec.error = "login hunter22 refused".into();
+        rec.outputs.insert(
+            "nested".into(),
+            serde_json::json!({"list": ["a", "x-hunter22"], "deep": {"k": "hunter22"}, "n": 2}),
+        );
+        let masked = records_mask(&masker, &rec);
+        assert_eq!(masked.error, "login *** refused");
+        assert_eq!(
+            masked.outputs["nested"],
+            serde_json::json!({"list": ["a", "x-***"], "deep": {"k": "***"}, "n": 2})
+        );
+        assert_eq!(masked.outputs["plain"], rec.outputs["plain"]);
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::artifact::ArtifactStore;
 use crate::error::{Result, StoreError};
-use crate::logs::{LogPart, LogStore, ReadOpts, validate_part_name};
+use crate::logs::{LogPart, LogStore, ReadOpts, end_line, validate_part_name};
 use async_trait::async_trait;
 use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
 use std::collections::HashMap;
@@ -474,9 +474,7 @@ impl LogStore for FsLogStore {
     async fn put_part(&self, run: &str, node: &str, part: &str, mut data: Vec<u8>) -> Result<()> {
         validate_part_name(part)?;
         let dir = self.node_dir(run, node)?;
-        if !data.is_empty() && data.last() != Some(&b'\n') {
-            data.push(b'\n');
-        }
+        end_line(&mut data);
         if data.len() <= pack::MAX_PACKED {
             // A small write to the page cache: cheaper here than a hop to the blocking pool.
             return self.put_packed(run, node, part, &data);
@@ -506,9 +504,9 @@ impl LogStore for FsLogStore {
         let mut packed: Vec<(&str, &str, std::borrow::Cow<'_, [u8]>)> = Vec::new();
         for p in parts {
             if p.data.len() < pack::MAX_PACKED {
-                let data = if !p.data.is_empty() && p.data.last() != Some(&b'\n') {
+                let data = if p.data.last().is_some_and(|&b| b != b'\n') {
                     let mut d = p.data.clone();
-                    d.push(b'\n');
+                    end_line(&mut d);
                     std::borrow::Cow::Owned(d)
                 } else {
                     std::borrow::Cow::Borrowed(&p.data[..])
@@ -536,9 +534,7 @@ impl LogStore for FsLogStore {
                         }
                         Source::Pack => index.read(&node, &name)?.unwrap_or_default(),
                     };
-                    if !b.is_empty() && b.last() != Some(&b'\n') {
-                        b.push(b'\n');
-                    }
+                    end_line(&mut b);
                     all.extend_from_slice(&b);
                 }
                 Ok(opts.apply(&all))

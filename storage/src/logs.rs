@@ -81,6 +81,14 @@ pub fn validate_part_name(name: &str) -> Result<()> {
     }
 }
 
+/// Ends `data` with a newline unless it is empty or ends with one already: every part, and
+/// every log read back, is whole lines.
+pub(crate) fn end_line(data: &mut Vec<u8>) {
+    if data.last().is_some_and(|&b| b != b'\n') {
+        data.push(b'\n');
+    }
+}
+
 /// One part of a batch given to [`LogStore::put_parts`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogPart {

@@ -4,7 +4,7 @@ use super::artifact::validate_prefix;
 use super::client::{NDJSON, Remote};
 use super::config::{S3Config, S3Options};
 use crate::error::{Result, StoreError};
-use crate::logs::{LogPart, LogStore, ReadOpts, validate_part_name};
+use crate::logs::{LogPart, LogStore, ReadOpts, end_line, validate_part_name};
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use sparkwing_contract::id::{validate_hierarchical, validate_segment};
@@ -81,9 +81,7 @@ impl LogStore for S3LogStore {
         validate_segment(run)?;
         validate_hierarchical(node)?;
         validate_part_name(part)?;
-        if !data.is_empty() && data.last() != Some(&b'\n') {
-            data.push(b'\n');
-        }
+        end_line(&mut data);
         self.remote
             .put_small(&format!("{run}/{node}/{part}"), &data, NDJSON, None)
             .await?;
@@ -148,9 +146,7 @@ impl LogStore for S3LogStore {
         let mut all = Vec::new();
         while let Some(part) = parts.next().await {
             let mut part = part?;
-            if !part.is_empty() && part.last() != Some(&b'\n') {
-                part.push(b'\n');
-            }
+            end_line(&mut part);
             all.extend_from_slice(&part);
         }
         Ok(opts.apply(&all))

@@ -40,8 +40,8 @@ const PARTS_PER_TIMEOUT: usize = 16;
 /// Bytes of captured output held in memory (queued, buffered or in delivery) before producers
 /// wait (back-pressure on a slow store), in KiB permits.
 const BUDGET_KIB: usize = 64 * 1024;
-/// Upper bound of one delivery (a part, or the parts of one batch), the store's own retries included: a stalled store must never
-/// hold the run.
+/// Upper bound of one delivery (a part, or the parts of one batch), the store's own retries
+/// included: a stalled store must never hold the run.
 const PART_TIMEOUT: Duration = Duration::from_secs(10);
 /// First delay before spooled parts are retried; doubled after each failed round.
 const RETRY_MIN: Duration = Duration::from_millis(500);
@@ -152,6 +152,13 @@ impl Sink {
     /// spooled.
     #[cfg(test)]
     pub async fn flush(&self, node: Option<Arc<str>>) {
+        let _ = self.barrier(node).await;
+    }
+
+    /// Cuts the buffered lines of `node` (or of every node) and answers once the delivery task
+    /// has stored or spooled them.
+    #[cfg(test)]
+    fn barrier(&self, node: Option<Arc<str>>) -> oneshot::Receiver<()> {
         let (done, wait) = oneshot::channel();
         self.with(|b| {
             match node {
@@ -160,7 +167,7 @@ impl Sink {
             }
             b.send_after(Out::Barrier(done));
         });
-        let _ = wait.await;
+        wait
     }
 
     /// Has the buffered lines of `node` written to the store soon, without waiting for them.
@@ -491,14 +498,7 @@ mod tests {
         let sink = Sink::start(store, "run-1".into(), dir.path().join("spool"));
         sink.send("job".into(), b"line\n".to_vec()).await;
         // The part is in flight (hanging) when the close comes.
-        let flushing = {
-            let (tx, rx) = oneshot::channel();
-            sink.with(|b| {
-                b.cut_all();
-                b.send_after(Out::Barrier(tx));
-            });
-            rx
-        };
+        let flushing = sink.barrier(None);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let began = Instant::now();
         let stats = sink
