@@ -215,14 +215,16 @@ pub(crate) async fn execute(
         state: state.as_ref(),
     };
     records.run(&run);
-    for rec in &pending {
-        writer.put_node(rec.clone());
-    }
     // The run is on record before any job starts: a reader (the dashboard, `runs list`) that
-    // sees a job's first line also sees its run.
+    // sees a job's first line also sees its run. Only the run row is waited for; the pending
+    // rows of its jobs follow with the next batch of records (within the records' linger), so
+    // the first job does not wait for a row per job to be committed.
     if let Err(e) = writer.sync().await {
         eprintln!("error: record the run in `{}`: {e}", db.display());
         return exit::FAILURE;
+    }
+    for rec in &pending {
+        writer.put_node(rec.clone());
     }
     let job_count = pending.len();
     hub.console.run_start(
