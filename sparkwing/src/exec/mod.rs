@@ -86,7 +86,7 @@ pub(crate) async fn run(
     command
         .args(&spec.cmd.args)
         .current_dir(&dir)
-        .stdin(Stdio::null())
+        .stdin(null_input())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -190,6 +190,16 @@ pub(crate) async fn run(
             code: -1,
         }),
     }
+}
+
+/// A command's stdin: `/dev/null`, opened once per process and duplicated for each command (a
+/// descriptor copy instead of a path lookup per command).
+fn null_input() -> Stdio {
+    static NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    NULL.get_or_init(|| std::fs::File::open("/dev/null").ok())
+        .as_ref()
+        .and_then(|f| f.try_clone().ok())
+        .map_or_else(Stdio::null, Stdio::from)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
