@@ -467,20 +467,30 @@ impl StateDump {
     }
 
     /// Serializes a run and its nodes as state.ndjson (one run line, then one line per node).
-    pub fn render(run: &RunRecord, nodes: &[NodeRecord]) -> String {
-        let mut out = String::new();
-        let mut push = |e: Envelope| {
-            // Serialization of these plain structs cannot fail.
-            if let Ok(s) = serde_json::to_string(&e) {
-                out.push_str(&s);
-                out.push('\n');
+    pub fn render<'a>(run: &RunRecord, nodes: impl IntoIterator<Item = &'a NodeRecord>) -> String {
+        /// [`Envelope`] over borrowed records: the same lines without a copy of each record.
+        #[derive(Serialize)]
+        #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
+        enum Line<'a> {
+            Run(&'a RunRecord),
+            Node(&'a NodeRecord),
+        }
+        let nodes = nodes.into_iter();
+        let mut out: Vec<u8> = Vec::with_capacity(256 * (nodes.size_hint().0 + 1));
+        let mut push = |line: Line<'_>| {
+            // Serialization of these plain structs cannot fail; a line is written whole or not.
+            let mark = out.len();
+            match serde_json::to_writer(&mut out, &line) {
+                Ok(()) => out.push(b'\n'),
+                Err(_) => out.truncate(mark),
             }
         };
-        push(Envelope::Run(Box::new(run.clone())));
+        push(Line::Run(run));
         for n in nodes {
-            push(Envelope::Node(n.clone()));
+            push(Line::Node(n));
         }
-        out
+        // serde_json writes UTF-8 only.
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -529,6 +539,27 @@ mod tests {
             line.starts_with(r#"{"kind":"run","data":{"id":"run-20260420"#),
             "{line}"
         );
+    }
+
+    #[test]
+    fn render_writes_one_envelope_per_line_and_parses_back() {
+        let mut done = NodeRecord::new("run-20260420-093112-a7f2c3d4", "test", NodeStatus::Done);
+        done.deps = vec!["build".into()];
+        done.error = "said \"no\"\n".into();
+        let nodes = [
+            NodeRecord::new("run-20260420-093112-a7f2c3d4", "build", NodeStatus::Running),
+            done,
+        ];
+        let text = StateDump::render(&run(), &nodes);
+        let expected: Vec<String> = std::iter::once(Envelope::Run(Box::new(run())))
+            .chain(nodes.iter().cloned().map(Envelope::Node))
+            .map(|e| serde_json::to_string(&e).unwrap())
+            .collect();
+        assert_eq!(text, expected.join("\n") + "\n");
+        let dump = StateDump::parse(&text);
+        assert_eq!(dump.run, Some(run()));
+        assert_eq!(dump.nodes, nodes);
+        assert!(dump.bad_lines.is_empty());
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub(crate) struct StateOutcome {
 
 struct Snap {
     run: RunRecord,
-    nodes: Vec<NodeRecord>,
+    /// Shared with a render in progress: the render copies the list, not the records, and
+    /// works outside the lock, so a change never waits for a render.
+    nodes: Vec<Arc<NodeRecord>>,
     index: HashMap<String, usize>,
     version: u64,
     /// Set by [`StateStream::close`]: upload the last state and stop by this instant.
@@ -107,7 +109,7 @@ impl StateStream {
         let shared = Arc::new(Shared {
             snap: Mutex::new(Snap {
                 run: run.clone(),
-                nodes: nodes.to_vec(),
+                nodes: nodes.iter().cloned().map(Arc::new).collect(),
                 index,
                 version: 1,
                 closing: None,
@@ -135,11 +137,11 @@ impl StateStream {
     pub fn node(&self, rec: &NodeRecord) {
         let mut s = self.shared.lock();
         match s.index.get(&rec.id) {
-            Some(&i) => s.nodes[i] = rec.clone(),
+            Some(&i) => s.nodes[i] = Arc::new(rec.clone()),
             None => {
                 let i = s.nodes.len();
                 s.index.insert(rec.id.clone(), i);
-                s.nodes.push(rec.clone());
+                s.nodes.push(Arc::new(rec.clone()));
             }
         }
         s.version += 1;
@@ -207,12 +209,13 @@ async fn upload_loop(
             }
             continue;
         }
-        let (version, text) = {
+        let (version, mut run, nodes) = {
             let s = shared.lock();
-            let mut run = s.run.clone();
-            run.last_heartbeat_at = Some(now_rfc3339());
-            (s.version, StateDump::render(&run, &s.nodes).into_bytes())
+            (s.version, s.run.clone(), s.nodes.clone())
         };
+        run.last_heartbeat_at = Some(now_rfc3339());
+        let text = StateDump::render(&run, nodes.iter().map(|n| &**n)).into_bytes();
+        drop(nodes);
         let limit = Instant::now() + PUT_TIMEOUT;
         let put = store.put(&key, text.clone());
         tokio::pin!(put);
