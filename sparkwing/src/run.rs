@@ -280,10 +280,17 @@ pub(crate) async fn execute(
     };
     record_log_delivery(&mut run, &log_stats, hub.sink.is_some());
     records.run(&run);
-    let state_outcome = match state {
-        Some(s) => s.close(state_by).await,
-        None => Default::default(),
-    };
+    // The last state upload and the last commit of the records go on side by side.
+    let (state_outcome, synced) = tokio::join!(
+        async {
+            match state {
+                Some(s) => s.close(state_by).await,
+                None => Default::default(),
+            }
+        },
+        writer.sync()
+    );
+    let mut db_error = synced.err();
     if let Some((_, path)) = &state_outcome.undelivered {
         run.invocation
             .extra
@@ -292,8 +299,8 @@ pub(crate) async fn execute(
             .extra
             .insert("state_spool".into(), path.display().to_string().into());
         writer.put_run(run.clone());
+        db_error = writer.sync().await.err().or(db_error);
     }
-    let db_error = writer.sync().await.err();
 
     let end = RunEnd {
         settings: &settings,
