@@ -72,8 +72,7 @@ pub(crate) async fn run(
     let found = if path_set {
         None
     } else {
-        static PATHS: unix::PathCache = unix::PathCache::new();
-        std::env::var_os("PATH").and_then(|p| PATHS.find(&spec.cmd.program, &p))
+        std::env::var_os("PATH").and_then(|p| unix::find_in_path(&spec.cmd.program, &p))
     };
     let mut command = match &found {
         Some(file) => {
