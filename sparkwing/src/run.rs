@@ -88,13 +88,19 @@ fn masked_value(masker: &Masker, v: &serde_json::Value) -> Option<serde_json::Va
 
 impl Records<'_> {
     fn run(&self, run: &RunRecord) {
-        let mut run = run.clone();
-        run.error = self.masker.mask(&run.error).into_owned();
+        let run = masked_run(self.masker, run);
         if let Some(state) = self.state {
             state.run(&run);
         }
         self.writer.put_run(run);
     }
+}
+
+/// The run record as it may be stored: its error masked.
+fn masked_run(masker: &Masker, run: &RunRecord) -> RunRecord {
+    let mut run = run.clone();
+    run.error = masker.mask(&run.error).into_owned();
+    run
 }
 
 impl RecordSink for Records<'_> {
@@ -298,7 +304,7 @@ pub(crate) async fn execute(
         run.invocation
             .extra
             .insert("state_spool".into(), path.display().to_string().into());
-        writer.put_run(run.clone());
+        writer.put_run(masked_run(&masker, &run));
         db_error = writer.sync().await.err().or(db_error);
     }
 
@@ -721,5 +727,14 @@ mod tests {
             serde_json::json!({"list": ["a", "x-***"], "deep": {"k": "***"}, "n": 2})
         );
         assert_eq!(masked.outputs["plain"], rec.outputs["plain"]);
+        // The run record too, also when it is amended after the last state upload failed.
+        let mut run = RunRecord::new(
+            "run-20260101-000000-00000001",
+            "ci",
+            RunStatus::Failed,
+            "2026-01-01T00:00:00Z",
+        );
+        run.error = "deploy with hunter22 failed".into();
+        assert_eq!(masked_run(&masker, &run).error, "deploy with *** failed");
     }
 }
