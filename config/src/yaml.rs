@@ -694,7 +694,13 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(false)
     }
-    fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<bool, A::Error> {
+        // A tagged key (`!tag name`) is not the wanted one. Its content is read all the same: left
+        // unread, the mapping's next events would be taken for its value, and the YAML library
+        // panics when an end of mapping comes where it expects a value.
+        use de::VariantAccess;
+        let (_, content) = data.variant::<IgnoredAny>()?;
+        content.newtype_variant::<IgnoredAny>()?;
         Ok(false)
     }
 }

@@ -428,3 +428,19 @@ fn errors_at_the_end_point_inside_the_file() {
         "/p/.sparkwing/sparkwing.yaml:3:6: malformed YAML: did not find expected ',' or '}', while parsing a flow mapping at line 2 column 5",
     );
 }
+
+/// Found by the `config` fuzz target: a tag (`!`) on a key whose mapping the YAML library's
+/// skipping code miscounts made it panic ("unexpected end of mapping"). Either file is refused or
+/// read, never a panic.
+#[test]
+fn a_tagged_key_in_a_broken_mapping_is_an_error_not_a_panic() {
+    let src = "54.0:\n -\n! 554.0:\n 554.0:\n -";
+    assert!(
+        project_err(src).to_string().starts_with(
+            "/p/.sparkwing/sparkwing.yaml:1:1: unknown key `54.0` in the project file"
+        )
+    );
+    assert!(user_err(src).to_string().starts_with(
+        "/home/u/.config/sparkwing/profiles.yaml:1:1: unknown key `54.0` in the profiles file"
+    ));
+}
