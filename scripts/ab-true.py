@@ -17,20 +17,16 @@ makes the supervisor's writes dearer for every CLI alike, and blurs the comparis
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-WORK = os.path.join(ROOT, "target", "bench")
-REPO = os.path.join(WORK, "repo")
-HOME = os.path.join(WORK, "home")
-MAKEFILE = os.path.join(WORK, "Makefile")
+import bench
 
 
-def measure(cmd, env):
+def measure(cmd, repo, env):
     """(wall seconds, CPU milliseconds) of one run of `cmd`."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "stat.csv")
         began = time.perf_counter()
         subprocess.run(["perf", "stat", "-x,", "-e", "task-clock", "-o", out, "--"] + cmd,
-                       cwd=REPO, env=env, check=True,
+                       cwd=repo, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - began
         for line in open(out):
@@ -46,30 +42,23 @@ def main():
     ap.add_argument("clis", nargs="+")
     a = ap.parse_args()
     a.clis = [os.path.abspath(c) if os.sep in c else c for c in a.clis]
-    if shutil.which("perf") is None:
-        sys.exit("perf is not installed (Debian: apt-get install linux-perf)")
-    if not (os.path.isdir(REPO) and os.path.exists(MAKEFILE)):
-        sys.exit("no bench repository or make file: run `python3 scripts/bench.py` first")
-    env = dict(os.environ, SPARKWING_HOME=HOME, SPARKWING_LOG_FORMAT="plain",
-               SPARKWING_CARGO_TARGET_DIR=os.path.join(ROOT, "target", "bench-pipelines"))
-    for k in ("RUSTUP_TOOLCHAIN", "RUSTC", "SPARKWING_MODE", "SPARKWING_WORKERS"):
-        env.pop(k, None)
+    repo, home, makefile, env = bench.last_bench()
     for cli in a.clis:
-        subprocess.run([cli, "run", "hello"], cwd=REPO, env=env, check=True,
+        subprocess.run([cli, "run", "hello"], cwd=repo, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for name in ("runs", "artifacts", "active"):
-        shutil.rmtree(os.path.join(HOME, name), ignore_errors=True)
-    for name in os.listdir(HOME):
+        shutil.rmtree(os.path.join(home, name), ignore_errors=True)
+    for name in os.listdir(home):
         if name.startswith("state.db"):
-            os.remove(os.path.join(HOME, name))
-    rows = {"make -j2": ["make", "-j2", "-f", MAKEFILE]}
+            os.remove(os.path.join(home, name))
+    rows = {"make -j2": ["make", "-j2", "-f", makefile]}
     for cli in a.clis:
         rows[cli] = [cli, "run", "shell", "--count", "1000", "--sw-workers=2"]
     got = {name: [] for name in rows}
     for r in range(a.rounds):
         order = list(rows) if r % 2 == 0 else list(rows)[::-1]
         for name in order:
-            got[name].append(measure(rows[name], env))
+            got[name].append(measure(rows[name], repo, env))
     wall0 = statistics.median(w for w, _ in got["make -j2"])
     cpu0 = statistics.median(c for _, c in got["make -j2"])
     for name, runs in got.items():

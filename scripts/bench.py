@@ -32,11 +32,28 @@ def prepare():
     git("commit", "-q", "-m", "bench")
     home = os.path.join(WORK, "home")
     os.makedirs(home)
+    return repo, home, bench_env(home)
+
+
+def bench_env(home):
+    """The environment CLIs run in here: the bench's home and pipeline target directory, plain logs,
+    and nothing of the caller's that would choose a toolchain, a mode or a worker count."""
     env = dict(os.environ)
     for k in ("RUSTUP_TOOLCHAIN", "RUSTC", "SPARKWING_MODE", "SPARKWING_WORKERS"):
         env.pop(k, None)
     env.update(SPARKWING_HOME=home, SPARKWING_CARGO_TARGET_DIR=TARGET_DIR, SPARKWING_LOG_FORMAT="plain")
-    return repo, home, env
+    return env
+
+
+def last_bench():
+    """(repository, home, make file, environment) of the last run of this script, for the scripts
+    that time the 1,000-`true` row with `perf`; exits with what to do when one is missing."""
+    if shutil.which("perf") is None:
+        sys.exit("perf is not installed (Debian: apt-get install linux-perf)")
+    repo, home, makefile = (os.path.join(WORK, n) for n in ("repo", "home", "Makefile"))
+    if not (os.path.isdir(repo) and os.path.exists(makefile)):
+        sys.exit("no bench repository or make file: run `python3 scripts/bench.py` first")
+    return repo, home, makefile, bench_env(home)
 
 
 def timed(args, cwd, env, quiet=True):

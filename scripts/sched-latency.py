@@ -11,21 +11,20 @@ in its repository and home), records the scheduler's and the reaping calls' trac
 
     python3 scripts/sched-latency.py [--count N] <cli>
 """
-import argparse, os, re, shutil, statistics, subprocess, sys, tempfile
+import argparse, os, re, statistics, subprocess, tempfile
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-WORK = os.path.join(ROOT, "target", "bench")
-REPO = os.path.join(WORK, "repo")
+import bench
+
 EVENTS = ["sched:sched_process_exit", "sched:sched_switch", "sched:sched_wakeup",
           "syscalls:sys_enter_wait4", "syscalls:sys_exit_wait4", "syscalls:sys_enter_clone3"]
 LINE = re.compile(r"\s*(\S+)\s+(\d+)\s+\[\d+\]\s+(\d+\.\d+):\s+(\S+):\s*(.*)")
 
 
-def trace(cmd, env):
+def trace(cmd, repo, env):
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "perf.data")
         subprocess.run(["perf", "record", "-q", "-o", data] + sum((["-e", e] for e in EVENTS), [])
-                       + ["--"] + cmd, cwd=REPO, env=env, check=True,
+                       + ["--"] + cmd, cwd=repo, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         text = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
     rows = []
@@ -76,19 +75,13 @@ def main():
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("cli")
     a = ap.parse_args()
-    if shutil.which("perf") is None:
-        sys.exit("perf is not installed (Debian: apt-get install linux-perf)")
-    makefile = os.path.join(WORK, "Makefile")
-    if not (os.path.isdir(REPO) and os.path.exists(makefile)):
-        sys.exit("no bench repository or make file: run `python3 scripts/bench.py` first")
-    env = dict(os.environ, SPARKWING_HOME=os.path.join(WORK, "home"), SPARKWING_LOG_FORMAT="plain",
-               SPARKWING_CARGO_TARGET_DIR=os.path.join(ROOT, "target", "bench-pipelines"))
+    repo, _, makefile, env = bench.last_bench()
     cli = os.path.abspath(a.cli) if os.sep in a.cli else a.cli
-    subprocess.run([cli, "run", "hello"], cwd=REPO, env=env, check=True,
+    subprocess.run([cli, "run", "hello"], cwd=repo, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    summary("make -j2", trace(["make", "-j2", "-f", makefile], env), {"make"})
+    summary("make -j2", trace(["make", "-j2", "-f", makefile], repo, env), {"make"})
     # The pipeline binary's runtime threads are named `sparkwing`.
-    summary(cli, trace([cli, "run", "shell", "--count", str(a.count), "--sw-workers=2"], env),
+    summary(cli, trace([cli, "run", "shell", "--count", str(a.count), "--sw-workers=2"], repo, env),
             {"sparkwing"})
 
 

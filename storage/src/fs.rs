@@ -5,7 +5,7 @@
 
 use crate::artifact::ArtifactStore;
 use crate::error::{Result, StoreError};
-use crate::logs::{LogPart, LogStore, ReadOpts, end_line, validate_part_name};
+use crate::logs::{LogPart, LogStore, ReadOpts, end_line, validate_part_name, whole_lines};
 use async_trait::async_trait;
 use sparkwing_contract::id::{validate_hierarchical, validate_key, validate_segment};
 use std::collections::HashMap;
@@ -368,24 +368,11 @@ impl FsLogStore {
         self.put_packed_all(run, &[(node, part, data)])
     }
 
-    /// Appends the parts gathered in `packed` (if any) in one write and empties it.
-    fn put_packed_cows(
-        &self,
-        run: &str,
-        packed: &mut Vec<(&str, &str, std::borrow::Cow<'_, [u8]>)>,
-    ) -> Result<()> {
-        if packed.is_empty() {
+    /// Appends parts `(node, part, data)` to this process's pack of `run` in one write.
+    fn put_packed_all(&self, run: &str, parts: &[(&str, &str, impl AsRef<[u8]>)]) -> Result<()> {
+        if parts.is_empty() {
             return Ok(());
         }
-        let all: Vec<(&str, &str, &[u8])> =
-            packed.iter().map(|(n, p, d)| (*n, *p, &d[..])).collect();
-        self.put_packed_all(run, &all)?;
-        packed.clear();
-        Ok(())
-    }
-
-    /// Appends parts `(node, part, data)` to this process's pack of `run` in one write.
-    fn put_packed_all(&self, run: &str, parts: &[(&str, &str, &[u8])]) -> Result<()> {
         let mut writers = self
             .writers
             .lock()
@@ -501,23 +488,19 @@ impl LogStore for FsLogStore {
         // Small parts go into the pack together, in one write; a large one keeps a file of its
         // own, written after the parts before it, so a node's parts land in the order cut (a
         // follower of the log never sees a later part before an earlier one).
-        let mut packed: Vec<(&str, &str, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+        let mut packed = Vec::new();
         for p in parts {
-            if p.data.len() < pack::MAX_PACKED {
-                let data = if p.data.last().is_some_and(|&b| b != b'\n') {
-                    let mut d = p.data.clone();
-                    end_line(&mut d);
-                    std::borrow::Cow::Owned(d)
-                } else {
-                    std::borrow::Cow::Borrowed(&p.data[..])
-                };
-                packed.push((&p.node, &p.name, data));
+            let data = whole_lines(&p.data);
+            if data.len() <= pack::MAX_PACKED {
+                packed.push((&*p.node, &*p.name, data));
             } else {
-                self.put_packed_cows(run, &mut packed)?;
-                self.put_part(run, &p.node, &p.name, p.data.clone()).await?;
+                self.put_packed_all(run, &packed)?;
+                packed.clear();
+                self.put_part(run, &p.node, &p.name, data.into_owned())
+                    .await?;
             }
         }
-        self.put_packed_cows(run, &mut packed)
+        self.put_packed_all(run, &packed)
     }
 
     async fn read(&self, run: &str, node: &str, opts: &ReadOpts) -> Result<Vec<u8>> {

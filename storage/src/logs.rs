@@ -89,6 +89,17 @@ pub(crate) fn end_line(data: &mut Vec<u8>) {
     }
 }
 
+/// `data` ending with a newline as [`end_line`] would make it, copied only when it needs one.
+pub(crate) fn whole_lines(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if data.last().is_some_and(|&b| b != b'\n') {
+        let mut owned = data.to_vec();
+        end_line(&mut owned);
+        std::borrow::Cow::Owned(owned)
+    } else {
+        std::borrow::Cow::Borrowed(data)
+    }
+}
+
 /// One part of a batch given to [`LogStore::put_parts`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogPart {

@@ -12,8 +12,8 @@
 //! ```
 //!
 //! One process appends to a pack and nobody else, so records never interleave; a record (or a
-//! batch of them, the parts of many short jobs) is one `write` and a failed write is cut off again, so only a crash mid-write can leave a torn record,
-//! and then only at the end. Readers index packs incrementally (a pack only grows), stop at a
+//! batch of them, the parts of many short jobs) is one `write` and a failed write is cut off
+//! again, so only a crash mid-write can leave a torn record, and then only at the end. Readers index packs incrementally (a pack only grows), stop at a
 //! record that is not complete yet and read it on a later look, and read a part from the pack by
 //! offset. A part written twice (a retry) is read once: the last record wins. A pack is a file at
 //! the top of the run directory, where readers of node directories never look.
@@ -97,12 +97,13 @@ impl Writer {
 
     /// Appends parts `(node, part, data)` in order as a single write, each a record of its own;
     /// on failure the file is cut back, so no torn record stays behind.
-    pub(super) fn append_all(&mut self, parts: &[(&str, &str, &[u8])]) -> Result<()> {
-        let mut rec = Vec::with_capacity(parts.iter().map(|(_, _, d)| d.len() + 96).sum());
-        for &(node, part, data) in parts {
+    pub(super) fn append_all(&mut self, parts: &[(&str, &str, impl AsRef<[u8]>)]) -> Result<()> {
+        let mut rec = Vec::with_capacity(parts.iter().map(|(_, _, d)| d.as_ref().len() + 96).sum());
+        for (node, part, data) in parts {
+            let data = data.as_ref();
             let header = Header {
-                node: node.into(),
-                part: part.into(),
+                node: (*node).into(),
+                part: (*part).into(),
                 len: data.len() as u64,
             };
             serde_json::to_writer(&mut rec, &header)

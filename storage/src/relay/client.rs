@@ -567,7 +567,11 @@ impl LogStore for RelayStore {
                 })
                 .collect(),
         };
-        let payload: Vec<u8> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        let payload = parts
+            .iter()
+            .map(|p| p.data.as_slice())
+            .collect::<Vec<_>>()
+            .concat();
         self.call(call, &payload).await?;
         Ok(())
     }

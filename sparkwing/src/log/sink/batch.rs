@@ -19,6 +19,15 @@ struct Pending {
     permits: u32,
 }
 
+impl Pending {
+    /// When the buffer is to be cut: its oldest line about [`MAX_AGE`] old, or (over a cheap
+    /// store) its node `quiet` for that long.
+    fn due_at(&self, quiet: Option<Duration>) -> Instant {
+        let aged = self.since + MAX_AGE;
+        quiet.map_or(aged, |q| aged.min(self.last + q))
+    }
+}
+
 /// Every node's buffer, and the parts cut and not handed to the delivery task yet.
 pub(super) struct Batcher {
     out: mpsc::UnboundedSender<Out>,
@@ -161,7 +170,8 @@ impl Batcher {
         // A buffer that was empty brings the earliest deadlines it can have; a write to one
         // that was not only moves its quiet deadline later.
         if fresh {
-            self.due_by(now + quiet.unwrap_or(MAX_AGE).min(MAX_AGE));
+            let at = p.due_at(quiet);
+            self.due_by(at);
         }
     }
 
@@ -171,11 +181,7 @@ impl Batcher {
         let due: Vec<Arc<str>> = self
             .bufs
             .iter()
-            .filter(|(_, p)| {
-                !p.data.is_empty()
-                    && (now.duration_since(p.since) >= MAX_AGE
-                        || quiet.is_some_and(|q| now.duration_since(p.last) >= q))
-            })
+            .filter(|(_, p)| !p.data.is_empty() && p.due_at(quiet) <= now)
             .map(|(n, _)| n.clone())
             .collect();
         // Lines cut for their age or a pause have waited enough (a reader may be waiting for
@@ -195,10 +201,7 @@ impl Batcher {
         self.bufs
             .values()
             .filter(|p| !p.data.is_empty())
-            .map(|p| {
-                let aged = p.since + MAX_AGE;
-                quiet.map_or(aged, |q| aged.min(p.last + q))
-            })
+            .map(|p| p.due_at(quiet))
             .chain(self.linger_until)
             .min()
     }
