@@ -13,10 +13,11 @@
 //!
 //! One process appends to a pack and nobody else, so records never interleave; a record (or a
 //! batch of them, the parts of many short jobs) is one `write` and a failed write is cut off
-//! again, so only a crash mid-write can leave a torn record, and then only at the end. Readers index packs incrementally (a pack only grows), stop at a
-//! record that is not complete yet and read it on a later look, and read a part from the pack by
-//! offset. A part written twice (a retry) is read once: the last record wins. A pack is a file at
-//! the top of the run directory, where readers of node directories never look.
+//! again, so only a crash mid-write can leave a torn record, and then only at the end. Readers
+//! index packs incrementally (a pack only grows), stop at a record that is not complete yet and
+//! read it on a later look, and read a part from the pack by offset. A part written twice (a
+//! retry) is read once: the last record wins. A pack is a file at the top of the run directory,
+//! where readers of node directories never look.
 
 use crate::error::{Result, StoreError};
 use crate::logs::validate_part_name;
