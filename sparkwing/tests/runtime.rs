@@ -417,6 +417,41 @@ fn a_secret_across_the_cut_of_an_over_long_line_is_still_masked() {
 }
 
 #[test]
+fn output_written_after_the_command_exits_is_logged_whole() {
+    // The shell ends at once; what it left behind keeps the pipes open and writes on, one line
+    // of it begun before the shell exited and finished after.
+    let h = Harness::new();
+    let code = h.run(
+        one("behind", |p| {
+            p.job("late").step(
+                "bg",
+                Cmd::sh(
+                    "echo early; printf 'sp'; (sleep 0.2; printf 'lit\\n'; echo late-err >&2) &",
+                ),
+            );
+        }),
+        &["behind"],
+    );
+    assert_eq!(code, 0);
+    let lines: Vec<(String, bool)> = h
+        .log("late")
+        .lines()
+        .map(|l| serde_json::from_str::<sparkwing_contract::LogRecord>(l).unwrap())
+        .filter(|r| r.event.is_empty())
+        .map(|r| (r.msg, r.attrs.get("stream").is_some_and(|s| s == "stderr")))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("early".to_string(), false),
+            ("split".to_string(), false),
+            ("late-err".to_string(), true)
+        ],
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn many_lines_are_written_as_few_ordered_parts() {
     let h = Harness::new();
     let code = h.run(

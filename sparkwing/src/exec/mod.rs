@@ -32,6 +32,10 @@ const MAX_LINE: usize = 64 * 1024;
 /// The first read of a pipe asks for this much; reads that fill it double it up to [`READ_MAX`].
 const READ_MIN: usize = 4 * 1024;
 const READ_MAX: usize = 64 * 1024;
+/// How long a command runs before its output is read as it comes rather than after it exits.
+const QUIET: Duration = Duration::from_millis(10);
+/// The most output read from an exited command's pipe outside the runtime.
+const AFTER_EXIT_MAX: usize = 256 * 1024;
 /// How long output may keep flowing after the command's main process exited (a background child
 /// that kept the pipe) before the rest of the group is killed.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
@@ -86,61 +90,94 @@ pub(crate) async fn run(
         .args(&spec.cmd.args)
         .current_dir(&dir)
         .stdin(null_input())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     for (k, v) in spec.job_env.iter().chain(spec.cmd.env.iter()) {
         command.env(k, v);
     }
-    log.record(Level::Info, step, "exec", &format!("$ {display}"), None);
-    let mut child = command.spawn().map_err(|source| JobError::Spawn {
+    let spawn_error = |source| JobError::Spawn {
         command: display.clone(),
         source,
-    })?;
+    };
+    let (out_read, out_write) = output_pipe().map_err(spawn_error)?;
+    let (err_read, err_write) = output_pipe().map_err(spawn_error)?;
+    command.stdout(out_write).stderr(err_write);
+    log.record(Level::Info, step, "exec", &format!("$ {display}"), None);
+    let mut child = command.spawn().map_err(spawn_error)?;
+    // The command holds the pipes' write ends: drop it, or the pipes never end.
+    drop(command);
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
     let mut guard = unix::GroupGuard::new(pgid);
+
+    // Most commands are short and print little. Until one has run for `QUIET`, only its exit is
+    // watched: if it ends by then, whatever it printed is read straight from the pipes, which
+    // are never registered with the runtime (and the pipes' own wake-ups at exit cost nothing).
+    // A command still running then has its pipes read as they fill.
+    let mut kill_at: Option<Instant> = None;
+    let mut stop_open = true;
+    let mut stop_seen = false;
+    let early = tokio::select! {
+        s = child.wait() => Some(s),
+        _ = tokio::time::sleep(QUIET) => None,
+        changed = stop.changed() => {
+            stop_open = changed.is_ok();
+            stop_seen = stop_open;
+            None
+        }
+    };
+    let (out_reader, err_reader) = match early {
+        Some(_) => (after_exit(out_read), after_exit(err_read)),
+        None => (streamed(out_read), streamed(err_read)),
+    };
+    let (out_reader, err_reader) = (
+        out_reader.map_err(spawn_error)?,
+        err_reader.map_err(spawn_error)?,
+    );
     // The pipes are read inside this future rather than in tasks of their own: a job that prints
     // little (most do) then costs no task spawns or cross-thread wake-ups, and dropping this
     // future still stops the reading.
-    let out_pump = pump(child.stdout.take(), log, step, Stream::Stdout, capture);
-    let err_pump = pump(child.stderr.take(), log, step, Stream::Stderr, false);
+    let out_pump = pump(Some(out_reader), log, step, Stream::Stdout, capture);
+    let err_pump = pump(Some(err_reader), log, step, Stream::Stderr, false);
     tokio::pin!(out_pump, err_pump);
     let mut captured: Option<Option<String>> = None;
     let mut err_done = false;
 
-    let mut kill_at: Option<Instant> = None;
-    let mut stop_open = true;
-    let status = loop {
-        tokio::select! {
-            s = child.wait() => break s,
-            r = &mut out_pump, if captured.is_none() => captured = Some(r),
-            _ = &mut err_pump, if !err_done => err_done = true,
-            changed = stop.changed(), if stop_open => {
-                if changed.is_err() {
-                    stop_open = false;
-                    continue;
-                }
-                let now = *stop.borrow_and_update();
-                match now {
-                    Stop::Run => {}
-                    Stop::Term => {
-                        if kill_at.is_none() {
-                            signal_group(pgid, nix::sys::signal::Signal::SIGTERM);
-                            kill_at = Some(Instant::now() + spec.grace);
-                        }
-                    }
-                    Stop::Kill => {
-                        signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
-                        kill_at = None;
-                    }
-                }
-            }
-            _ = sleep_until_opt(kill_at), if kill_at.is_some() => {
-                signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
-                kill_at = None;
+    let apply_stop = |now: Stop, kill_at: &mut Option<Instant>| match now {
+        Stop::Run => {}
+        Stop::Term => {
+            if kill_at.is_none() {
+                signal_group(pgid, nix::sys::signal::Signal::SIGTERM);
+                *kill_at = Some(Instant::now() + spec.grace);
             }
         }
+        Stop::Kill => {
+            signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+            *kill_at = None;
+        }
+    };
+    if stop_seen {
+        apply_stop(*stop.borrow_and_update(), &mut kill_at);
+    }
+    let status = match early {
+        Some(status) => status,
+        None => loop {
+            tokio::select! {
+                s = child.wait() => break s,
+                r = &mut out_pump, if captured.is_none() => captured = Some(r),
+                _ = &mut err_pump, if !err_done => err_done = true,
+                changed = stop.changed(), if stop_open => {
+                    if changed.is_err() {
+                        stop_open = false;
+                        continue;
+                    }
+                    apply_stop(*stop.borrow_and_update(), &mut kill_at);
+                }
+                _ = sleep_until_opt(kill_at), if kill_at.is_some() => {
+                    signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                    kill_at = None;
+                }
+            }
+        },
     };
 
     // The main process is gone; give the pipes a moment to drain, then clear out whatever is left
@@ -188,6 +225,81 @@ pub(crate) async fn run(
             command: display,
             code: -1,
         }),
+    }
+}
+
+/// A pipe for a command's output: the read end, non-blocking, for this process; the write end,
+/// blocking, for the command.
+fn output_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let (read, write) = std::io::pipe()?;
+    let read = std::os::fd::OwnedFd::from(read);
+    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(std::io::Error::from)?;
+    Ok((read, write.into()))
+}
+
+/// What is left of a command's output pipe: the bytes already read, then (unless the pipe had
+/// ended) the pipe itself, read as it fills.
+type Output = tokio::io::Chain<std::io::Cursor<Vec<u8>>, Rest>;
+
+/// The pipe of a command still running: every byte comes through the runtime.
+fn streamed(read: std::os::fd::OwnedFd) -> std::io::Result<Output> {
+    Ok(AsyncReadExt::chain(
+        std::io::Cursor::new(Vec::new()),
+        Rest::pipe(read)?,
+    ))
+}
+
+/// The pipe of a command that has exited: what it holds now is read here. It usually ends there
+/// too; when it does not (a process the command left behind still holds it, or it holds more than
+/// [`AFTER_EXIT_MAX`]), the rest comes through the runtime.
+fn after_exit(read: std::os::fd::OwnedFd) -> std::io::Result<Output> {
+    use std::io::Read;
+    let mut file = std::fs::File::from(read);
+    let mut got = Vec::new();
+    let mut chunk = [0u8; READ_MIN];
+    let ended = loop {
+        if got.len() >= AFTER_EXIT_MAX {
+            break false;
+        }
+        match file.read(&mut chunk) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break false,
+        }
+    };
+    let rest = if ended {
+        Rest::Ended
+    } else {
+        Rest::pipe(file.into())?
+    };
+    Ok(AsyncReadExt::chain(std::io::Cursor::new(got), rest))
+}
+
+/// The part of an output pipe read through the runtime, if any.
+enum Rest {
+    Ended,
+    Pipe(tokio::net::unix::pipe::Receiver),
+}
+
+impl Rest {
+    fn pipe(read: std::os::fd::OwnedFd) -> std::io::Result<Rest> {
+        // The descriptor is the read end of a pipe made by `output_pipe`, already non-blocking.
+        tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(read).map(Rest::Pipe)
+    }
+}
+
+impl AsyncRead for Rest {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Rest::Ended => std::task::Poll::Ready(Ok(())),
+            Rest::Pipe(p) => std::pin::Pin::new(p).poll_read(cx, buf),
+        }
     }
 }
 
