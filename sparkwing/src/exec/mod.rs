@@ -129,9 +129,15 @@ pub(crate) async fn run(
         Some(_) => (after_exit(out_read), after_exit(err_read)),
         None => (streamed(out_read), streamed(err_read)),
     };
+    // The command has started (and may have ended): a pipe the runtime cannot take is a failure
+    // to read its output, not to start it.
+    let wait_error = |source| JobError::Wait {
+        command: display.clone(),
+        source,
+    };
     let (out_reader, err_reader) = (
-        out_reader.map_err(spawn_error)?,
-        err_reader.map_err(spawn_error)?,
+        out_reader.map_err(wait_error)?,
+        err_reader.map_err(wait_error)?,
     );
     // The pipes are read inside this future rather than in tasks of their own: a job that prints
     // little (most do) then costs no task spawns or cross-thread wake-ups, and dropping this
@@ -399,4 +405,47 @@ pub(crate) fn piece_lines(text: &str) -> Vec<&str> {
     body.split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{after_exit, output_pipe};
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_pipe_still_held_after_exit_is_read_on_behind_what_was_read() {
+        let (read, write) = output_pipe().unwrap();
+        let mut write = std::fs::File::from(write);
+        write.write_all(b"before ").unwrap();
+        let mut output = after_exit(read).unwrap();
+        // The writer is still there: what comes later is read through the runtime.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            write.write_all(b"after\n").unwrap();
+        });
+        let mut all = String::new();
+        output.read_to_string(&mut all).await.unwrap();
+        late.join().unwrap();
+        assert_eq!(all, "before after\n");
+    }
+
+    #[tokio::test]
+    async fn more_than_a_pipe_holds_comes_through_whole_and_in_order() {
+        let (read, write) = output_pipe().unwrap();
+        let mut write = std::fs::File::from(write);
+        let text: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let expected = text.clone();
+        // The writer fills the pipe and blocks; the first read here finds it full.
+        let writer = std::thread::spawn(move || write.write_all(&text).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut output = after_exit(read).unwrap();
+        let mut all = Vec::new();
+        output.read_to_end(&mut all).await.unwrap();
+        writer.join().unwrap();
+        assert_eq!(all.len(), expected.len());
+        assert!(all == expected);
+    }
 }
