@@ -142,8 +142,8 @@ pub(crate) async fn run(
     // The pipes are read inside this future rather than in tasks of their own: a job that prints
     // little (most do) then costs no task spawns or cross-thread wake-ups, and dropping this
     // future still stops the reading.
-    let out_pump = pump(Some(out_reader), log, step, Stream::Stdout, capture);
-    let err_pump = pump(Some(err_reader), log, step, Stream::Stderr, false);
+    let out_pump = pump(out_reader, log, step, Stream::Stdout, capture);
+    let err_pump = pump(err_reader, log, step, Stream::Stderr, false);
     tokio::pin!(out_pump, err_pump);
     let mut captured: Option<Option<String>> = None;
     let mut err_done = false;
@@ -249,17 +249,18 @@ fn output_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)
 type Output = tokio::io::Chain<std::io::Cursor<Vec<u8>>, Rest>;
 
 /// The pipe of a command still running: every byte comes through the runtime.
-fn streamed(read: std::os::fd::OwnedFd) -> std::io::Result<Output> {
-    Ok(AsyncReadExt::chain(
+fn streamed(read: std::os::fd::OwnedFd) -> std::io::Result<Option<Output>> {
+    Ok(Some(AsyncReadExt::chain(
         std::io::Cursor::new(Vec::new()),
         Rest::pipe(read)?,
-    ))
+    )))
 }
 
 /// The pipe of a command that has exited: what it holds now is read here. It usually ends there
 /// too; when it does not (a process the command left behind still holds it, or it holds more than
-/// [`AFTER_EXIT_MAX`]), the rest comes through the runtime.
-fn after_exit(read: std::os::fd::OwnedFd) -> std::io::Result<Output> {
+/// [`AFTER_EXIT_MAX`]), the rest comes through the runtime. `None`: the pipe ended empty, as it
+/// does for most commands.
+fn after_exit(read: std::os::fd::OwnedFd) -> std::io::Result<Option<Output>> {
     use std::io::Read;
     let mut file = std::fs::File::from(read);
     let mut got = Vec::new();
@@ -275,12 +276,12 @@ fn after_exit(read: std::os::fd::OwnedFd) -> std::io::Result<Output> {
             Err(_) => break false,
         }
     };
-    let rest = if ended {
-        Rest::Ended
-    } else {
-        Rest::pipe(file.into())?
+    let rest = match (ended, got.is_empty()) {
+        (true, true) => return Ok(None),
+        (true, false) => Rest::Ended,
+        (false, _) => Rest::pipe(file.into())?,
     };
-    Ok(AsyncReadExt::chain(std::io::Cursor::new(got), rest))
+    Ok(Some(AsyncReadExt::chain(std::io::Cursor::new(got), rest)))
 }
 
 /// The part of an output pipe read through the runtime, if any.
@@ -414,11 +415,27 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]
+    async fn a_pipe_that_ended_is_read_whole_at_once() {
+        let (read, write) = output_pipe().unwrap();
+        drop(write);
+        assert!(
+            after_exit(read).unwrap().is_none(),
+            "an empty pipe needs no reader"
+        );
+        let (read, write) = output_pipe().unwrap();
+        std::fs::File::from(write).write_all(b"all\nof it").unwrap();
+        let mut all = String::new();
+        let mut output = after_exit(read).unwrap().expect("what the pipe held");
+        output.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "all\nof it");
+    }
+
+    #[tokio::test]
     async fn a_pipe_still_held_after_exit_is_read_on_behind_what_was_read() {
         let (read, write) = output_pipe().unwrap();
         let mut write = std::fs::File::from(write);
         write.write_all(b"before ").unwrap();
-        let mut output = after_exit(read).unwrap();
+        let mut output = after_exit(read).unwrap().unwrap();
         // The writer is still there: what comes later is read through the runtime.
         let late = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -441,7 +458,7 @@ mod tests {
         // The writer fills the pipe and blocks; the first read here finds it full.
         let writer = std::thread::spawn(move || write.write_all(&text).unwrap());
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let mut output = after_exit(read).unwrap();
+        let mut output = after_exit(read).unwrap().unwrap();
         let mut all = Vec::new();
         output.read_to_end(&mut all).await.unwrap();
         writer.join().unwrap();
