@@ -205,6 +205,8 @@ impl Drop for Writer {
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, path: &Path) {
     let mut batch: Vec<Op> = Vec::with_capacity(256);
+    // Set once a finished run is committed, cleared by any later commit.
+    let mut run_ended = false;
     while let Ok(first) = rx.recv() {
         let deadline = std::time::Instant::now() + LINGER;
         let mut syncing = matches!(first, Op::Sync(_));
@@ -235,6 +237,11 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
             }
         }
         let written = records.len() as u64;
+        if written > 0 {
+            run_ended = records
+                .iter()
+                .any(|op| matches!(op, Op::Run(r) if r.finished_at.is_some()));
+        }
         let result = (|| -> rusqlite::Result<()> {
             if records.is_empty() {
                 return Ok(());
@@ -261,8 +268,17 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
                 slot.get_or_insert(RecordsError::sqlite("write run records", path, e));
             }
         }
+        let synced = !waiters.is_empty();
         for w in waiters {
             let _ = w.send(());
+        }
+        // The sync after a run's last records is the pipeline process winding down: move the
+        // log's pages into the database file now, beside its exit, rather than after it when
+        // this process closes. PASSIVE never waits for a reader; whatever it leaves is the
+        // closing checkpoint's.
+        if synced && run_ended {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            run_ended = false;
         }
     }
     // Leave no -wal behind once this process is done writing.

@@ -168,6 +168,43 @@ fn the_writer_batches_records_into_few_transactions() {
     assert!(nodes.iter().all(|n| n.outcome == Some(Outcome::Success)));
 }
 
+/// Once a finished run is committed and synced, its pages move into the database file while the
+/// writer is still open (the pipeline process is winding down), not only when it closes.
+#[test]
+fn the_sync_after_a_finished_run_moves_its_pages_into_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    let w = Writer::open(&path).unwrap();
+    let mut r = run(R1, "noop", RunStatus::Running, "2026-11-27T14:15:00Z");
+    w.put_run(r.clone());
+    for i in 0..200 {
+        w.put_node(node(R1, &format!("job-{i}"), NodeStatus::Pending, None));
+    }
+    w.sync().unwrap();
+    let size = || std::fs::metadata(&path).unwrap().len();
+    let before = size();
+    // A sync before the run has ended leaves the pages in the write-ahead log.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(size(), before, "checkpointed while the run was still going");
+    r.status = RunStatus::Success;
+    r.finished_at = Some("2026-11-27T14:15:01Z".into());
+    w.put_run(r);
+    w.sync().unwrap();
+    let began = std::time::Instant::now();
+    while size() == before && began.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        size() > before,
+        "the database file still holds {before} bytes"
+    );
+    w.close().unwrap();
+    assert_eq!(
+        Reader::open(&path).unwrap().list_nodes(R1).unwrap().len(),
+        200
+    );
+}
+
 /// A frame of records from the pipeline process is handed to the writer whole: written in the
 /// order sent (a node's later record wins, nodes list in first-written order), counted one by
 /// one, and committed together.
