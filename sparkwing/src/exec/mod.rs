@@ -127,7 +127,7 @@ pub(crate) async fn run(
     };
     let (out_reader, err_reader) = match early {
         Some(_) => (after_exit(out_read), after_exit(err_read)),
-        None => (streamed(out_read), streamed(err_read)),
+        None => (streamed(out_read).map(Some), streamed(err_read).map(Some)),
     };
     // The command has started (and may have ended): a pipe the runtime cannot take is a failure
     // to read its output, not to start it.
@@ -249,11 +249,11 @@ fn output_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)
 type Output = tokio::io::Chain<std::io::Cursor<Vec<u8>>, Rest>;
 
 /// The pipe of a command still running: every byte comes through the runtime.
-fn streamed(read: std::os::fd::OwnedFd) -> std::io::Result<Option<Output>> {
-    Ok(Some(AsyncReadExt::chain(
+fn streamed(read: std::os::fd::OwnedFd) -> std::io::Result<Output> {
+    Ok(AsyncReadExt::chain(
         std::io::Cursor::new(Vec::new()),
         Rest::pipe(read)?,
-    )))
+    ))
 }
 
 /// The pipe of a command that has exited: what it holds now is read here. It usually ends there
@@ -264,17 +264,14 @@ fn after_exit(read: std::os::fd::OwnedFd) -> std::io::Result<Option<Output>> {
     use std::io::Read;
     let mut file = std::fs::File::from(read);
     let mut got = Vec::new();
-    let mut chunk = [0u8; READ_MIN];
-    let ended = loop {
-        if got.len() >= AFTER_EXIT_MAX {
-            break false;
-        }
-        match file.read(&mut chunk) {
-            Ok(0) => break true,
-            Ok(n) => got.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break false,
-        }
+    // `read_to_end` keeps what it read before an error; the pipe being empty but still held
+    // (`WouldBlock`) is such an error. Reaching the cap counts as not ended.
+    let ended = match (&mut file)
+        .take(AFTER_EXIT_MAX as u64)
+        .read_to_end(&mut got)
+    {
+        Ok(_) => got.len() < AFTER_EXIT_MAX,
+        Err(_) => false,
     };
     let rest = match (ended, got.is_empty()) {
         (true, true) => return Ok(None),
