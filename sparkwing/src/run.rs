@@ -39,11 +39,15 @@ impl Writer {
         }
     }
 
-    /// Waits until the supervisor committed everything sent so far.
-    async fn sync(&self) -> Result<(), String> {
-        match &self.0 {
-            Some(r) => r.sync().await,
-            None => Ok(()),
+    /// Sends everything queued so far at once; the future waits until the supervisor committed
+    /// it. Records queued after the call are not part of this commit.
+    fn sync(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        let sent = self.0.as_ref().map(|r| r.sync());
+        async move {
+            match sent {
+                Some(sent) => sent.await,
+                None => Ok(()),
+            }
         }
     }
 }
@@ -204,6 +208,13 @@ pub(crate) async fn execute(
         Some(sh) => sparkwing_contract::shard::shard_key(&run_id, sh.index),
         None => state_key(&run_id),
     };
+    // The run is on record before any job starts: a reader (the dashboard, `runs list`) that
+    // sees a job's first line also sees its run. Its row leaves now, alone, and is waited for
+    // only once the rest of the start is done: the state stream and the pending rows of its jobs
+    // (which follow with the next batch of records, so the first job does not wait for a row
+    // per job to be committed) are set up while the supervisor commits it.
+    writer.put_run(masked_run(&masker, &run));
+    let on_record = writer.sync();
     let state = state_target.as_ref().map(|store| {
         StateStream::start(
             store.clone(),
@@ -220,17 +231,12 @@ pub(crate) async fn execute(
         masker: &masker,
         state: state.as_ref(),
     };
-    records.run(&run);
-    // The run is on record before any job starts: a reader (the dashboard, `runs list`) that
-    // sees a job's first line also sees its run. Only the run row is waited for; the pending
-    // rows of its jobs follow with the next batch of records (within the records' linger), so
-    // the first job does not wait for a row per job to be committed.
-    if let Err(e) = writer.sync().await {
-        eprintln!("error: record the run in `{}`: {e}", db.display());
-        return exit::FAILURE;
-    }
     for rec in &pending {
         writer.put_node(rec.clone());
+    }
+    if let Err(e) = on_record.await {
+        eprintln!("error: record the run in `{}`: {e}", db.display());
+        return exit::FAILURE;
     }
     let job_count = pending.len();
     hub.console.run_start(

@@ -15,13 +15,14 @@ use std::sync::{Arc, Mutex};
 #[global_allocator]
 static ALLOC: conformance::CountingAlloc = conformance::CountingAlloc;
 
-/// Records kept in memory, in the order received.
+/// Records kept in memory, in the order received, and how many came in each batch.
 #[derive(Default)]
-struct Kept(Mutex<Vec<String>>);
+struct Kept(Mutex<Vec<String>>, Mutex<Vec<usize>>);
 
 impl RecordHost for Kept {
     fn records(&self, batch: Vec<Record>) {
         let mut kept = self.0.lock().unwrap();
+        self.1.lock().unwrap().push(batch.len());
         for r in batch {
             kept.push(match r {
                 Record::Run(run) => format!("run {}", run.status),
@@ -186,6 +187,18 @@ async fn the_relay_refuses_foreign_stores_binary_cache_writes_and_strangers() {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     assert_eq!(kept.0.lock().unwrap()[4], "node n1 done");
+    // A sync sends its batch when it is called, not when it is awaited: a record queued in
+    // between is not part of it (the pipeline process queues its jobs' pending rows while the
+    // run's own row is being committed).
+    client.put_node(node("n2", NodeStatus::Running));
+    let synced = client.sync();
+    client.put_node(node("n3", NodeStatus::Pending));
+    synced.await.unwrap();
+    client.sync().await.unwrap();
+    let kept_now = kept.0.lock().unwrap().clone();
+    assert_eq!(kept_now[5..], ["node n2 running", "node n3 pending"]);
+    let batches = kept.1.lock().unwrap().clone();
+    assert_eq!(batches[batches.len() - 2..], [1, 1], "{batches:?}");
 
     // Without the token, the supervisor hangs up before serving anything.
     let listener = RelayListener::bind(None).unwrap();

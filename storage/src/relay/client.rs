@@ -239,16 +239,23 @@ impl RelayClient {
         self.inner.queue_record(Record::Node(node));
     }
 
-    /// Sends every queued record and waits until the supervisor committed them; the first
-    /// failure since the last sync, as the supervisor saw it.
-    pub async fn sync(&self) -> std::result::Result<(), String> {
+    /// Sends every queued record and the request to commit them at once, when called; the
+    /// returned future waits until the supervisor committed them and yields the first failure
+    /// since the last sync, as the supervisor saw it. Records queued after the call leave with
+    /// a later batch, so a caller can go on with other work while the commit is under way.
+    pub fn sync(
+        &self,
+    ) -> impl std::future::Future<Output = std::result::Result<(), String>> + Send + 'static {
         let (id, rx) = self.register();
         if !self.inner.send_records() || !self.send(&Msg::Sync { id }, &[]) {
             lock(&self.inner.pending).remove(&id);
         }
-        match self.wait(rx).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
+        let client = self.clone();
+        async move {
+            match client.wait(rx).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
         }
     }
 
