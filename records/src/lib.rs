@@ -24,7 +24,7 @@ mod writer;
 pub use error::RecordsError;
 pub use finalize::finalize_abandoned;
 pub use reader::{Reader, RunFilter};
-pub use writer::{Writer, WriterStats};
+pub use writer::{Opening, Writer, WriterStats};
 
 /// Result alias.
 pub type Result<T, E = RecordsError> = std::result::Result<T, E>;

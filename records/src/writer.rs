@@ -95,29 +95,76 @@ pub(crate) fn open_rw(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A [`Writer`] whose database is still being opened, on the writer's own thread: the caller
+/// goes on with other work meanwhile and takes the writer with [`Opening::ready`].
+#[derive(Debug)]
+pub struct Opening {
+    writer: Writer,
+    opened: mpsc::Receiver<Result<()>>,
+}
+
+impl Opening {
+    /// Waits until the database is open and migrated; its error otherwise, as
+    /// [`Writer::open`] gives it.
+    pub fn ready(mut self) -> Result<Writer> {
+        match self.opened.recv() {
+            Ok(Ok(())) => Ok(self.writer),
+            Ok(Err(e)) => {
+                self.writer.shutdown();
+                Err(e)
+            }
+            Err(_) => {
+                self.writer.shutdown();
+                Err(RecordsError::WriterGone {
+                    path: self.writer.path.display().to_string(),
+                })
+            }
+        }
+    }
+}
+
 impl Writer {
     /// Opens `path` (creating the file and its directory), migrates it, and starts the writer
     /// thread.
     pub fn open(path: &Path) -> Result<Writer> {
-        let conn = open_rw(path)?;
+        Writer::opening(path)?.ready()
+    }
+
+    /// Starts the writer thread, which opens and migrates `path` (as [`Writer::open`]) while
+    /// the caller goes on; fails only when no thread can be started.
+    pub fn opening(path: &Path) -> Result<Opening> {
         let (tx, rx) = mpsc::channel();
+        let (opened_tx, opened) = mpsc::channel();
         let shared = Arc::new(Shared::default());
         let thread = {
             let shared = shared.clone();
             let owned = path.to_path_buf();
             std::thread::Builder::new()
                 .name("sparkwing-records".into())
-                .spawn(move || writer_loop(conn, rx, &shared, &owned))
+                .spawn(move || {
+                    let conn = match open_rw(&owned) {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            let _ = opened_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = opened_tx.send(Ok(()));
+                    writer_loop(conn, rx, &shared, &owned)
+                })
                 .map_err(|e| RecordsError::Io {
                     path: path.display().to_string(),
                     source: e,
                 })?
         };
-        Ok(Writer {
-            path: path.to_path_buf(),
-            tx: Some(tx),
-            thread: Some(thread),
-            shared,
+        Ok(Opening {
+            writer: Writer {
+                path: path.to_path_buf(),
+                tx: Some(tx),
+                thread: Some(thread),
+                shared,
+            },
+            opened,
         })
     }
 

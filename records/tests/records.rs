@@ -310,6 +310,36 @@ fn a_newer_schema_is_refused_by_readers_and_writers() {
     ));
 }
 
+/// `sparkwing run` starts opening the database before it looks for the pipeline binary: the
+/// open goes on in the writer's thread, and whether it worked is known at `ready`.
+#[test]
+fn a_database_opened_in_the_background_is_ready_or_refused_at_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db(dir.path());
+    let w = Writer::opening(&path).unwrap().ready().unwrap();
+    w.put_run(run(R1, "hello", RunStatus::Success, "2026-11-27T14:15:00Z"));
+    w.sync().unwrap();
+    w.close().unwrap();
+    assert_eq!(
+        Reader::open(&path)
+            .unwrap()
+            .list_runs(&RunFilter::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    }
+    // Starting is not opening: the refusal comes with `ready`, as `open` gives it.
+    let opening = Writer::opening(&path).unwrap();
+    assert!(matches!(
+        opening.ready().unwrap_err(),
+        RecordsError::NewerSchema { found: 99, .. }
+    ));
+}
+
 #[test]
 fn readers_work_on_a_database_whose_writer_has_closed() {
     let dir = tempfile::tempdir().unwrap();

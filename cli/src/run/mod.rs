@@ -131,8 +131,10 @@ fn act(plan: RunPlan) -> CliResult {
     if let Some(shards::Sharding::Wait { run_id }) = &plan.sharding {
         return shards::wait(&plan.profile, run_id, &rt);
     }
+    // The record database opens on a thread of its own while the binary is found.
+    let records = relay::open_records(&crate::source::state_db_path(&plan.profile, &plan.home))?;
     let binary = binary::obtain(&plan, &rt)?;
-    let (_, end) = run_once(&plan, binary, &rt, std::future::pending())?;
+    let (_, end) = run_once(&plan, binary, records, &rt, std::future::pending())?;
     Ok(end.exit_code())
 }
 
@@ -141,6 +143,7 @@ fn act(plan: RunPlan) -> CliResult {
 fn run_once(
     plan: &RunPlan,
     binary: binary::Obtained,
+    records: sparkwing_records::Opening,
     rt: &tokio::runtime::Runtime,
     cancel: impl std::future::Future<Output = ()>,
 ) -> Result<(RunId, supervise::ChildEnd), CliError> {
@@ -177,8 +180,7 @@ fn run_once(
         .iter()
         .map(|s| s.spec_string())
         .collect();
-    let db = crate::source::state_db_path(&plan.profile, &plan.home);
-    let relay = relay::Relay::start(&db, specs, &mut cmd, rt)?;
+    let relay = relay::Relay::start(records, specs, &mut cmd, rt)?;
     let end = rt
         .block_on(supervise::run_to_completion(
             cmd,

@@ -3,7 +3,7 @@
 
 use crate::error::CliError;
 use sparkwing_contract::env;
-use sparkwing_records::Writer;
+use sparkwing_records::{Opening, Writer};
 use sparkwing_storage::relay::{RecordHost, RelayListener, RelayStats, RelayStores, serve};
 use std::path::Path;
 use std::sync::Arc;
@@ -21,16 +21,25 @@ pub struct Relay {
     connected: tokio::sync::oneshot::Receiver<()>,
 }
 
+/// Starts opening the record database at `db` on a thread of its own: the caller finds the
+/// pipeline binary meanwhile, and [`Relay::start`] takes the writer once it is ready.
+pub fn open_records(db: &Path) -> Result<Opening, CliError> {
+    Writer::opening(db).map_err(|e| CliError::failure(e.to_string()))
+}
+
 impl Relay {
-    /// Opens the record database at `db` and a socket for the child, and sets the child's
-    /// environment to reach them. `specs` are the run's store specs, the only ones it may use.
+    /// Takes the record database being opened in `records` and opens a socket for the child,
+    /// and sets the child's environment to reach them. `specs` are the run's store specs, the
+    /// only ones it may use.
     pub fn start(
-        db: &Path,
+        records: Opening,
         specs: Vec<String>,
         cmd: &mut tokio::process::Command,
         rt: &tokio::runtime::Runtime,
     ) -> Result<Relay, CliError> {
-        let writer = Writer::open(db).map_err(|e| CliError::failure(e.to_string()))?;
+        let writer = records
+            .ready()
+            .map_err(|e| CliError::failure(e.to_string()))?;
         let listener = {
             let _guard = rt.enter();
             RelayListener::bind(None).map_err(|e| {
@@ -47,6 +56,9 @@ impl Relay {
         let stores = Arc::new(RelayStores::new(specs));
         let token = listener.token().to_string();
         let served: Arc<dyn RecordHost> = host.clone();
+        // The child's syncs are answered on the blocking pool: its thread starts now, while the
+        // child starts, rather than while the child waits for its run's row.
+        drop(rt.spawn_blocking(|| ()));
         let (tx, connected) = tokio::sync::oneshot::channel();
         let task = rt.spawn(async move {
             let stream = listener.accept().await?;

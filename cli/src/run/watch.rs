@@ -65,7 +65,9 @@ pub fn execute(args: RunArgs) -> CliResult {
                         std::future::pending::<()>().await;
                     }
                 };
-                let (run_id, end) = run_once(&plan, obtained, &rt, cancel)?;
+                let db = crate::source::state_db_path(&plan.profile, &plan.home);
+                let records = super::relay::open_records(&db)?;
+                let (run_id, end) = run_once(&plan, obtained, records, &rt, cancel)?;
                 last = Some(end.exit_code());
                 if stopping.get() {
                     return Ok(finish(last));
