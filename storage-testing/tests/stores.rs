@@ -38,6 +38,27 @@ async fn fs_artifact_store_conforms() {
     );
 }
 
+/// A write that cannot take its place (a directory holds the key's path) fails with the path,
+/// and leaves neither its temporary file nor anything else behind.
+#[tokio::test]
+async fn a_failed_fs_write_leaves_no_temporary_file() {
+    let (root, _) = fs_root();
+    let store = FsArtifactStore::new(root.path());
+    std::fs::create_dir_all(root.path().join("runs/r1/state.ndjson/inside")).unwrap();
+    let e = store
+        .put("runs/r1/state.ndjson", b"state".to_vec())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("state.ndjson"), "{e}");
+    let left: Vec<String> = std::fs::read_dir(root.path().join("runs/r1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["state.ndjson"], "only the directory that was there");
+    store.put("runs/r1/other", b"ok".to_vec()).await.unwrap();
+    assert_eq!(store.get("runs/r1/other").await.unwrap(), b"ok");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_log_store_conforms() {
     let (root, n) = fs_root();

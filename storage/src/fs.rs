@@ -105,8 +105,11 @@ impl ArtifactStore for FsArtifactStore {
 
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
         let p = self.path(key)?;
-        let tmp = write_temp(&p, &data).await?;
-        rename(&tmp, &p).await
+        // One trip to the blocking pool for the directory, the file and the rename: each trip
+        // is a thread wake-up, and the run's last state is written while its process ends.
+        tokio::task::spawn_blocking(move || write_atomically(&p, &data, false))
+            .await
+            .map_err(|e| StoreError::config(format!("write task failed: {e}")))?
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
@@ -401,10 +404,10 @@ impl FsLogStore {
     }
 }
 
-/// Writes a part through a temporary file and a rename, so readers never see half a part. The
-/// node's directory is made first unless it is `known` to exist; a known directory that was
-/// removed since (a concurrent `delete_run`) is made again.
-fn write_part(path: &Path, data: &[u8], known: bool) -> Result<()> {
+/// Writes a file (an object or a log part) through a temporary file and a rename, so readers
+/// never see half of it. Its directory is made first unless it is `known` to exist; a known
+/// directory that was removed since (a concurrent `delete_run`) is made again.
+fn write_atomically(path: &Path, data: &[u8], known: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let make_dir = || {
         std::fs::create_dir_all(dir)
@@ -470,7 +473,7 @@ impl LogStore for FsLogStore {
         let known = self.made.lock().is_ok_and(|m| m.contains(&dir));
         // One blocking call per part (not one per file operation): a run of many short jobs
         // writes a part per job, and every hop to the blocking pool is a thread wake-up.
-        tokio::task::spawn_blocking(move || write_part(&path, &data, known))
+        tokio::task::spawn_blocking(move || write_atomically(&path, &data, known))
             .await
             .map_err(|e| StoreError::config(format!("write task failed: {e}")))??;
         if !known && let Ok(mut m) = self.made.lock() {
