@@ -220,8 +220,11 @@ impl Pipelines {
                 exit::FAILURE
             }
         };
-        // Abandoned step futures must not hold the exit.
-        runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+        // Everything the run must finish is finished by now: the records are committed, the
+        // logs and the state delivered or spooled, and every command's process group ended.
+        // What is left (idle threads, the relay's connection, a step future abandoned after its
+        // stop) is not waited for: waking and joining each thread would only delay the exit.
+        runtime.shutdown_background();
         code
     }
 }
