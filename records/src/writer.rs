@@ -23,6 +23,27 @@ enum Op {
     /// Records sent together, in order: one wake-up of the writer thread for all of them.
     Many(Vec<Op>),
     Sync(mpsc::Sender<()>),
+    /// A sync answered on the writer thread, by calling back.
+    SyncThen(Answer),
+}
+
+/// A sync's callback, called exactly once: after the commit, or when the writer is gone.
+struct Answer(Option<sparkwing_storage::relay::SyncDone>);
+
+impl Answer {
+    fn call(mut self, result: std::result::Result<(), String>) {
+        if let Some(done) = self.0.take() {
+            done(result);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Err("the record writer stopped before committing".into()));
+        }
+    }
 }
 
 /// Counters of what the writer did.
@@ -256,7 +277,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
     let mut run_ended = false;
     while let Ok(first) = rx.recv() {
         let deadline = std::time::Instant::now() + LINGER;
-        let mut syncing = matches!(first, Op::Sync(_));
+        let mut syncing = matches!(first, Op::Sync(_) | Op::SyncThen(_));
         batch.push(first);
         while batch.len() < MAX_BATCH {
             let next = if syncing {
@@ -268,17 +289,19 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
             match next {
                 Some(op) => {
                     // Someone waits on a sync: commit what is here without lingering.
-                    syncing |= matches!(op, Op::Sync(_));
+                    syncing |= matches!(op, Op::Sync(_) | Op::SyncThen(_));
                     batch.push(op);
                 }
                 None => break,
             }
         }
         let mut waiters = Vec::new();
+        let mut answers = Vec::new();
         let mut records = Vec::with_capacity(batch.len());
         for op in batch.drain(..) {
             match op {
                 Op::Sync(w) => waiters.push(w),
+                Op::SyncThen(a) => answers.push(a),
                 Op::Many(ops) => records.extend(ops),
                 other => records.push(other),
             }
@@ -298,7 +321,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
                 match op {
                     Op::Run(r) => upsert_run(&tx, r)?,
                     Op::Node(n) => upsert_node(&tx, n)?,
-                    Op::Many(_) | Op::Sync(_) => {}
+                    Op::Many(_) | Op::Sync(_) | Op::SyncThen(_) => {}
                 }
             }
             tx.commit()
@@ -315,9 +338,17 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
                 slot.get_or_insert(RecordsError::sqlite("write run records", path, e));
             }
         }
-        let synced = !waiters.is_empty();
+        let synced = !waiters.is_empty() || !answers.is_empty();
         for w in waiters {
             let _ = w.send(());
+        }
+        for a in answers {
+            let failed = shared
+                .error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            a.call(failed.map_or(Ok(()), |e| Err(e.to_string())));
         }
         // The sync after a run's last records is the pipeline process winding down: move the
         // log's pages into the database file now, beside its exit, rather than after it when
@@ -347,7 +378,16 @@ impl sparkwing_storage::relay::RecordHost for Writer {
             self.send(Op::Many(ops));
         }
     }
-    fn sync(&self) -> std::result::Result<(), String> {
-        Writer::sync(self).map_err(|e| e.to_string())
+    fn sync(&self, done: sparkwing_storage::relay::SyncDone) {
+        // Answered by the writer thread after its commit; a writer that is gone answers through
+        // the callback's drop.
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Op::SyncThen(Answer(Some(done))));
+        } else {
+            Answer(Some(done)).call(Err(RecordsError::WriterGone {
+                path: self.path.display().to_string(),
+            }
+            .to_string()));
+        }
     }
 }

@@ -207,7 +207,8 @@ fn the_sync_after_a_finished_run_moves_its_pages_into_the_database() {
 
 /// A frame of records from the pipeline process is handed to the writer whole: written in the
 /// order sent (a node's later record wins, nodes list in first-written order), counted one by
-/// one, and committed together.
+/// one, and committed together. The relay's sync is answered by the writer's own thread once
+/// the batch is committed.
 #[test]
 fn a_relay_batch_is_written_in_order_in_one_transaction() {
     use sparkwing_storage::relay::{Record, RecordHost};
@@ -222,7 +223,17 @@ fn a_relay_batch_is_written_in_order_in_one_transaction() {
         Record::Node(done("b")),
     ]);
     w.records(Vec::new());
-    RecordHost::sync(&w).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    RecordHost::sync(
+        &w,
+        Box::new(move |r| {
+            let thread = std::thread::current().name().map(str::to_string);
+            tx.send((r, thread)).unwrap();
+        }),
+    );
+    let (answer, thread) = rx.recv().unwrap();
+    answer.unwrap();
+    assert_eq!(thread.as_deref(), Some("sparkwing-records"));
     assert_eq!(w.stats().records, 4);
     assert_eq!(w.stats().transactions, 1);
     let reader = Reader::open(&db(dir.path())).unwrap();

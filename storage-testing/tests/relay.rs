@@ -4,7 +4,7 @@
 
 use sparkwing_contract::record::{NodeRecord, RunRecord};
 use sparkwing_storage::relay::{
-    Record, RecordHost, RelayClient, RelayListener, RelayStores, serve,
+    Record, RecordHost, RelayClient, RelayListener, RelayStores, SyncDone, serve,
 };
 use sparkwing_storage::{ArtifactStore, FsArtifactStore, FsLogStore, LogStore, StoreError};
 use sparkwing_storage_testing::TestS3;
@@ -30,8 +30,8 @@ impl RecordHost for Kept {
             });
         }
     }
-    fn sync(&self) -> Result<(), String> {
-        Ok(())
+    fn sync(&self, done: SyncDone) {
+        done(Ok(()))
     }
 }
 

@@ -27,5 +27,5 @@ pub use client::RelayClient;
 #[cfg(feature = "relay-server")]
 pub use listener::RelayListener;
 #[cfg(feature = "relay-server")]
-pub use server::{RecordHost, RelayStats, RelayStores, serve};
+pub use server::{RecordHost, RelayStats, RelayStores, SyncDone, serve};
 pub use wire::Record;

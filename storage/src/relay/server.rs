@@ -11,13 +11,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
+/// What a [`RecordHost`] calls once a sync is done: with the first failure since the last sync,
+/// or none.
+pub type SyncDone = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
 /// Where the child's records go (the supervisor's SQLite writer).
 pub trait RecordHost: Send + Sync {
     /// Queues one batch of records, in the order the child sent them: the whole batch at once,
     /// so a host on another thread is woken once per batch rather than once per record.
     fn records(&self, batch: Vec<Record>);
-    /// Blocks until everything queued is committed; the first failure since the last sync.
-    fn sync(&self) -> std::result::Result<(), String>;
+    /// Calls `done` once everything queued before is committed. Never blocks: `done` may run on
+    /// the host's own thread, which then answers the child directly.
+    fn sync(&self, done: SyncDone);
 }
 
 /// The stores a child may use, by spec string, opened on first use.
@@ -141,14 +146,11 @@ pub async fn serve(
                 records.records(batch);
             }
             Msg::Sync { id } => {
-                let (records, out) = (records.clone(), out.clone());
-                tokio::spawn(async move {
-                    let r = tokio::task::spawn_blocking(move || records.sync())
-                        .await
-                        .unwrap_or_else(|e| Err(format!("the record writer failed: {e}")));
+                let out = out.clone();
+                records.sync(Box::new(move |r| {
                     let err = r.err().map(|m| WireError::from(&StoreError::config(m)));
                     let _ = out.send(wire::encode(&Msg::Reply { id, ok: None, err }, &[]));
-                });
+                }));
             }
             Msg::Call { id, store, call } => {
                 stats.calls += 1;
