@@ -56,9 +56,6 @@ impl Relay {
         let stores = Arc::new(RelayStores::new(specs));
         let token = listener.token().to_string();
         let served: Arc<dyn RecordHost> = host.clone();
-        // The child's syncs are answered on the blocking pool: its thread starts now, while the
-        // child starts, rather than while the child waits for its run's row.
-        drop(rt.spawn_blocking(|| ()));
         let (tx, connected) = tokio::sync::oneshot::channel();
         let task = rt.spawn(async move {
             let stream = listener.accept().await?;
