@@ -27,7 +27,8 @@ enum Op {
     SyncThen(Answer),
 }
 
-/// A sync's callback, called exactly once: after the commit, or when the writer is gone.
+/// A sync's callback, called exactly once: after the commit, or with an error when the writer
+/// stops without reaching it (its thread panicked).
 struct Answer(Option<sparkwing_storage::relay::SyncDone>);
 
 impl Answer {
@@ -41,7 +42,9 @@ impl Answer {
 impl Drop for Answer {
     fn drop(&mut self) {
         if let Some(done) = self.0.take() {
-            done(Err("the record writer stopped before committing".into()));
+            done(Err(
+                "write run records: the writer thread has stopped".into()
+            ));
         }
     }
 }
@@ -379,15 +382,17 @@ impl sparkwing_storage::relay::RecordHost for Writer {
         }
     }
     fn sync(&self, done: sparkwing_storage::relay::SyncDone) {
-        // Answered by the writer thread after its commit; a writer that is gone answers through
-        // the callback's drop.
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Op::SyncThen(Answer(Some(done))));
-        } else {
-            Answer(Some(done)).call(Err(RecordsError::WriterGone {
+        // Answered by the writer thread after its commit, or here when it is gone.
+        let answer = Op::SyncThen(Answer(Some(done)));
+        let unsent = match &self.tx {
+            Some(tx) => tx.send(answer).err().map(|e| e.0),
+            None => Some(answer),
+        };
+        if let Some(Op::SyncThen(answer)) = unsent {
+            let gone = RecordsError::WriterGone {
                 path: self.path.display().to_string(),
-            }
-            .to_string()));
+            };
+            answer.call(Err(gone.to_string()));
         }
     }
 }
