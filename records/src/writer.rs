@@ -22,18 +22,20 @@ enum Op {
     Node(Box<NodeRecord>),
     /// Records sent together, in order: one wake-up of the writer thread for all of them.
     Many(Vec<Op>),
-    Sync(mpsc::Sender<()>),
-    /// A sync answered on the writer thread, by calling back.
-    SyncThen(Answer),
+    /// Answered on the writer thread once everything before it is committed.
+    Sync(Answer),
 }
 
-/// A sync's callback, called exactly once: after the commit, or with an error when the writer
-/// stops without reaching it (its thread panicked).
-struct Answer(Option<sparkwing_storage::relay::SyncDone>);
+/// A sync's callback, called exactly once: after the commit with the first failure since the
+/// last sync, or with [`RecordsError::WriterGone`] when the writer stops without reaching it.
+struct Answer {
+    done: Option<Box<dyn FnOnce(Result<()>) + Send>>,
+    path: PathBuf,
+}
 
 impl Answer {
-    fn call(mut self, result: std::result::Result<(), String>) {
-        if let Some(done) = self.0.take() {
+    fn call(mut self, result: Result<()>) {
+        if let Some(done) = self.done.take() {
             done(result);
         }
     }
@@ -41,11 +43,15 @@ impl Answer {
 
 impl Drop for Answer {
     fn drop(&mut self) {
-        if let Some(done) = self.0.take() {
-            done(Err(
-                "write run records: the writer thread has stopped".into()
-            ));
+        if let Some(done) = self.done.take() {
+            done(Err(writer_gone(&self.path)));
         }
+    }
+}
+
+fn writer_gone(path: &Path) -> RecordsError {
+    RecordsError::WriterGone {
+        path: path.display().to_string(),
     }
 }
 
@@ -139,9 +145,7 @@ impl Opening {
             }
             Err(_) => {
                 self.writer.shutdown();
-                Err(RecordsError::WriterGone {
-                    path: self.writer.path.display().to_string(),
-                })
+                Err(writer_gone(&self.writer.path))
             }
         }
     }
@@ -200,9 +204,7 @@ impl Writer {
     fn send(&self, op: Op) {
         let sent = self.tx.as_ref().is_some_and(|tx| tx.send(op).is_ok());
         if !sent {
-            self.record_error(RecordsError::WriterGone {
-                path: self.path.display().to_string(),
-            });
+            self.record_error(writer_gone(&self.path));
         }
     }
 
@@ -225,16 +227,24 @@ impl Writer {
     /// previous call. Blocks the calling thread.
     pub fn sync(&self) -> Result<()> {
         let (tx, rx) = mpsc::channel();
-        self.send(Op::Sync(tx));
-        if rx.recv().is_err() {
-            self.record_error(RecordsError::WriterGone {
-                path: self.path.display().to_string(),
-            });
-        }
-        let mut slot = self.shared.error.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
+        self.sync_then(Box::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        // An answer is always given, by the writer or by its drop.
+        rx.recv().unwrap_or_else(|_| Err(writer_gone(&self.path)))
+    }
+
+    /// Calls `done` on the writer thread once everything queued so far is committed, with the
+    /// first failure since the previous sync; at once when the writer is gone.
+    fn sync_then(&self, done: Box<dyn FnOnce(Result<()>) + Send>) {
+        let op = Op::Sync(Answer {
+            done: Some(done),
+            path: self.path.clone(),
+        });
+        // A writer that is gone leaves the answer unsent, and its drop gives the writer-gone
+        // error.
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(op);
         }
     }
 
@@ -261,9 +271,7 @@ impl Writer {
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {
-            self.record_error(RecordsError::WriterGone {
-                path: self.path.display().to_string(),
-            });
+            self.record_error(writer_gone(&self.path));
         }
     }
 }
@@ -280,7 +288,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
     let mut run_ended = false;
     while let Ok(first) = rx.recv() {
         let deadline = std::time::Instant::now() + LINGER;
-        let mut syncing = matches!(first, Op::Sync(_) | Op::SyncThen(_));
+        let mut syncing = matches!(first, Op::Sync(_));
         batch.push(first);
         while batch.len() < MAX_BATCH {
             let next = if syncing {
@@ -292,19 +300,17 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
             match next {
                 Some(op) => {
                     // Someone waits on a sync: commit what is here without lingering.
-                    syncing |= matches!(op, Op::Sync(_) | Op::SyncThen(_));
+                    syncing |= matches!(op, Op::Sync(_));
                     batch.push(op);
                 }
                 None => break,
             }
         }
-        let mut waiters = Vec::new();
         let mut answers = Vec::new();
         let mut records = Vec::with_capacity(batch.len());
         for op in batch.drain(..) {
             match op {
-                Op::Sync(w) => waiters.push(w),
-                Op::SyncThen(a) => answers.push(a),
+                Op::Sync(a) => answers.push(a),
                 Op::Many(ops) => records.extend(ops),
                 other => records.push(other),
             }
@@ -324,7 +330,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
                 match op {
                     Op::Run(r) => upsert_run(&tx, r)?,
                     Op::Node(n) => upsert_node(&tx, n)?,
-                    Op::Many(_) | Op::Sync(_) | Op::SyncThen(_) => {}
+                    Op::Many(_) | Op::Sync(_) => {}
                 }
             }
             tx.commit()
@@ -341,17 +347,14 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Op>, shared: &Shared, pa
                 slot.get_or_insert(RecordsError::sqlite("write run records", path, e));
             }
         }
-        let synced = !waiters.is_empty() || !answers.is_empty();
-        for w in waiters {
-            let _ = w.send(());
-        }
+        let synced = !answers.is_empty();
         for a in answers {
             let failed = shared
                 .error
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
-            a.call(failed.map_or(Ok(()), |e| Err(e.to_string())));
+            a.call(failed.map_or(Ok(()), Err));
         }
         // The sync after a run's last records is the pipeline process winding down: move the
         // log's pages into the database file now, beside its exit, rather than after it when
@@ -382,17 +385,6 @@ impl sparkwing_storage::relay::RecordHost for Writer {
         }
     }
     fn sync(&self, done: sparkwing_storage::relay::SyncDone) {
-        // Answered by the writer thread after its commit, or here when it is gone.
-        let answer = Op::SyncThen(Answer(Some(done)));
-        let unsent = match &self.tx {
-            Some(tx) => tx.send(answer).err().map(|e| e.0),
-            None => Some(answer),
-        };
-        if let Some(Op::SyncThen(answer)) = unsent {
-            let gone = RecordsError::WriterGone {
-                path: self.path.display().to_string(),
-            };
-            answer.call(Err(gone.to_string()));
-        }
+        self.sync_then(Box::new(move |r| done(r.map_err(|e| e.to_string()))));
     }
 }
