@@ -13,6 +13,8 @@ use std::thread::JoinHandle;
 /// Most operations applied in one transaction; bounds how long a reader can be starved of a
 /// fresh snapshot when the queue is deep.
 const MAX_BATCH: usize = 8192;
+/// How long a statement waits for another connection's lock before it fails.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a small batch waits for more records before committing. A commit costs far more than
 /// a row, so a short wait turns a trickle of node updates into a few transactions a second.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
@@ -113,13 +115,31 @@ pub(crate) fn open_rw(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| RecordsError::sqlite("open run records", path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
+    conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| RecordsError::sqlite("configure run records", path, e))?;
     // WAL lets readers proceed while we write; NORMAL sync is durable across process crashes,
     // which is the failure this record must survive (a power cut may lose the last commit).
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
-        .map_err(|e| RecordsError::sqlite("configure run records", path, e))?;
+    // Turning a new database to WAL answers "busy" at once, without the busy timeout, while
+    // another process does the same (two runs started together on a new home): try again for
+    // as long as that timeout.
+    let began = std::time::Instant::now();
+    loop {
+        let configured = conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"));
+        match configured {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && began.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => {
+                other.map_err(|e| RecordsError::sqlite("configure run records", path, e))?;
+                break;
+            }
+        }
+    }
     schema::check_not_newer(&conn, path)?;
     schema::migrate(&mut conn).map_err(|e| RecordsError::sqlite("migrate run records", path, e))?;
     Ok(conn)

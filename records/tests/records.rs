@@ -351,6 +351,60 @@ fn a_database_opened_in_the_background_is_ready_or_refused_at_ready() {
     ));
 }
 
+/// Two `sparkwing run`s started together on a new home both create the database: neither may
+/// fail because the other is setting it up. Each opener is a process of its own (this test
+/// binary again, running `opens_the_database_named_in_its_environment`), since SQLite's file
+/// locks are per process.
+#[test]
+fn processes_opening_a_new_database_at_once_all_get_it() {
+    let me = std::env::current_exe().unwrap();
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(dir.path());
+        let go = dir.path().join("go");
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                std::process::Command::new(&me)
+                    .args(["--exact", "opens_the_database_named_in_its_environment"])
+                    .env(OPEN_ME, &path)
+                    .env(GO, &go)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // All of them start opening at the same moment.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::fs::write(&go, b"").unwrap();
+        for o in openers {
+            let o = o.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+}
+
+const OPEN_ME: &str = "SPARKWING_RECORDS_TEST_OPEN";
+const GO: &str = "SPARKWING_RECORDS_TEST_GO";
+
+/// Opens and closes the database named by [`OPEN_ME`] once the file named by [`GO`] exists;
+/// nothing without them.
+#[test]
+fn opens_the_database_named_in_its_environment() {
+    if let (Some(path), Some(go)) = (std::env::var_os(OPEN_ME), std::env::var_os(GO)) {
+        while !std::path::Path::new(&go).exists() {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let w = Writer::open(std::path::Path::new(&path)).unwrap();
+        w.close().unwrap();
+    }
+}
+
 #[test]
 fn readers_work_on_a_database_whose_writer_has_closed() {
     let dir = tempfile::tempdir().unwrap();
