@@ -35,6 +35,7 @@ scripts/package-check.sh
 # at the very end: a CI log is often read from its last lines.
 LOGS=target/test-logs
 status=0
+failed=()
 # run_logged NAME COMMAND...: run COMMAND, its output to the console and to $LOGS/NAME.log.
 run_logged() {
   local name=$1 started=$SECONDS
@@ -44,19 +45,21 @@ run_logged() {
   local rc=${PIPESTATUS[0]}
   set -e
   echo "==> $name: exit code $rc after $((SECONDS - started)) s (the whole run so far: ${SECONDS} s)"
-  if [ "$rc" != 0 ]; then status=$rc; fi
+  if [ "$rc" != 0 ]; then status=$rc; failed+=("$name"); fi
 }
-# what_failed: the failing tests of every phase, with the output cargo kept for each (its first
-# lines), after everything else.
+# what_failed: the failing tests of every phase that failed, with the output cargo kept for each
+# (its first lines), after everything else. A phase that passed is left out: its tests print the
+# errors they expect from the commands they run, which would read as failures here.
 what_failed() {
   echo "==> what failed"
-  for log in "$LOGS"/*.log; do
-    grep -E '^test .* \.\.\. FAILED$|^error(\[|:)|^fuzz: .* found a failing input' "$log" | sed "s|^|$(basename "$log" .log): |" || true
+  local name
+  for name in "${failed[@]}"; do
+    grep -E '^test .* \.\.\. FAILED$|^error(\[|:)|^fuzz: .* found a failing input' "$LOGS/$name.log" | sed "s|^|$name: |" || true
   done
-  for log in "$LOGS"/*.log; do
+  for name in "${failed[@]}"; do
     awk '/^---- .* stdout ----$/ { shown = 0; keep = 1 }
          /^failures:$/ && keep { keep = 0 }
-         keep && shown < 40 { print; shown++ }' "$log"
+         keep && shown < 40 { print; shown++ }' "$LOGS/$name.log"
   done
 }
 

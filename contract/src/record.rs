@@ -380,13 +380,15 @@ pub struct LogRecord {
 
 /// The text a person reads for one stored log line (one NDJSON record): its message on one line
 /// (embedded line breaks become spaces, so one record never reads as two), `· <event>` for a
-/// message-less lifecycle record, and a line that is not a record as it is (on one line too).
+/// message-less lifecycle record, and a line that is not a record as it is. Whichever it is, a
+/// line break in it becomes a space.
 pub fn log_line_text(line: &[u8]) -> String {
-    match serde_json::from_slice::<LogRecord>(line) {
+    let text = match serde_json::from_slice::<LogRecord>(line) {
         Ok(rec) if rec.msg.is_empty() && !rec.event.is_empty() => format!("· {}", rec.event),
-        Ok(rec) => rec.msg.replace(['\n', '\r'], " "),
-        Err(_) => String::from_utf8_lossy(line).replace(['\n', '\r'], " "),
-    }
+        Ok(rec) => rec.msg,
+        Err(_) => String::from_utf8_lossy(line).into_owned(),
+    };
+    text.replace(['\n', '\r'], " ")
 }
 
 /// Result of parsing a state.ndjson blob: the last run record, nodes in first-seen order (last
@@ -647,6 +649,7 @@ mod log_text_tests {
             t(r#"{"ts":"x","level":"info","node":"a","msg":"","event":"node_start"}"#),
             "· node_start"
         );
+        assert_eq!(t(r#"{"ts":"t","event":"node_\nd\r"}"#), "· node_ d ");
         assert_eq!(t("not json"), "not json");
         assert_eq!(t("not\rjson\n"), "not json ");
     }
