@@ -193,7 +193,9 @@ pub fn visible(raw: &[u8]) -> Visible {
     }
     if limit < raw.len() {
         v.sequences.push((limit, raw.len()));
-        v.open_tail = Some(limit);
+        // An escape sequence still open before the cut-short character holds it: the tail
+        // begins where that sequence does.
+        v.open_tail.get_or_insert(limit);
     }
     v
 }
@@ -338,5 +340,16 @@ mod tests {
         let s = "\u{1b}[31mred\u{1b}[0m\u{1b}]52;c;aGk=\u{7}\u{1b}[2Jok\r";
         assert_eq!(terminal_safe(s, true), "\u{1b}[31mred\u{1b}[0mok\\r");
         assert_eq!(terminal_safe(s, false), "redok\\r");
+    }
+
+    #[test]
+    fn an_open_tail_begins_where_the_earliest_unfinished_thing_does() {
+        // A character cut short at the end of what was read is held back…
+        assert_eq!(visible(b"ab\xe4").open_tail, Some(2));
+        assert_eq!(visible(b"a\x1b[1").open_tail, Some(1));
+        // …and when it sits inside an escape sequence still open, the tail is that sequence:
+        // passed on without it, the sequence would swallow the start of the next piece.
+        assert_eq!(visible(b"a\x1b[,\x07\xe4").open_tail, Some(1));
+        assert_eq!(visible(b"a\x1b]0;t\xe2\x82").open_tail, Some(1));
     }
 }

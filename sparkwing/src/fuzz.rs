@@ -339,4 +339,12 @@ mod tests {
         data.extend_from_slice(out.as_bytes());
         mask_invariant(&data);
     }
+
+    #[test]
+    fn an_escape_sequence_cut_between_writes_is_masked_as_shown() {
+        // Found by the fuzzer: a secret that shows as `]`; the piped stdout got `\x1b[,` and
+        // control bytes at the end of one write, `\x1b]]]…` at the start of the next.
+        let data = b"\x00\x01\x00]\xa1\xff\xe4]]]]]]]]]]]]]]]]]].\x08):\x1b[,\x00\x00\x9f\x07\xe4\x1b]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\xe2\xe2\x96";
+        mask_invariant(data);
+    }
 }
