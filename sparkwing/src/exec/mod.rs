@@ -1,6 +1,8 @@
 //! Running a job's commands: each in its own process group, output captured line by line, stopped
 //! by signalling the group (SIGTERM, grace, SIGKILL).
 
+#[cfg(target_os = "linux")]
+mod launch;
 mod unix;
 
 pub(crate) use unix::signal_group;
@@ -78,34 +80,15 @@ pub(crate) async fn run(
     } else {
         std::env::var_os("PATH").and_then(|p| unix::find_in_path(&spec.cmd.program, &p))
     };
-    let mut command = match &found {
-        Some(file) => {
-            let mut c = tokio::process::Command::new(file);
-            c.arg0(&spec.cmd.program);
-            c
-        }
-        None => tokio::process::Command::new(&spec.cmd.program),
-    };
-    command
-        .args(&spec.cmd.args)
-        .current_dir(&dir)
-        .stdin(null_input())
-        .process_group(0)
-        .kill_on_drop(true);
-    for (k, v) in spec.job_env.iter().chain(spec.cmd.env.iter()) {
-        command.env(k, v);
-    }
     let spawn_error = |source| JobError::Spawn {
         command: display.clone(),
         source,
     };
     let (out_read, out_write) = output_pipe().map_err(spawn_error)?;
     let (err_read, err_write) = output_pipe().map_err(spawn_error)?;
-    command.stdout(out_write).stderr(err_write);
     log.record(Level::Info, step, "exec", &format!("$ {display}"), None);
-    let mut child = command.spawn().map_err(spawn_error)?;
-    // The command holds the pipes' write ends: drop it, or the pipes never end.
-    drop(command);
+    let mut child =
+        start(&spec, found.as_deref(), &dir, out_write, err_write).map_err(spawn_error)?;
     let pgid = child.id().map(|p| p as i32).unwrap_or(0);
     let mut guard = unix::GroupGuard::new(pgid);
 
@@ -234,6 +217,88 @@ pub(crate) async fn run(
     }
 }
 
+/// A started command.
+enum Child {
+    #[cfg(target_os = "linux")]
+    Launched(launch::Proc),
+    Portable(tokio::process::Child),
+}
+
+impl Child {
+    fn id(&self) -> Option<u32> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Child::Launched(p) => Some(p.id()),
+            Child::Portable(c) => c.id(),
+        }
+    }
+
+    /// Waits for the command to exit; cancel-safe.
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Child::Launched(p) => p.wait().await,
+            Child::Portable(c) => c.wait().await,
+        }
+    }
+}
+
+/// Starts the command in its own process group, in `dir`, stdin `/dev/null`, stdout and stderr
+/// the given pipe ends (closed here once the child has them). `found`: the file `PATH` gives
+/// for the program, when that is certain.
+fn start(
+    spec: &Spawn<'_>,
+    found: Option<&Path>,
+    dir: &Path,
+    out_write: std::os::fd::OwnedFd,
+    err_write: std::os::fd::OwnedFd,
+) -> std::io::Result<Child> {
+    #[cfg(target_os = "linux")]
+    if let (Some(file), Some(null)) = (found, null_file()) {
+        use std::os::fd::AsFd;
+        let env: Vec<(&str, &str)> = spec
+            .job_env
+            .iter()
+            .chain(spec.cmd.env.iter())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let launched = launch::launch(&launch::Launch {
+            file,
+            arg0: &spec.cmd.program,
+            args: &spec.cmd.args,
+            env: &env,
+            dir,
+            stdin: null.as_fd(),
+            stdout: out_write.as_fd(),
+            stderr: err_write.as_fd(),
+        })?;
+        if let Some(p) = launched {
+            return Ok(Child::Launched(p));
+        }
+    }
+    let mut command = match found {
+        Some(file) => {
+            let mut c = tokio::process::Command::new(file);
+            c.arg0(&spec.cmd.program);
+            c
+        }
+        None => tokio::process::Command::new(&spec.cmd.program),
+    };
+    command
+        .args(&spec.cmd.args)
+        .current_dir(dir)
+        .stdin(null_input())
+        .stdout(out_write)
+        .stderr(err_write)
+        .process_group(0)
+        .kill_on_drop(true);
+    for (k, v) in spec.job_env.iter().chain(spec.cmd.env.iter()) {
+        command.env(k, v);
+    }
+    // The command holds the pipes' write ends: it is dropped here, or the pipes never end.
+    command.spawn().map(Child::Portable)
+}
+
 /// A pipe for a command's output: the read end, non-blocking, for this process; the write end,
 /// blocking, for the command.
 fn output_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
@@ -307,12 +372,17 @@ impl AsyncRead for Rest {
     }
 }
 
-/// A command's stdin: `/dev/null`, opened once per process and duplicated for each command (a
-/// descriptor copy instead of a path lookup per command).
-fn null_input() -> Stdio {
+/// `/dev/null`, opened once per process: every command's stdin.
+fn null_file() -> Option<&'static std::fs::File> {
     static NULL: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
     NULL.get_or_init(|| std::fs::File::open("/dev/null").ok())
         .as_ref()
+}
+
+/// A command's stdin for `std`'s way of starting it: a copy of [`null_file`] (a descriptor copy
+/// instead of a path lookup per command).
+fn null_input() -> Stdio {
+    null_file()
         .and_then(|f| f.try_clone().ok())
         .map_or_else(Stdio::null, Stdio::from)
 }
