@@ -6,7 +6,10 @@ in its repository and home), records the scheduler's and the reaping calls' trac
 `perf record` and prints, per `true`:
 
 - exit → reap: from the `true` exiting to its parent's `wait4` for it;
-- reap → next spawn: from that `wait4` to the parent's next `clone3`;
+- reap → next spawn: from that `wait4` to the parent's next `clone3` (glibc's `posix_spawn`,
+  make's and the portable way) or `clone` (how the SDK starts a command on Linux);
+- spawn → exec: from the parent's clone to the new process's `execve` completing (the child's
+  work before its program runs, while the cloning thread waits: `CLONE_VFORK`);
 - wake-up → running: how long a thread of the parent waited for a CPU after being woken.
 
     python3 scripts/sched-latency.py [--count N] <cli>
@@ -16,7 +19,9 @@ import argparse, os, re, statistics, subprocess, tempfile
 import bench
 
 EVENTS = ["sched:sched_process_exit", "sched:sched_switch", "sched:sched_wakeup",
-          "syscalls:sys_enter_wait4", "syscalls:sys_exit_wait4", "syscalls:sys_enter_clone3"]
+          "syscalls:sys_enter_wait4", "syscalls:sys_exit_wait4", "syscalls:sys_enter_clone3",
+          "syscalls:sys_enter_clone", "syscalls:sys_exit_clone3", "syscalls:sys_exit_clone",
+          "sched:sched_process_exec"]
 LINE = re.compile(r"\s*(\S+)\s+(\d+)\s+\[\d+\]\s+(\d+\.\d+):\s+(\S+):\s*(.*)")
 
 
@@ -38,8 +43,17 @@ def trace(cmd, repo, env):
 
 def summary(name, rows, parent_comms):
     exited, reaps, spawns, woken, waits = {}, [], [], {}, []
+    cloning, spawned, execs = {}, {}, []
     for i, (t, tid, comm, ev, rest) in enumerate(rows):
-        if ev == "sched:sched_process_exit" and "comm=true" in rest:
+        if ev in ("syscalls:sys_enter_clone3", "syscalls:sys_enter_clone") and comm in parent_comms:
+            cloning[tid] = t
+        elif ev in ("syscalls:sys_exit_clone3", "syscalls:sys_exit_clone") and tid in cloning:
+            m = re.search(r"0x([0-9a-f]+)", rest)
+            if m:
+                spawned[int(m.group(1), 16)] = cloning.pop(tid)
+        elif ev == "sched:sched_process_exec" and tid in spawned:
+            execs.append(t - spawned.pop(tid))
+        elif ev == "sched:sched_process_exit" and "comm=true" in rest:
             exited[int(re.search(r" pid=(\d+)", rest).group(1))] = t
         elif ev in ("syscalls:sys_enter_wait4", "syscalls:sys_exit_wait4") and comm in parent_comms:
             # make waits for any child (the pid is in the return value); tokio for one.
@@ -48,7 +62,8 @@ def summary(name, rows, parent_comms):
             if pid in exited:
                 reaps.append(t - exited.pop(pid))
                 nxt = next((r[0] for r in rows[i:i + 400]
-                            if r[1] == tid and r[3] == "syscalls:sys_enter_clone3"), None)
+                            if r[1] == tid and r[3] in ("syscalls:sys_enter_clone3",
+                                                          "syscalls:sys_enter_clone")), None)
                 if nxt is not None:
                     spawns.append(nxt - t)
         elif ev == "sched:sched_wakeup":
@@ -67,7 +82,7 @@ def summary(name, rows, parent_comms):
         return (f"median {statistics.median(v):5.0f} µs, mean {statistics.mean(v):5.0f}, "
                 f"p90 {v[int(len(v) * 0.9)]:5.0f} (n={len(v)})")
     print(f"{name}\n  exit → reap:         {fmt(reaps)}\n  reap → next spawn:   {fmt(spawns)}\n"
-          f"  wake-up → running:   {fmt(waits)}")
+          f"  spawn → exec:        {fmt(execs)}\n  wake-up → running:   {fmt(waits)}")
 
 
 def main():
