@@ -565,6 +565,20 @@ mod tests {
     }
 
     #[test]
+    fn a_number_in_a_field_this_version_does_not_know_reads_back_the_same() {
+        // Found by the fuzzer: an integer too long for any integer type reads as the nearest
+        // float, and rendering that float must read back as that float, not one next to it.
+        let line = format!(
+            r#"{{"kind":"run","data":{{"id":"run-20260420-093112-a7f2c3d4","pipeline":"ci","status":"failed","started_at":"x","invocation":{{"profile":"ci","w":{}2}}}}}}"#,
+            "7".repeat(89)
+        );
+        let dump = StateDump::parse(&line);
+        let run = dump.run.expect("the run record");
+        let again = StateDump::parse(&StateDump::render(&run, &dump.nodes));
+        assert_eq!(again.run, Some(run));
+    }
+
+    #[test]
     fn parse_skips_bad_lines_and_keeps_last_node_record() {
         let node = |status: &str| {
             format!(
