@@ -77,6 +77,16 @@ fn is_temp(name: &str) -> bool {
     name.starts_with('.') && name.contains(".tmp-")
 }
 
+/// Runs a whole file operation on the blocking pool (one thread hand-off, not one per call).
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::config(format!("{what} task failed: {e}")))?
+}
+
 async fn rename(from: &Path, to: &Path) -> Result<()> {
     tokio::fs::rename(from, to)
         .await
@@ -107,9 +117,7 @@ impl ArtifactStore for FsArtifactStore {
         let p = self.path(key)?;
         // One trip to the blocking pool for the directory, the file and the rename: each trip
         // is a thread wake-up, and the run's last state is written while its process ends.
-        tokio::task::spawn_blocking(move || write_atomically(&p, &data, false))
-            .await
-            .map_err(|e| StoreError::config(format!("write task failed: {e}")))?
+        blocking("write", move || write_atomically(&p, &data, false)).await
     }
 
     async fn has(&self, key: &str) -> Result<bool> {
@@ -144,7 +152,7 @@ impl ArtifactStore for FsArtifactStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let root = self.root.clone();
         let prefix = prefix.to_string();
-        tokio::task::spawn_blocking(move || {
+        blocking("list", move || {
             let mut out = Vec::new();
             walk(&root, &root, &mut out)?;
             out.retain(|k| k.starts_with(&prefix));
@@ -152,7 +160,6 @@ impl ArtifactStore for FsArtifactStore {
             Ok(out)
         })
         .await
-        .map_err(|e| StoreError::config(format!("list task failed: {e}")))?
     }
 
     async fn get_to_writer(
@@ -473,9 +480,7 @@ impl LogStore for FsLogStore {
         let known = self.made.lock().is_ok_and(|m| m.contains(&dir));
         // One blocking call per part (not one per file operation): a run of many short jobs
         // writes a part per job, and every hop to the blocking pool is a thread wake-up.
-        tokio::task::spawn_blocking(move || write_atomically(&path, &data, known))
-            .await
-            .map_err(|e| StoreError::config(format!("write task failed: {e}")))??;
+        blocking("write", move || write_atomically(&path, &data, known)).await?;
         if !known && let Ok(mut m) = self.made.lock() {
             m.insert(dir);
         }
@@ -510,7 +515,7 @@ impl LogStore for FsLogStore {
         let dir = self.node_dir(run, node)?;
         let (opts, node) = (opts.clone(), node.to_string());
         let packs = self.packs(run);
-        tokio::task::spawn_blocking(move || {
+        blocking("read", move || {
             packs.with(|index| {
                 let mut all = Vec::new();
                 for (name, source) in node_parts(&dir, index, &node)? {
@@ -527,13 +532,12 @@ impl LogStore for FsLogStore {
             })
         })
         .await
-        .map_err(|e| StoreError::config(format!("read task failed: {e}")))?
     }
 
     async fn list_parts(&self, run: &str) -> Result<Vec<(String, String)>> {
         validate_segment(run)?;
         let packs = self.packs(run);
-        tokio::task::spawn_blocking(move || {
+        blocking("list", move || {
             let mut out = Vec::new();
             collect_parts(&packs.dir, &packs.dir, &mut out)?;
             packs.with(|index| {
@@ -545,14 +549,13 @@ impl LogStore for FsLogStore {
             Ok(out)
         })
         .await
-        .map_err(|e| StoreError::config(format!("list task failed: {e}")))?
     }
 
     async fn list_node_parts(&self, run: &str, node: &str) -> Result<Vec<String>> {
         let dir = self.node_dir(run, node)?;
         let node = node.to_string();
         let packs = self.packs(run);
-        tokio::task::spawn_blocking(move || {
+        blocking("list", move || {
             packs.with(|index| {
                 Ok(node_parts(&dir, index, &node)?
                     .into_iter()
@@ -561,7 +564,6 @@ impl LogStore for FsLogStore {
             })
         })
         .await
-        .map_err(|e| StoreError::config(format!("list task failed: {e}")))?
     }
 
     async fn read_part(&self, run: &str, node: &str, part: &str) -> Result<Vec<u8>> {
@@ -574,9 +576,7 @@ impl LogStore for FsLogStore {
         }
         let (node, part) = (node.to_string(), part.to_string());
         let packs = self.packs(run);
-        tokio::task::spawn_blocking(move || packs.read_part(&node, &part))
-            .await
-            .map_err(|e| StoreError::config(format!("read task failed: {e}")))?
+        blocking("read", move || packs.read_part(&node, &part)).await
     }
 
     async fn delete_run(&self, run: &str) -> Result<()> {
